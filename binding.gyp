@@ -1,0 +1,42 @@
+{
+  "variables": {
+    "gt_cflags": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"]
+  },
+  "targets": [
+    {
+      "target_name": "gpu_telemetry",
+      "sources": [
+        "native/addon.cc",
+        "native/sampler/sampler.cc",
+        "native/sources/nvml_source.cc",
+        "native/vendor/dynlib.cc",
+        "native/vendor/nvml_api.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_ENABLE_TYPE_CHECK_ON_AS", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["<@(gt_cflags)", "-fexceptions"],
+      "libraries": ["-ldl", "-lpthread"]
+    },
+    {
+      "target_name": "gpu_telemetry_sim",
+      "type": "shared_library",
+      "product_name": "gpu_telemetry_sim",
+      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["<@(gt_cflags)", "-fexceptions", "-fno-gnu-unique"],
+      "libraries": ["-lpthread"]
+    },
+    {
+      "target_name": "gpu_telemetry_sim_legacy",
+      "type": "shared_library",
+      "product_name": "gpu_telemetry_sim_legacy",
+      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc"],
+      "defines": ["GTSIM_LEGACY_DRIVER=1"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["<@(gt_cflags)", "-fexceptions", "-fno-gnu-unique"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

@@ -1,0 +1,336 @@
+// The N-API surface and nothing else: converts options in, events and snapshots out. All vendor
+// work happens in plain C++ (sampler/, sources/, vendor/) on the instance's own thread.
+//
+// Threading contract:
+//  - JS calls are on the JS thread; the sampler thread only reaches JS through EventChannel, a
+//    thread-safe function guarded so no call is made after Node finalized it (env teardown).
+//  - Every instance registers with its environment's AddonState; the environment's cleanup hook
+//    stops the threads (worker exit, process exit) with a bounded wait.
+#include <napi.h>
+
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "sampler/sampler.h"
+
+namespace gt {
+namespace {
+
+// The sampler thread's only way into JS.
+class EventChannel {
+ public:
+  static std::shared_ptr<EventChannel> create(Napi::Env env, Napi::Function callback) {
+    auto channel = std::make_shared<EventChannel>();
+    auto* finalizeData = new std::weak_ptr<EventChannel>(channel);
+    channel->tsfn_ = Napi::ThreadSafeFunction::New(
+        env, callback, "gpu-telemetry-events", 0, 1, finalizeData,
+        [](Napi::Env, std::weak_ptr<EventChannel>* weak) {
+          if (auto ch = weak->lock()) {
+            std::lock_guard<std::mutex> lock(ch->mutex_);
+            ch->finalized_ = true;
+          }
+          delete weak;
+        });
+    return channel;
+  }
+
+  // From any thread. Dropped once Node has finalized the function (environment going away).
+  void post(SamplerEvent event) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finalized_ || released_) return;
+    tsfn_.NonBlockingCall([event](Napi::Env env, Napi::Function fn) {
+      if (env == nullptr || fn.IsEmpty()) return;
+      fn.Call({Napi::Number::New(env, static_cast<int>(event))});
+    });
+  }
+
+  // From the sampler thread, after its last post.
+  void release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finalized_ || released_) return;
+    released_ = true;
+    tsfn_.Release();
+  }
+
+  // From the JS thread: whether a pending event keeps the process alive.
+  void setRef(Napi::Env env, bool ref) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finalized_) return;
+    if (ref) {
+      tsfn_.Ref(env);
+    } else {
+      tsfn_.Unref(env);
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  bool finalized_ = false;
+  bool released_ = false;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+// Per-environment state: the live instances, so the cleanup hook can stop their threads.
+struct AddonState {
+  std::mutex mutex;
+  std::set<std::shared_ptr<Sampler>> live;
+};
+
+void cleanupEnvironment(void* arg) {
+  auto* state = static_cast<AddonState*>(arg);
+  std::set<std::shared_ptr<Sampler>> live;
+  {
+    std::lock_guard<std::mutex> lock(state->mutex);
+    live.swap(state->live);
+  }
+  for (const auto& s : live) s->requestStop();
+  // Bounded: a thread stuck in a hung driver call is left to finish on its own (it owns what it
+  // uses); everything else is joined so a worker or the process exits cleanly.
+  const int64_t deadline = monoNowNs() + 2'000'000'000;
+  for (const auto& s : live) {
+    const int64_t left = deadline - monoNowNs();
+    s->waitFinished(left > 0 ? left : 0);
+  }
+}
+
+std::vector<std::string> stringArray(const Napi::Value& v) {
+  std::vector<std::string> out;
+  if (!v.IsArray()) return out;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value item = a.Get(i);
+    if (item.IsString()) out.push_back(item.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+double numberOr(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+
+class Handle : public Napi::ObjectWrap<Handle> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeHandle",
+                       {
+                           InstanceMethod<&Handle::devices>("devices"),
+                           InstanceMethod<&Handle::system>("system"),
+                           InstanceMethod<&Handle::openError>("openError"),
+                           InstanceMethod<&Handle::layout>("layout"),
+                           InstanceMethod<&Handle::readSnapshot>("readSnapshot"),
+                           InstanceMethod<&Handle::setSubscribed>("setSubscribed"),
+                           InstanceMethod<&Handle::acknowledgeSample>("acknowledgeSample"),
+                           InstanceMethod<&Handle::setRef>("setRef"),
+                           InstanceMethod<&Handle::close>("close"),
+                           InstanceMethod<&Handle::stats>("stats"),
+                       });
+  }
+
+  // new NativeHandle(options, onEvent): starts the instance's thread; events arrive as numbers.
+  explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      Napi::TypeError::New(env, "NativeHandle(options, onEvent)").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    SamplerOptions options;
+    options.nvmlCandidates = stringArray(o.Get("nvmlCandidates"));
+    Napi::Value scenario = o.Get("simulatorScenario");
+    if (scenario.IsString()) options.simulatorScenario = scenario.As<Napi::String>().Utf8Value();
+    options.privateLibraryCopy = o.Get("privateLibraryCopy").ToBoolean().Value();
+    options.intervalNs = static_cast<int64_t>(numberOr(o, "intervalMs", 1000) * 1e6);
+    options.lostRetryNs = static_cast<int64_t>(numberOr(o, "lostRetryMs", 5000) * 1e6);
+    options.slowCallMinGapNs = static_cast<int64_t>(numberOr(o, "slowCallMinGapMs", 1000) * 1e6);
+
+    channel_ = EventChannel::create(env, info[1].As<Napi::Function>());
+    std::weak_ptr<EventChannel> weakChannel = channel_;
+    sampler_ = Sampler::create(std::move(options), [weakChannel](SamplerEvent event) {
+      if (auto ch = weakChannel.lock()) {
+        ch->post(event);
+        if (event == SamplerEvent::Closed) ch->release();
+      }
+    });
+    state_ = *env.GetInstanceData<std::shared_ptr<AddonState>>();
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      state_->live.insert(sampler_);
+    }
+    sampler_->start();
+  }
+
+  ~Handle() override {
+    if (!sampler_) return;
+    sampler_->requestStop();
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->live.erase(sampler_);
+  }
+
+ private:
+  Napi::Value devices(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const auto& devices = sampler_->devices();
+    Napi::Array out = Napi::Array::New(env, devices.size());
+    for (size_t i = 0; i < devices.size(); ++i) {
+      const DeviceInfo& d = devices[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("index", d.index);
+      o.Set("uuid", d.uuid);
+      o.Set("name", d.name);
+      o.Set("pciBusId", d.pciBusId);
+      o.Set("pciDeviceId", d.pciDeviceId);
+      o.Set("memoryTotalBytes", d.memoryTotalBytes);
+      o.Set("computeCapabilityMajor", d.computeCapabilityMajor);
+      o.Set("computeCapabilityMinor", d.computeCapabilityMinor);
+      o.Set("unifiedMemory", d.unifiedMemory);
+      o.Set("unifiedMemoryReason", d.unifiedMemoryReason);
+      o.Set("nvlinkCount", d.nvlinkCount);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+  Napi::Value system(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const SystemInfo& s = sampler_->system();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("driverVersion", s.driverVersion);
+    o.Set("nvmlVersion", s.nvmlVersion);
+    o.Set("cudaDriverVersion", s.cudaDriverVersion);
+    o.Set("nvmlLibraryPath", s.nvmlLibraryPath);
+    Napi::Object symbols = Napi::Object::New(env);
+    for (const auto& [member, symbol] : s.resolvedSymbols) {
+      symbols.Set(member, symbol.empty() ? env.Null() : Napi::String::New(env, symbol));
+    }
+    o.Set("resolvedSymbols", symbols);
+    return o;
+  }
+
+  Napi::Value openError(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const OpenError& e = sampler_->openError();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("code", e.code);
+    o.Set("message", e.message);
+    o.Set("vendorCode", e.hasVendorCode ? Napi::Value(Napi::Number::New(env, e.vendorCode)) : env.Null());
+    o.Set("vendorMessage", e.vendorMessage);
+    o.Set("libraryPath", e.libraryPath);
+    Napi::Array tried = Napi::Array::New(env, e.tried.size());
+    for (size_t i = 0; i < e.tried.size(); ++i) tried.Set(static_cast<uint32_t>(i), e.tried[i]);
+    o.Set("tried", tried);
+    return o;
+  }
+
+  Napi::Value layout(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const SnapshotLayout l = SnapshotLayout::forDevices(sampler_->devices().size());
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("devices", static_cast<double>(l.devices));
+    o.Set("byteLength", static_cast<double>(l.byteLength));
+    o.Set("valuesOffset", static_cast<double>(l.valuesOffset));
+    o.Set("linksOffset", static_cast<double>(l.linksOffset));
+    o.Set("processesOffset", static_cast<double>(l.processesOffset));
+    o.Set("deviceMetaOffset", static_cast<double>(l.deviceMetaOffset));
+    o.Set("codesOffset", static_cast<double>(l.codesOffset));
+    o.Set("statusOffset", static_cast<double>(l.statusOffset));
+    o.Set("sourceOffset", static_cast<double>(l.sourceOffset));
+    return o;
+  }
+
+  // readSnapshot(buffer: ArrayBuffer, knownSeq: number, header: Float64Array) -> in-flight call name
+  // (a string while the sampler is inside a vendor call, else undefined). The hot path: no
+  // allocation unless a call is in flight.
+  Napi::Value readSnapshot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsArrayBuffer() || !info[1].IsNumber() || !info[2].IsTypedArray()) {
+      Napi::TypeError::New(env, "readSnapshot(ArrayBuffer, number, Float64Array)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+    Napi::TypedArray headerArray = info[2].As<Napi::TypedArray>();
+    if (headerArray.TypedArrayType() != napi_float64_array || headerArray.ElementLength() < 8) {
+      Napi::TypeError::New(env, "header must be a Float64Array of at least 8").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    SnapshotHeader h;
+    sampler_->readSnapshot(info[1].As<Napi::Number>().DoubleValue(), static_cast<uint8_t*>(buffer.Data()),
+                           buffer.ByteLength(), h);
+    auto* out = reinterpret_cast<double*>(static_cast<uint8_t*>(headerArray.ArrayBuffer().Data()) +
+                                          headerArray.ByteOffset());
+    out[0] = h.seq;
+    out[1] = h.takenAtEpochMs;
+    out[2] = h.ageMs;
+    out[3] = h.sampleDurationMs;
+    out[4] = h.inFlightMs;
+    out[5] = h.inFlightDevice;
+    out[6] = h.running;
+    out[7] = 0;
+    if (h.inFlightMs > 0) return Napi::String::New(env, h.inFlightCall);
+    return env.Undefined();
+  }
+
+  void setSubscribed(const Napi::CallbackInfo& info) { sampler_->setSubscribed(info[0].ToBoolean().Value()); }
+  void acknowledgeSample(const Napi::CallbackInfo&) { sampler_->acknowledgeSample(); }
+  void setRef(const Napi::CallbackInfo& info) { channel_->setRef(info.Env(), info[0].ToBoolean().Value()); }
+
+  void close(const Napi::CallbackInfo&) {
+    sampler_->requestStop();
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->live.erase(sampler_);
+  }
+
+  Napi::Value stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const SamplerStats s = sampler_->stats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("samples", static_cast<double>(s.samples));
+    o.Set("vendorCalls", static_cast<double>(s.vendorCalls));
+    o.Set("threadCpuNs", static_cast<double>(s.threadCpuNs));
+    o.Set("lastSampleNs", static_cast<double>(s.lastSampleNs));
+    return o;
+  }
+
+  std::shared_ptr<Sampler> sampler_;
+  std::shared_ptr<EventChannel> channel_;
+  std::shared_ptr<AddonState> state_;  // shared: finalizers may run after the environment's data is gone
+};
+
+Napi::Value fieldNames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, kFieldCount);
+  for (size_t i = 0; i < kFieldCount; ++i) out.Set(static_cast<uint32_t>(i), fieldName(static_cast<Field>(i)));
+  return out;
+}
+
+Napi::Value constants(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fieldCount", static_cast<double>(kFieldCount));
+  o.Set("maxLinks", static_cast<double>(kMaxLinks));
+  o.Set("linkStride", static_cast<double>(kLinkStride));
+  o.Set("maxProcesses", static_cast<double>(kMaxProcesses));
+  o.Set("processStride", static_cast<double>(kProcessStride));
+  o.Set("deviceMetaStride", static_cast<double>(kDevMetaStride));
+  return o;
+}
+
+}  // namespace
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* state = new std::shared_ptr<AddonState>(std::make_shared<AddonState>());
+  env.SetInstanceData<std::shared_ptr<AddonState>>(state);  // deleted when the environment goes
+  napi_add_env_cleanup_hook(env, cleanupEnvironment, state->get());
+  exports.Set("NativeHandle", Handle::define(env));
+  exports.Set("fieldNames", Napi::Function::New(env, fieldNames));
+  exports.Set("constants", Napi::Function::New(env, constants));
+  return exports;
+}
+
+}  // namespace gt
+
+static Napi::Object InitGpuTelemetry(Napi::Env env, Napi::Object exports) { return gt::init(env, exports); }
+
+NODE_API_MODULE(gpu_telemetry, InitGpuTelemetry)

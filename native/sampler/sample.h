@@ -1,0 +1,126 @@
+// What one sample of every device looks like in memory, and the words used to describe a value:
+// its status and its source. Plain C++: nothing here knows that JavaScript exists.
+#pragma once
+
+#include <bitset>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace gt {
+
+enum class Field : uint16_t {
+#define GT_FIELD(id, name) id,
+#include "fields.def"
+#undef GT_FIELD
+  Count
+};
+constexpr size_t kFieldCount = static_cast<size_t>(Field::Count);
+constexpr size_t idx(Field f) { return static_cast<size_t>(f); }
+const char* fieldName(Field f);
+using FieldMask = std::bitset<kFieldCount>;
+
+// Whether a value is real. The numbers are part of the JS contract (src/snapshot.ts).
+enum class Status : uint8_t {
+  Ok = 0,
+  NotSupported = 1,
+  NoPermission = 2,
+  GpuLost = 3,
+  Stale = 4,    // set by the reader when the sampler is stuck (never written by a source)
+  Error = 5,
+  Pending = 6,  // no reading yet: a rate needs two samples, a watched value its first update
+};
+
+// Where a value came from. Also part of the JS contract.
+enum class Source : uint8_t {
+  None = 0,
+  Nvml = 1,
+  Dcgm = 2,
+  Gpm = 3,
+  Meminfo = 4,
+  Derived = 5,
+};
+
+// Vendor return codes are kept beside each value; these negative codes are ours.
+constexpr int32_t kCodeSymbolMissing = -1;  // the loaded library does not export the call
+constexpr int32_t kCodeNotProbed = -2;      // no source was asked for this field
+constexpr int32_t kCodeCounterReset = -3;   // a cumulative counter went backwards (reset/wrap)
+constexpr int32_t kCodeHung = -4;           // the call did not return in time (set by the reader)
+
+constexpr size_t kMaxLinks = 18;       // NVLink links per device (NVML_NVLINK_MAX_LINKS)
+constexpr size_t kLinkStride = 3;      // state, txBytesPerSecond, rxBytesPerSecond
+constexpr size_t kMaxProcesses = 64;   // processes reported per device; more sets `truncated`
+constexpr size_t kProcessStride = 2;   // pid, usedMemoryBytes
+
+// Per-device health, beside the fields.
+enum class DeviceState : uint8_t { Ok = 0, Lost = 1, Error = 2 };
+enum DeviceMeta : size_t {
+  kDevState = 0,         // DeviceState
+  kDevProcessCount,      // processes listed (<= kMaxProcesses)
+  kDevProcessTruncated,  // 1 when the driver reported more than we keep
+  kDevLinkCount,         // links the device has (0..kMaxLinks)
+  kDevLostCode,          // vendor code that marked it lost/errored
+  kDevMetaStride
+};
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// One sample of every device: struct-of-arrays so it copies into JS typed arrays with memcpy.
+struct SampleFrame {
+  size_t devices = 0;
+  std::vector<double> values;      // devices × kFieldCount
+  std::vector<int32_t> codes;      // devices × kFieldCount: vendor return code of the last read
+  std::vector<uint8_t> status;     // devices × kFieldCount: Status
+  std::vector<uint8_t> source;     // devices × kFieldCount: Source
+  std::vector<double> links;       // devices × kMaxLinks × kLinkStride
+  std::vector<double> processes;   // devices × kMaxProcesses × kProcessStride
+  std::vector<double> deviceMeta;  // devices × kDevMetaStride
+
+  void resize(size_t deviceCount) {
+    devices = deviceCount;
+    values.assign(devices * kFieldCount, kNaN);
+    codes.assign(devices * kFieldCount, kCodeNotProbed);
+    status.assign(devices * kFieldCount, static_cast<uint8_t>(Status::NotSupported));
+    source.assign(devices * kFieldCount, static_cast<uint8_t>(Source::None));
+    links.assign(devices * kMaxLinks * kLinkStride, kNaN);
+    processes.assign(devices * kMaxProcesses * kProcessStride, kNaN);
+    deviceMeta.assign(devices * kDevMetaStride, 0.0);
+  }
+};
+
+// A view of one device's row in a frame: what a source writes through.
+class DeviceRow {
+ public:
+  DeviceRow(SampleFrame& frame, size_t device) : frame_(frame), device_(device) {}
+
+  void set(Field f, double value, Source src, int32_t code = 0) {
+    const size_t i = slot(f);
+    frame_.values[i] = value;
+    frame_.status[i] = static_cast<uint8_t>(Status::Ok);
+    frame_.source[i] = static_cast<uint8_t>(src);
+    frame_.codes[i] = code;
+  }
+  void fail(Field f, Status st, Source src, int32_t code) {
+    const size_t i = slot(f);
+    frame_.values[i] = kNaN;
+    frame_.status[i] = static_cast<uint8_t>(st);
+    frame_.source[i] = static_cast<uint8_t>(src);
+    frame_.codes[i] = code;
+  }
+  Status status(Field f) const { return static_cast<Status>(frame_.status[slot(f)]); }
+  double value(Field f) const { return frame_.values[slot(f)]; }
+
+  double* link(size_t l) { return &frame_.links[(device_ * kMaxLinks + l) * kLinkStride]; }
+  double* process(size_t p) { return &frame_.processes[(device_ * kMaxProcesses + p) * kProcessStride]; }
+  double& meta(DeviceMeta m) { return frame_.deviceMeta[device_ * kDevMetaStride + m]; }
+  size_t device() const { return device_; }
+
+ private:
+  size_t slot(Field f) const { return device_ * kFieldCount + idx(f); }
+  SampleFrame& frame_;
+  size_t device_;
+};
+
+}  // namespace gt

@@ -1,0 +1,325 @@
+#include "sampler.h"
+
+#include <time.h>
+
+#include <chrono>
+#include <cstring>
+
+namespace gt {
+
+namespace {
+
+int64_t threadCpuNowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// What the simulator library exports so our loader can hand it a scenario. A real NVML has no
+// such symbol, which is how `simulate` refuses a library that is not the simulator.
+using SimConfigureFn = int (*)(const char* scenarioJson, char* error, unsigned int errorLength);
+constexpr const char* kSimConfigureSymbol = "gtsim_configure";
+
+size_t align8(size_t n) { return (n + 7) & ~size_t{7}; }
+
+}  // namespace
+
+const char* fieldName(Field f) {
+  static constexpr const char* kNames[] = {
+#define GT_FIELD(id, name) name,
+#include "fields.def"
+#undef GT_FIELD
+  };
+  return kNames[idx(f)];
+}
+
+SnapshotLayout SnapshotLayout::forDevices(size_t devices) {
+  SnapshotLayout l;
+  l.devices = devices;
+  size_t off = 0;
+  l.valuesOffset = off;
+  off += devices * kFieldCount * sizeof(double);
+  l.linksOffset = off;
+  off += devices * kMaxLinks * kLinkStride * sizeof(double);
+  l.processesOffset = off;
+  off += devices * kMaxProcesses * kProcessStride * sizeof(double);
+  l.deviceMetaOffset = off;
+  off += devices * kDevMetaStride * sizeof(double);
+  l.codesOffset = off;
+  off += align8(devices * kFieldCount * sizeof(int32_t));
+  l.statusOffset = off;
+  off += align8(devices * kFieldCount);
+  l.sourceOffset = off;
+  off += align8(devices * kFieldCount);
+  l.byteLength = off;
+  return l;
+}
+
+std::shared_ptr<Sampler> Sampler::create(SamplerOptions options, EventSink sink) {
+  return std::shared_ptr<Sampler>(new Sampler(std::move(options), std::move(sink)));
+}
+
+Sampler::Sampler(SamplerOptions options, EventSink sink) : options_(std::move(options)), sink_(std::move(sink)) {}
+
+Sampler::~Sampler() {
+  // The thread holds a reference to us while it runs, so by now it has finished or was detached
+  // after finishing its work; a joinable handle here only needs reaping.
+  if (thread_.joinable()) {
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();
+    } else {
+      thread_.join();
+    }
+  }
+}
+
+void Sampler::start() {
+  running_.store(true);
+  thread_ = std::thread([self = shared_from_this()]() mutable { self->run(self); });
+}
+
+void Sampler::requestStop() {
+  {
+    std::lock_guard<std::mutex> lock(stopMutex_);
+    stopRequested_ = true;
+  }
+  stopCv_.notify_all();
+}
+
+bool Sampler::waitFinished(int64_t timeoutNs) {
+  std::unique_lock<std::mutex> lock(finishedMutex_);
+  const bool done = finishedCv_.wait_for(lock, std::chrono::nanoseconds(timeoutNs), [&] { return finished_; });
+  lock.unlock();
+  if (done && thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  return done;
+}
+
+void Sampler::failOpen(std::string code, std::string message) {
+  openError_.code = std::move(code);
+  openError_.message = std::move(message);
+}
+
+bool Sampler::openBackend() {
+  const bool loaded = options_.privateLibraryCopy && options_.nvmlCandidates.size() == 1
+                          ? nvmlLib_.openPrivateCopy(options_.nvmlCandidates[0])
+                          : nvmlLib_.open(options_.nvmlCandidates);
+  openError_.tried = nvmlLib_.tried();
+  if (!loaded) {
+    failOpen("LIBRARY_NOT_FOUND", "could not load NVML (" + nvmlLib_.error() +
+                                      "); install the NVIDIA driver or set GPU_TELEMETRY_NVML_LIB / "
+                                      "options.libraries.nvml to libnvidia-ml.so.1");
+    return false;
+  }
+  openError_.libraryPath = nvmlLib_.path();
+  system_.nvmlLibraryPath = nvmlLib_.path();
+
+  if (!options_.simulatorScenario.empty()) {
+    auto configure = reinterpret_cast<SimConfigureFn>(nvmlLib_.symbol(kSimConfigureSymbol));
+    if (configure == nullptr) {
+      failOpen("INVALID_OPTION", nvmlLib_.path() + " is not the gpu-telemetry simulator (no " +
+                                     kSimConfigureSymbol + " symbol)");
+      return false;
+    }
+    char error[512] = {};
+    if (configure(options_.simulatorScenario.c_str(), error, sizeof error) != 0) {
+      failOpen("INVALID_SCENARIO", std::string("simulator rejected the scenario: ") + error);
+      return false;
+    }
+  }
+
+  std::string missing;
+  if (!nvml_.resolve(nvmlLib_, &missing)) {
+    failOpen("SYMBOL_MISSING", nvmlLib_.path() + " does not export " + missing + ": it is not a usable NVML");
+    return false;
+  }
+#define GT_NVML_RECORD(member, ret, params, ...) \
+  system_.resolvedSymbols.emplace_back(#member, nvml_.member##Symbol ? nvml_.member##Symbol : "");
+  GT_NVML_FUNCTIONS(GT_NVML_RECORD)
+#undef GT_NVML_RECORD
+
+  nvml::Return r;
+  {
+    TrackedCall tracked(tracker_, nvml_.initSymbol, -1);
+    r = nvml_.init();
+  }
+  if (r != nvml::kSuccess) {
+    openError_.hasVendorCode = true;
+    openError_.vendorCode = r;
+    openError_.vendorMessage = nvml_.describe(r);
+    std::string code = "VENDOR_ERROR";
+    std::string hint;
+    switch (r) {
+      case nvml::kErrorDriverNotLoaded:
+        code = "DRIVER_NOT_LOADED";
+        hint = ": the NVIDIA kernel driver is not loaded on this machine (no GPU, or the driver is not "
+               "installed); use { simulate: 'h100-sxm-8' } to run without one";
+        break;
+      case nvml::kErrorNoPermission:
+        code = "NO_PERMISSION";
+        hint = ": this process may not open the NVIDIA device files (/dev/nvidia*)";
+        break;
+      case nvml::kErrorLibRmVersionMismatch:
+        code = "DRIVER_VERSION_MISMATCH";
+        hint = ": the NVML library and the kernel driver are different versions (reboot or reinstall)";
+        break;
+      case nvml::kErrorLibraryNotFound:
+        code = "LIBRARY_NOT_FOUND";
+        hint = ": NVML could not find a library it depends on";
+        break;
+      default:
+        break;
+    }
+    failOpen(code, std::string(nvml_.initSymbol) + " failed with " + nvml::returnName(r) + " (" +
+                       std::to_string(r) + ", \"" + openError_.vendorMessage + "\")" + hint);
+    return false;
+  }
+  nvmlInitialized_ = true;
+
+  NvmlSource::Options sourceOptions;
+  sourceOptions.lostRetryNs = options_.lostRetryNs;
+  sourceOptions.slowCallMinGapNs = options_.slowCallMinGapNs;
+  nvmlSource_ = std::make_unique<NvmlSource>(nvml_, tracker_, sourceOptions);
+  std::string failedCall;
+  r = nvmlSource_->discover(devices_, system_, failedCall);
+  if (r != nvml::kSuccess) {
+    openError_.hasVendorCode = true;
+    openError_.vendorCode = r;
+    openError_.vendorMessage = nvml_.describe(r);
+    failOpen(r == nvml::kErrorNoPermission ? "NO_PERMISSION" : "VENDOR_ERROR",
+             failedCall + " failed with " + nvml::returnName(r) + " (" + std::to_string(r) + ", \"" +
+                 openError_.vendorMessage + "\")");
+    return false;
+  }
+  nvmlFields_ = NvmlSource::provides();
+  working_.resize(devices_.size());
+  {
+    std::lock_guard<std::mutex> lock(publishMutex_);
+    published_.resize(devices_.size());
+  }
+  return true;
+}
+
+void Sampler::sampleOnce() {
+  const int64_t now = monoNowNs();
+  for (size_t d = 0; d < devices_.size(); ++d) {
+    DeviceRow row(working_, d);
+    nvmlSource_->sample(d, row, nvmlFields_, now);
+  }
+}
+
+void Sampler::publish(int64_t durationNs) {
+  {
+    std::lock_guard<std::mutex> lock(publishMutex_);
+    published_.values = working_.values;  // same sizes: copies in place, no allocation
+    published_.codes = working_.codes;
+    published_.status = working_.status;
+    published_.source = working_.source;
+    published_.links = working_.links;
+    published_.processes = working_.processes;
+    published_.deviceMeta = working_.deviceMeta;
+    ++seq_;
+    takenAtWallMs_ = wallNowMs();
+    takenAtMonoNs_ = monoNowNs();
+    sampleDurationNs_ = durationNs;
+  }
+  samples_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Sampler::readSnapshot(double knownSeq, uint8_t* dest, size_t destLength, SnapshotHeader& header) {
+  const CallTracker::InFlight inflight = tracker_.current();
+  const int64_t now = monoNowNs();
+  header.running = running_.load() ? 1 : 0;
+  header.inFlightMs = inflight.sinceNs != 0 ? static_cast<double>(now - inflight.sinceNs) / 1e6 : 0;
+  header.inFlightDevice = inflight.sinceNs != 0 ? inflight.device : -1;
+  header.inFlightCall = inflight.sinceNs != 0 ? inflight.name : "";
+
+  std::lock_guard<std::mutex> lock(publishMutex_);
+  header.seq = static_cast<double>(seq_);
+  header.takenAtEpochMs = static_cast<double>(takenAtWallMs_);
+  header.ageMs = seq_ == 0 ? 0 : static_cast<double>(now - takenAtMonoNs_) / 1e6;
+  header.sampleDurationMs = static_cast<double>(sampleDurationNs_) / 1e6;
+  if (seq_ == 0 || static_cast<double>(seq_) == knownSeq) return;
+  const SnapshotLayout layout = SnapshotLayout::forDevices(published_.devices);
+  if (dest == nullptr || destLength < layout.byteLength) return;
+  auto copy = [&](size_t offset, const auto& vec) {
+    std::memcpy(dest + offset, vec.data(), vec.size() * sizeof(vec[0]));
+  };
+  copy(layout.valuesOffset, published_.values);
+  copy(layout.linksOffset, published_.links);
+  copy(layout.processesOffset, published_.processes);
+  copy(layout.deviceMetaOffset, published_.deviceMeta);
+  copy(layout.codesOffset, published_.codes);
+  copy(layout.statusOffset, published_.status);
+  copy(layout.sourceOffset, published_.source);
+}
+
+SamplerStats Sampler::stats() const {
+  SamplerStats s;
+  s.samples = samples_.load(std::memory_order_relaxed);
+  s.vendorCalls = tracker_.calls();
+  s.threadCpuNs = threadCpuNs_.load(std::memory_order_relaxed);
+  s.lastSampleNs = lastSampleNs_.load(std::memory_order_relaxed);
+  return s;
+}
+
+void Sampler::closeBackend() {
+  nvmlSource_.reset();
+  if (nvmlInitialized_) {
+    TrackedCall tracked(tracker_, "nvmlShutdown", -1);
+    nvml_.shutdown();
+    nvmlInitialized_ = false;
+  }
+  nvmlLib_.close();
+}
+
+void Sampler::run(std::shared_ptr<Sampler> self) {
+  if (!openBackend()) {
+    closeBackend();
+    running_.store(false);
+    sink_(SamplerEvent::OpenFailed);
+  } else {
+    // The first sample is taken before reporting Opened, so snapshot() has data right away.
+    int64_t cpu0 = threadCpuNowNs();
+    int64_t t0 = monoNowNs();
+    sampleOnce();
+    publish(monoNowNs() - t0);
+    threadCpuNs_.fetch_add(threadCpuNowNs() - cpu0, std::memory_order_relaxed);
+    sink_(SamplerEvent::Opened);
+
+    int64_t next = t0 + options_.intervalNs;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(stopMutex_);
+        const auto deadline = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(next));
+        stopCv_.wait_until(lock, deadline, [&] { return stopRequested_; });
+        if (stopRequested_) break;
+      }
+      cpu0 = threadCpuNowNs();
+      t0 = monoNowNs();
+      sampleOnce();
+      const int64_t t1 = monoNowNs();
+      publish(t1 - t0);
+      threadCpuNs_.fetch_add(threadCpuNowNs() - cpu0, std::memory_order_relaxed);
+      lastSampleNs_.store(t1 - t0, std::memory_order_relaxed);
+      // Fixed rate; after a slow sample (a hung call), start again from now instead of bursting.
+      next += options_.intervalNs;
+      if (next <= t1) next = t1 + options_.intervalNs;
+      if (subscribed_.load(std::memory_order_relaxed) && !notifyPending_.exchange(true, std::memory_order_acq_rel)) {
+        sink_(SamplerEvent::SampleReady);
+      }
+    }
+    closeBackend();
+    running_.store(false);
+  }
+  sink_(SamplerEvent::Closed);
+  {
+    std::lock_guard<std::mutex> lock(finishedMutex_);
+    finished_ = true;
+  }
+  finishedCv_.notify_all();
+  // `self` goes out of scope here; if it was the last reference the Sampler is destroyed on this
+  // thread, and the destructor detaches its own std::thread handle.
+  self.reset();
+}
+
+}  // namespace gt

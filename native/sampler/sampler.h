@@ -1,0 +1,150 @@
+// One telemetry instance: its own thread opens the vendor libraries, samples every device at a
+// fixed interval and publishes the latest complete sample. Readers copy that sample under a short
+// lock and never touch the driver. Plain C++: the N-API layer (addon.cc) wraps it.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../sources/device_info.h"
+#include "../sources/nvml_source.h"
+#include "../vendor/dynlib.h"
+#include "../vendor/nvml_api.h"
+#include "call_tracker.h"
+#include "sample.h"
+
+namespace gt {
+
+struct SamplerOptions {
+  std::vector<std::string> nvmlCandidates;  // library paths/sonames to try, in order
+  std::string simulatorScenario;            // JSON text: the library is the simulator; configure it
+  bool privateLibraryCopy = false;          // load a private copy (one simulator state per instance)
+  int64_t intervalNs = 1'000'000'000;
+  int64_t lostRetryNs = 5'000'000'000;
+  int64_t slowCallMinGapNs = 1'000'000'000;
+};
+
+// Why open failed, in words a user can act on. `code` is one of the GpuTelemetryError codes.
+struct OpenError {
+  std::string code;
+  std::string message;
+  int vendorCode = 0;
+  bool hasVendorCode = false;
+  std::string vendorMessage;
+  std::string libraryPath;
+  std::vector<std::string> tried;
+};
+
+enum class SamplerEvent { Opened, OpenFailed, SampleReady, Closed };
+
+// Where readSnapshot writes: one caller-owned byte block, laid out by SnapshotLayout.
+struct SnapshotLayout {
+  size_t devices = 0;
+  size_t valuesOffset = 0, codesOffset = 0, linksOffset = 0, processesOffset = 0, deviceMetaOffset = 0,
+         statusOffset = 0, sourceOffset = 0, byteLength = 0;
+  static SnapshotLayout forDevices(size_t devices);
+};
+
+// Header of a snapshot read (written every call, even when the sample did not change).
+struct SnapshotHeader {
+  double seq = 0;             // 0 until the first sample is published
+  double takenAtEpochMs = 0;  // wall clock when the sample was taken
+  double ageMs = 0;           // monotonic age of the sample at the time of the read
+  double sampleDurationMs = 0;
+  double inFlightMs = 0;      // how long the current vendor call has been running (0: none)
+  double inFlightDevice = -1;
+  const char* inFlightCall = "";
+  double running = 0;         // 1 while the sampling thread is alive
+};
+
+struct SamplerStats {
+  uint64_t samples = 0;
+  uint64_t vendorCalls = 0;
+  int64_t threadCpuNs = 0;   // CPU time of the sampling thread spent sampling
+  int64_t lastSampleNs = 0;  // wall time of the last sample
+};
+
+class Sampler : public std::enable_shared_from_this<Sampler> {
+ public:
+  using EventSink = std::function<void(SamplerEvent)>;
+
+  static std::shared_ptr<Sampler> create(SamplerOptions options, EventSink sink);
+  ~Sampler();
+
+  // Starts the thread; it opens the libraries and reports Opened or OpenFailed through the sink.
+  void start();
+  // Asks the thread to stop; it shuts the libraries down and reports Closed. Idempotent.
+  void requestStop();
+  // Waits up to `timeoutNs` for the thread to finish; returns true if it did (then joins it).
+  bool waitFinished(int64_t timeoutNs);
+
+  // Valid after Opened (written once before the event, never changed after).
+  const std::vector<DeviceInfo>& devices() const { return devices_; }
+  const SystemInfo& system() const { return system_; }
+  const OpenError& openError() const { return openError_; }
+
+  // Copies the latest sample into `dest` (layout from SnapshotLayout::forDevices) unless its
+  // sequence number equals `knownSeq`; always fills `header`. Never calls the driver.
+  void readSnapshot(double knownSeq, uint8_t* dest, size_t destLength, SnapshotHeader& header);
+
+  void setSubscribed(bool on) { subscribed_.store(on, std::memory_order_relaxed); }
+  void acknowledgeSample() { notifyPending_.store(false, std::memory_order_release); }
+  SamplerStats stats() const;
+
+ private:
+  Sampler(SamplerOptions options, EventSink sink);
+  void run(std::shared_ptr<Sampler> self);
+  bool openBackend();
+  void sampleOnce();
+  void publish(int64_t durationNs);
+  void closeBackend();
+  void failOpen(std::string code, std::string message);
+
+  SamplerOptions options_;
+  EventSink sink_;
+  std::thread thread_;
+
+  // Owned by the sampling thread until Opened; read-only afterwards.
+  DynLib nvmlLib_;
+  nvml::Api nvml_;
+  bool nvmlInitialized_ = false;
+  std::unique_ptr<NvmlSource> nvmlSource_;
+  std::vector<DeviceInfo> devices_;
+  SystemInfo system_;
+  OpenError openError_;
+  CallTracker tracker_;
+  SampleFrame working_;
+  FieldMask nvmlFields_;
+
+  // Published sample, guarded by publishMutex_ (held only for a memcpy).
+  mutable std::mutex publishMutex_;
+  SampleFrame published_;
+  uint64_t seq_ = 0;
+  int64_t takenAtWallMs_ = 0;
+  int64_t takenAtMonoNs_ = 0;
+  int64_t sampleDurationNs_ = 0;
+
+  // Thread control.
+  std::mutex stopMutex_;
+  std::condition_variable stopCv_;
+  bool stopRequested_ = false;
+  std::mutex finishedMutex_;
+  std::condition_variable finishedCv_;
+  bool finished_ = false;
+  std::atomic<bool> running_{false};
+
+  std::atomic<bool> subscribed_{false};
+  std::atomic<bool> notifyPending_{false};
+
+  std::atomic<uint64_t> samples_{0};
+  std::atomic<int64_t> threadCpuNs_{0};
+  std::atomic<int64_t> lastSampleNs_{0};
+};
+
+}  // namespace gt

@@ -1,0 +1,237 @@
+#include "model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+namespace gtsim {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr double kIdleLoad = 0.02;       // below this the GPU is idle (clocks drop, reason GpuIdle)
+constexpr double kPowerCapLoad = 0.9;    // above this the board sits at its power cap
+constexpr unsigned long long kReasonGpuIdle = 0x1;
+constexpr unsigned long long kReasonSwPowerCap = 0x4;
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// A uniform number in [0, 1) that depends only on its inputs.
+double unit(uint64_t seed, uint64_t a, uint64_t b) {
+  const uint64_t h = splitmix64(seed ^ splitmix64(a * 0x100000001B3ULL ^ splitmix64(b)));
+  return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);
+}
+
+}  // namespace
+
+int64_t monoNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t wallNowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Model::Model(Scenario scenario) : scenario_(std::move(scenario)), startNs_(monoNowNs()) {
+  counters_.resize(scenario_.devices.size());
+  for (size_t d = 0; d < counters_.size(); ++d) {
+    // Devices have been up a while: counters start at plausible, distinct, non-zero values.
+    counters_[d].energyMj = 1.0e9 + 1.0e8 * unit(scenario_.seed, d, 1);
+    counters_[d].pcieTxBytes = 5.0e12 * unit(scenario_.seed, d, 2);
+    counters_[d].pcieRxBytes = 5.0e12 * unit(scenario_.seed, d, 3);
+    counters_[d].nvlinkTxKiB = 1.0e10 * unit(scenario_.seed, d, 4);
+    counters_[d].nvlinkRxKiB = 1.0e10 * unit(scenario_.seed, d, 5);
+  }
+}
+
+double Model::nowMs() const { return static_cast<double>(monoNowNs() - startNs_) / 1e6; }
+
+int64_t Model::tickAt(double ms) const { return static_cast<int64_t>(std::floor(ms / scenario_.tickMs)); }
+
+double Model::rawShape(const LoadShape& s, double ms) const {
+  const double t = ms + s.phaseMs;
+  switch (s.kind) {
+    case LoadShape::Kind::Constant: return s.min;
+    case LoadShape::Kind::Cycle: return s.min + (s.max - s.min) * (0.5 - 0.5 * std::cos(2 * kPi * t / s.periodMs));
+    case LoadShape::Kind::Square: {
+      double phase = std::fmod(t, s.periodMs);
+      if (phase < 0) phase += s.periodMs;
+      return phase < s.duty * s.periodMs ? s.max : s.min;
+    }
+    case LoadShape::Kind::Sequence: {
+      const int64_t step = static_cast<int64_t>(std::floor(t / s.stepMs));
+      const int64_t n = static_cast<int64_t>(s.values.size());
+      return s.values[static_cast<size_t>(((step % n) + n) % n)];
+    }
+  }
+  return 0;
+}
+
+double Model::load(size_t d, int64_t k) const {
+  const LoadShape& s = scenario_.devices[d].load;
+  double v = rawShape(s, static_cast<double>(k) * scenario_.tickMs);
+  if (s.noise > 0) v += s.noise * (2 * unit(scenario_.seed, d, static_cast<uint64_t>(k) + 1000) - 1);
+  return std::clamp(v, 0.0, 1.0);
+}
+
+double Model::loadAverage(size_t d, int64_t k, int window) const {
+  double sum = 0;
+  for (int i = 0; i < window; ++i) sum += load(d, k - i);
+  return sum / window;
+}
+
+unsigned int Model::gpuUtilPercent(size_t d, int64_t k) const {
+  return static_cast<unsigned int>(std::lround(100 * load(d, k)));
+}
+
+unsigned int Model::memoryUtilPercent(size_t d, int64_t k) const {
+  return static_cast<unsigned int>(std::lround(60 * load(d, k)));
+}
+
+double Model::powerWatts(size_t d, int64_t k) const {
+  const DeviceSpec& s = scenario_.devices[d];
+  return s.idleWatts + (s.limitWatts - s.idleWatts) * 0.97 * std::pow(load(d, k), 1.3);
+}
+
+unsigned int Model::powerMilliwatts(size_t d, int64_t k) const {
+  return static_cast<unsigned int>(std::lround(powerWatts(d, k) * 1000));
+}
+
+unsigned int Model::smClockMHz(size_t d, int64_t k) const {
+  const DeviceSpec& s = scenario_.devices[d];
+  const double l = load(d, k);
+  if (l < kIdleLoad) return static_cast<unsigned int>(std::lround(s.smIdleMHz));
+  if (l > kPowerCapLoad) return static_cast<unsigned int>(std::lround(s.smMaxMHz * 0.92));
+  return static_cast<unsigned int>(std::lround(s.smMaxMHz));
+}
+
+unsigned int Model::memoryClockMHz(size_t d, int64_t k) const {
+  const DeviceSpec& s = scenario_.devices[d];
+  return static_cast<unsigned int>(std::lround(load(d, k) < kIdleLoad ? s.memoryIdleMHz : s.memoryMaxMHz));
+}
+
+unsigned long long Model::clockEventReasons(size_t d, int64_t k) const {
+  const double l = load(d, k);
+  if (l < kIdleLoad) return kReasonGpuIdle;
+  if (l > kPowerCapLoad) return kReasonSwPowerCap;
+  return 0;
+}
+
+int Model::temperatureCelsius(size_t d, int64_t k) const {
+  const DeviceSpec& s = scenario_.devices[d];
+  // Heat lags load: the last 3 s (or 30 ticks) of load set the temperature.
+  return static_cast<int>(std::lround(s.ambientCelsius + (s.maxCelsius - s.ambientCelsius) * loadAverage(d, k, 30)));
+}
+
+unsigned int Model::fanPercent(size_t d, int64_t k) const {
+  return static_cast<unsigned int>(std::lround(30 + 60 * loadAverage(d, k, 30)));
+}
+
+int Model::performanceState(size_t d, int64_t k) const { return load(d, k) < kIdleLoad ? 8 : 0; }
+
+double Model::allocatedBytes(size_t d) const {
+  double sum = 0;
+  for (const ProcessSpec& p : scenario_.devices[d].processes) {
+    if (p.usedMemoryBytes > 0) sum += p.usedMemoryBytes;
+  }
+  const DeviceSpec& s = scenario_.devices[d];
+  return std::min(sum, s.memoryTotalBytes - s.memoryReservedBytes);
+}
+
+std::string Model::uuid(size_t d) const {
+  // "SIM" in the third group (0x53494d) marks a simulated device even where only the UUID is seen.
+  char buf[64];
+  const uint64_t h = splitmix64(scenario_.seed ^ (d * 0x9E3779B97F4A7C15ULL));
+  std::snprintf(buf, sizeof buf, "GPU-%08x-%04x-5349-4d00-%012llx", static_cast<unsigned>(h >> 32),
+                static_cast<unsigned>(d & 0xffff), static_cast<unsigned long long>(h & 0xffffffffffffULL));
+  return buf;
+}
+
+std::string Model::pciBusId(size_t d) const {
+  char buf[32];
+  const unsigned bus = scenario_.devices[d].pciBus != 0 ? scenario_.devices[d].pciBus
+                                                          : static_cast<unsigned>(0x18 + 0x10 * d) & 0xff;
+  std::snprintf(buf, sizeof buf, "%08X:%02X:00.0", static_cast<unsigned>(d / 16), bus);
+  return buf;
+}
+
+const Counters& Model::countersAt(size_t d, int64_t k) {
+  Counters& c = counters_[d];
+  const DeviceSpec& s = scenario_.devices[d];
+  const double tickSeconds = scenario_.tickMs / 1000.0;
+  if (k < c.tick) return c;
+  // Catch up tick by tick: each tick adds what its load produced. Bounded per call so a long
+  // pause cannot stall a caller (the remainder is picked up by later calls).
+  int64_t budget = 1'000'000;
+  while (c.tick < k && budget-- > 0) {
+    const double l = load(d, c.tick);
+    c.energyMj += powerWatts(d, c.tick) * tickSeconds * 1000;
+    if (s.hasPcie) {
+      c.pcieTxBytes += s.pcieMaxBytesPerSecond * (0.02 + 0.25 * l) * tickSeconds;
+      c.pcieRxBytes += s.pcieMaxBytesPerSecond * (0.01 + 0.20 * l) * tickSeconds;
+    }
+    if (s.nvlinks > 0) {
+      c.nvlinkTxKiB += s.nvlinkMaxBytesPerSecondPerLink * 0.6 * l * tickSeconds / 1024;
+      c.nvlinkRxKiB += s.nvlinkMaxBytesPerSecondPerLink * 0.55 * l * tickSeconds / 1024;
+    }
+    ++c.tick;
+  }
+  return c;
+}
+
+FaultAction Model::faultFor(const char* call, int d) const {
+  FaultAction action;
+  if (scenario_.faults.empty()) return action;
+  const double ms = nowMs();
+  for (const FaultSpec& f : scenario_.faults) {
+    if (ms < f.atMs) continue;
+    if (f.durationMs >= 0 && ms >= f.atMs + f.durationMs) continue;
+    if (f.call != "*" && f.call != call) continue;
+    switch (f.kind) {
+      case FaultSpec::Kind::DriverGone:
+        action.returnCode = f.code;
+        return action;
+      case FaultSpec::Kind::GpuLost:
+        if (d >= 0 && (f.device == -1 || f.device == d)) {
+          action.returnCode = 15;  // NVML_ERROR_GPU_IS_LOST
+          return action;
+        }
+        break;
+      case FaultSpec::Kind::Error:
+        if (f.device == -1 || f.device == d) {
+          action.returnCode = f.code;
+          return action;
+        }
+        break;
+      case FaultSpec::Kind::Hang:
+        if (f.device == -1 || f.device == d) {
+          if (f.durationMs < 0) {
+            action.sleepForever = true;
+          } else {
+            action.sleepMs = std::max(action.sleepMs, f.atMs + f.durationMs - ms);
+          }
+        }
+        break;
+      case FaultSpec::Kind::Slow:
+        if (f.device == -1 || f.device == d) action.sleepMs += f.delayMs;
+        break;
+    }
+  }
+  return action;
+}
+
+bool Model::deviceLost(int d) const {
+  FaultAction a = faultFor("*", d);
+  return a.returnCode == 15;
+}
+
+}  // namespace gtsim

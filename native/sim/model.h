@@ -1,0 +1,81 @@
+// The simulated machine: device values as deterministic functions of (seed, device, tick), plus
+// cumulative counters (energy, PCIe and NVLink bytes) and the fault schedule. Time starts when the
+// scenario is configured; all state is guarded by one mutex, never held across an injected hang.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "scenario.h"
+
+namespace gtsim {
+
+int64_t monoNowNs();
+int64_t wallNowUs();
+
+// What an injected fault asks the calling entry point to do.
+struct FaultAction {
+  int returnCode = 0;       // non-zero: return this instead of answering
+  double sleepMs = 0;       // sleep this long first (outside the model lock)
+  bool sleepForever = false;
+};
+
+struct Counters {
+  int64_t tick = 0;  // ticks accounted so far
+  double energyMj = 0;
+  double pcieTxBytes = 0, pcieRxBytes = 0;
+  double nvlinkTxKiB = 0, nvlinkRxKiB = 0;  // per link (every link carries the same share)
+};
+
+class Model {
+ public:
+  explicit Model(Scenario scenario);
+
+  const Scenario& scenario() const { return scenario_; }
+  size_t deviceCount() const { return scenario_.devices.size(); }
+  const DeviceSpec& spec(size_t d) const { return scenario_.devices[d]; }
+
+  double nowMs() const;
+  int64_t tickAt(double ms) const;
+  int64_t currentTick() const { return tickAt(nowMs()); }
+
+  // Load in [0, 1] for device d at tick k: the scenario's shape plus deterministic jitter.
+  double load(size_t d, int64_t k) const;
+  double loadAverage(size_t d, int64_t k, int window) const;
+
+  // Derived readings at tick k (units as NVML reports them).
+  unsigned int gpuUtilPercent(size_t d, int64_t k) const;
+  unsigned int memoryUtilPercent(size_t d, int64_t k) const;
+  unsigned int powerMilliwatts(size_t d, int64_t k) const;
+  unsigned int smClockMHz(size_t d, int64_t k) const;
+  unsigned int memoryClockMHz(size_t d, int64_t k) const;
+  unsigned long long clockEventReasons(size_t d, int64_t k) const;
+  int temperatureCelsius(size_t d, int64_t k) const;
+  unsigned int fanPercent(size_t d, int64_t k) const;
+  int performanceState(size_t d, int64_t k) const;
+  double allocatedBytes(size_t d) const;  // sum of the processes' memory
+  std::string uuid(size_t d) const;
+  std::string pciBusId(size_t d) const;
+
+  // Cumulative counters advanced to tick k (call with the lock held).
+  const Counters& countersAt(size_t d, int64_t k);
+
+  // Whether a fault applies to `call` on device `d` (-1: not a device call) right now.
+  FaultAction faultFor(const char* call, int d) const;
+  bool deviceLost(int d) const;
+
+  std::mutex& mutex() { return mutex_; }
+
+ private:
+  double rawShape(const LoadShape& s, double ms) const;
+  double powerWatts(size_t d, int64_t k) const;
+
+  Scenario scenario_;
+  int64_t startNs_;
+  std::vector<Counters> counters_;
+  std::mutex mutex_;
+};
+
+}  // namespace gtsim

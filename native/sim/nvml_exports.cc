@@ -1,0 +1,549 @@
+// The simulator's NVML: the same C entry points a driver's libnvidia-ml.so.1 exports, answering
+// from the scenario model. Built twice: the current driver generation, and GTSIM_LEGACY_DRIVER,
+// an old driver that lacks the newer symbols (so callers' fallbacks are exercised for real).
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "model.h"
+#include "nvml_types.h"
+#include "sim_state.h"
+
+#define SIM_EXPORT extern "C" __attribute__((visibility("default")))
+
+using gtsim::FaultAction;
+using gtsim::Model;
+
+namespace {
+
+// Runs the fault schedule for one entry point. Returns false with *code set when the call must
+// fail; sleeps (outside every lock) when a hang or slowness is scheduled.
+bool enter(const char* call, simNvmlDevice_t device, Model** model, size_t* index, simNvmlReturn* code) {
+  gtsim::SimState& s = gtsim::state();
+  Model* m = s.model.get();
+  if (s.initCount.load() <= 0 || m == nullptr) {
+    *code = SIM_NVML_ERROR_UNINITIALIZED;
+    return false;
+  }
+  int d = -1;
+  if (device != nullptr || index != nullptr) {
+    if (!s.validDevice(device)) {
+      *code = SIM_NVML_ERROR_INVALID_ARGUMENT;
+      return false;
+    }
+    d = static_cast<int>(s.deviceIndex(device));
+  }
+  const FaultAction action = m->faultFor(call, d);
+  if (action.sleepForever) {
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // a call that never returns
+  }
+  if (action.sleepMs > 0) std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(action.sleepMs * 1000)));
+  if (action.returnCode != 0) {
+    *code = action.returnCode;
+    return false;
+  }
+  *model = m;
+  if (index != nullptr) *index = static_cast<size_t>(d);
+  return true;
+}
+
+void copyString(const std::string& s, char* out, unsigned int length) {
+  if (length == 0) return;
+  const size_t n = std::min<size_t>(s.size(), length - 1);
+  std::memcpy(out, s.data(), n);
+  out[n] = '\0';
+}
+
+#define SIM_DEVICE_ENTER(name)                                     \
+  Model* m = nullptr;                                              \
+  size_t d = 0;                                                    \
+  {                                                                \
+    simNvmlReturn early = 0;                                       \
+    if (!enter(name, device, &m, &d, &early)) return early;        \
+  }                                                                \
+  const gtsim::DeviceSpec& spec = m->spec(d);                      \
+  (void)spec;                                                      \
+  const int64_t k = m->currentTick();                              \
+  (void)k
+
+#define SIM_SYSTEM_ENTER(name)                                     \
+  Model* m = nullptr;                                              \
+  {                                                                \
+    simNvmlReturn early = 0;                                       \
+    if (!enter(name, nullptr, &m, nullptr, &early)) return early;  \
+  }
+
+}  // namespace
+
+// ---- simulator control (not part of NVML) -----------------------------------------------------
+
+// Loads a scenario (JSON text). Fails while NVML is initialised: the machine cannot change under
+// a running client. Returns 0 on success, else writes a message into `error`.
+SIM_EXPORT int gtsim_configure(const char* scenarioJson, char* error, unsigned int errorLength) {
+  std::string message;
+  const int rc = gtsim::state().configure(scenarioJson != nullptr ? scenarioJson : "", message);
+  if (rc != 0 && error != nullptr) copyString(message, error, errorLength);
+  return rc;
+}
+
+// ---- NVML -----------------------------------------------------------------------------------
+
+SIM_EXPORT simNvmlReturn nvmlInit_v2() {
+  gtsim::SimState& s = gtsim::state();
+  if (!s.model) {
+    // Any NVML client can use the simulator: point GTSIM_SCENARIO at a scenario file.
+    const char* path = std::getenv("GTSIM_SCENARIO");
+    if (path == nullptr) return SIM_NVML_ERROR_DRIVER_NOT_LOADED;
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string message;
+    if (!in || s.configure(text.str(), message) != 0) return SIM_NVML_ERROR_DRIVER_NOT_LOADED;
+  }
+  const FaultAction a = s.model->faultFor("nvmlInit_v2", -1);
+  if (a.returnCode != 0) return a.returnCode;
+  s.initCount.fetch_add(1);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlInit() { return nvmlInit_v2(); }
+
+SIM_EXPORT simNvmlReturn nvmlShutdown() {
+  gtsim::SimState& s = gtsim::state();
+  int n = s.initCount.load();
+  while (n > 0 && !s.initCount.compare_exchange_weak(n, n - 1)) {
+  }
+  return n > 0 ? SIM_NVML_SUCCESS : SIM_NVML_ERROR_UNINITIALIZED;
+}
+
+SIM_EXPORT const char* nvmlErrorString(simNvmlReturn r) {
+  switch (r) {
+    case 0: return "Success";
+    case 1: return "Uninitialized";
+    case 2: return "Invalid Argument";
+    case 3: return "Not Supported";
+    case 4: return "Insufficient Permissions";
+    case 5: return "Already Initialized";
+    case 6: return "Not Found";
+    case 7: return "Insufficient Size";
+    case 8: return "Insufficient External Power";
+    case 9: return "Driver Not Loaded";
+    case 10: return "Timeout";
+    case 11: return "Interrupt request issue";
+    case 12: return "NVML Shared Library Not Found";
+    case 13: return "Function Not Found";
+    case 14: return "Corrupted infoROM";
+    case 15: return "GPU is lost";
+    case 16: return "GPU requires restart";
+    case 17: return "The operating system has blocked the request.";
+    case 18: return "RM has detected an NVML/RM version mismatch.";
+    case 19: return "In use by another client";
+    case 20: return "Insufficient Memory";
+    case 21: return "No data";
+    case 25: return "Argument version mismatch";
+    default: return "Unknown Error";
+  }
+}
+
+SIM_EXPORT simNvmlReturn nvmlSystemGetDriverVersion(char* version, unsigned int length) {
+  SIM_SYSTEM_ENTER("nvmlSystemGetDriverVersion");
+  if (version == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (m->scenario().driverVersion.size() + 1 > length) return SIM_NVML_ERROR_INSUFFICIENT_SIZE;
+  copyString(m->scenario().driverVersion, version, length);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlSystemGetNVMLVersion(char* version, unsigned int length) {
+  // Answers without initialisation, like NVIDIA's.
+  Model* m = gtsim::state().model.get();
+  if (version == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  const std::string v = m != nullptr ? m->scenario().nvmlVersion : "12.550.90.07";
+  if (v.size() + 1 > length) return SIM_NVML_ERROR_INSUFFICIENT_SIZE;
+  copyString(v, version, length);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlSystemGetCudaDriverVersion(int* cudaDriverVersion) {
+  SIM_SYSTEM_ENTER("nvmlSystemGetCudaDriverVersion");
+  if (cudaDriverVersion == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *cudaDriverVersion = m->scenario().cudaDriverVersion;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlSystemGetCudaDriverVersion_v2(int* cudaDriverVersion) {
+  return nvmlSystemGetCudaDriverVersion(cudaDriverVersion);
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetCount_v2(unsigned int* count) {
+  SIM_SYSTEM_ENTER("nvmlDeviceGetCount_v2");
+  if (count == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *count = static_cast<unsigned int>(m->deviceCount());
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetCount(unsigned int* count) { return nvmlDeviceGetCount_v2(count); }
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetHandleByIndex_v2(unsigned int index, simNvmlDevice_t* device) {
+  SIM_SYSTEM_ENTER("nvmlDeviceGetHandleByIndex_v2");
+  if (device == nullptr || index >= m->deviceCount()) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *device = gtsim::state().handle(index);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetHandleByIndex(unsigned int index, simNvmlDevice_t* device) {
+  return nvmlDeviceGetHandleByIndex_v2(index, device);
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetName(simNvmlDevice_t device, char* name, unsigned int length) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetName");
+  if (name == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (spec.name.size() + 1 > length) return SIM_NVML_ERROR_INSUFFICIENT_SIZE;
+  copyString(spec.name, name, length);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetUUID(simNvmlDevice_t device, char* uuid, unsigned int length) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetUUID");
+  const std::string u = m->uuid(d);
+  if (uuid == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (u.size() + 1 > length) return SIM_NVML_ERROR_INSUFFICIENT_SIZE;
+  copyString(u, uuid, length);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetPciInfo_v3(simNvmlDevice_t device, simNvmlPciInfo* pci) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetPciInfo_v3");
+  if (pci == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  std::memset(pci, 0, sizeof *pci);
+  const std::string busId = m->pciBusId(d);
+  copyString(busId, pci->busId, sizeof pci->busId);
+  copyString(busId.substr(4), pci->busIdLegacy, sizeof pci->busIdLegacy);
+  pci->domain = static_cast<unsigned int>(d / 16);
+  pci->bus = static_cast<unsigned int>(std::strtoul(busId.substr(9, 2).c_str(), nullptr, 16));
+  pci->pciDeviceId = spec.pciDeviceId;
+  pci->pciSubSystemId = 0x16c110de;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetPciInfo_v2(simNvmlDevice_t device, simNvmlPciInfo* pci) {
+  return nvmlDeviceGetPciInfo_v3(device, pci);
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetCudaComputeCapability(simNvmlDevice_t device, int* major, int* minor) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetCudaComputeCapability");
+  if (major == nullptr || minor == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *major = spec.ccMajor;
+  *minor = spec.ccMinor;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetClockInfo(simNvmlDevice_t device, int type, unsigned int* clock) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetClockInfo");
+  if (clock == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  switch (type) {
+    case 0:  // graphics follows SM
+    case 1: *clock = m->smClockMHz(d, k); return SIM_NVML_SUCCESS;
+    case 2: *clock = m->memoryClockMHz(d, k); return SIM_NVML_SUCCESS;
+    default: return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  }
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetMaxClockInfo(simNvmlDevice_t device, int type, unsigned int* clock) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetMaxClockInfo");
+  if (clock == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  switch (type) {
+    case 0: *clock = static_cast<unsigned int>(std::lround(spec.graphicsMaxMHz)); return SIM_NVML_SUCCESS;
+    case 1: *clock = static_cast<unsigned int>(std::lround(spec.smMaxMHz)); return SIM_NVML_SUCCESS;
+    case 2: *clock = static_cast<unsigned int>(std::lround(spec.memoryMaxMHz)); return SIM_NVML_SUCCESS;
+    default: return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  }
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetCurrentClocksThrottleReasons(simNvmlDevice_t device, unsigned long long* reasons) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetCurrentClocksThrottleReasons");
+  if (reasons == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *reasons = m->clockEventReasons(d, k);
+  return SIM_NVML_SUCCESS;
+}
+
+#ifndef GTSIM_LEGACY_DRIVER
+SIM_EXPORT simNvmlReturn nvmlDeviceGetCurrentClocksEventReasons(simNvmlDevice_t device, unsigned long long* reasons) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetCurrentClocksEventReasons");
+  if (reasons == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *reasons = m->clockEventReasons(d, k);
+  return SIM_NVML_SUCCESS;
+}
+#endif
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetPowerUsage(simNvmlDevice_t device, unsigned int* milliwatts) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetPowerUsage");
+  if (milliwatts == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *milliwatts = m->powerMilliwatts(d, k);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetEnforcedPowerLimit(simNvmlDevice_t device, unsigned int* milliwatts) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetEnforcedPowerLimit");
+  if (milliwatts == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *milliwatts = static_cast<unsigned int>(std::lround(spec.limitWatts * 1000));
+  return SIM_NVML_SUCCESS;
+}
+
+#ifndef GTSIM_LEGACY_DRIVER
+SIM_EXPORT simNvmlReturn nvmlDeviceGetTotalEnergyConsumption(simNvmlDevice_t device, unsigned long long* millijoules) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetTotalEnergyConsumption");
+  if (millijoules == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  std::lock_guard<std::mutex> lock(m->mutex());
+  *millijoules = static_cast<unsigned long long>(m->countersAt(d, k).energyMj);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetTemperatureV(simNvmlDevice_t device, simNvmlTemperatureV1* temperature) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetTemperatureV");
+  if (temperature == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (temperature->version != kSimTemperatureV1Version) return SIM_NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+  if (temperature->sensorType != 0) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  temperature->temperature = m->temperatureCelsius(d, k);
+  return SIM_NVML_SUCCESS;
+}
+#endif
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetTemperature(simNvmlDevice_t device, int sensor, unsigned int* celsius) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetTemperature");
+  if (celsius == nullptr || sensor != 0) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *celsius = static_cast<unsigned int>(std::max(0, m->temperatureCelsius(d, k)));
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetFanSpeed(simNvmlDevice_t device, unsigned int* percent) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetFanSpeed");
+  if (percent == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (!spec.hasFan) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  *percent = m->fanPercent(d, k);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetPerformanceState(simNvmlDevice_t device, int* pstate) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetPerformanceState");
+  if (pstate == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *pstate = m->performanceState(d, k);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetUtilizationRates(simNvmlDevice_t device, simNvmlUtilization* utilization) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetUtilizationRates");
+  if (utilization == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  utilization->gpu = m->gpuUtilPercent(d, k);
+  utilization->memory = m->memoryUtilPercent(d, k);
+  return SIM_NVML_SUCCESS;
+}
+
+namespace {
+
+// The memory figures a device reports, in the shape its scenario asks for.
+simNvmlReturn memoryFigures(Model* m, size_t d, double& total, double& reserved, double& used) {
+  const gtsim::DeviceSpec& spec = m->spec(d);
+  if (spec.memoryInfo == gtsim::DeviceSpec::MemoryInfo::NotSupported) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  total = spec.memoryTotalBytes;
+  reserved = spec.memoryReservedBytes;
+  used = m->allocatedBytes(d);
+  return SIM_NVML_SUCCESS;
+}
+
+}  // namespace
+
+#ifndef GTSIM_LEGACY_DRIVER
+SIM_EXPORT simNvmlReturn nvmlDeviceGetMemoryInfo_v2(simNvmlDevice_t device, simNvmlMemoryV2* memory) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetMemoryInfo_v2");
+  if (memory == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (memory->version != kSimMemoryV2Version) return SIM_NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+  double total = 0, reserved = 0, used = 0;
+  const simNvmlReturn r = memoryFigures(m, d, total, reserved, used);
+  if (r != SIM_NVML_SUCCESS) return r;
+  memory->total = static_cast<unsigned long long>(total);
+  memory->reserved = static_cast<unsigned long long>(reserved);
+  memory->used = static_cast<unsigned long long>(used);
+  memory->free = memory->total - memory->reserved - memory->used;
+  return SIM_NVML_SUCCESS;
+}
+#endif
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetMemoryInfo(simNvmlDevice_t device, simNvmlMemory* memory) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetMemoryInfo");
+  if (memory == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  double total = 0, reserved = 0, used = 0;
+  const simNvmlReturn r = memoryFigures(m, d, total, reserved, used);
+  if (r != SIM_NVML_SUCCESS) return r;
+  // v1 counts the driver's reservation as used.
+  memory->total = static_cast<unsigned long long>(total);
+  memory->used = static_cast<unsigned long long>(reserved + used);
+  memory->free = memory->total - memory->used;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetPcieThroughput(simNvmlDevice_t device, int counter, unsigned int* kilobytesPerSecond) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetPcieThroughput");
+  if (kilobytesPerSecond == nullptr || (counter != 0 && counter != 1)) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (!spec.hasPcie) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  // The real call samples for ~20 ms inside the driver; so does this one.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const double l = m->load(d, k);
+  const double bytesPerSecond = spec.pcieMaxBytesPerSecond * (counter == 0 ? 0.02 + 0.25 * l : 0.01 + 0.20 * l);
+  *kilobytesPerSecond = static_cast<unsigned int>(std::lround(bytesPerSecond / 1024));
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetCurrPcieLinkGeneration(simNvmlDevice_t device, unsigned int* generation) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetCurrPcieLinkGeneration");
+  if (generation == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (!spec.hasPcie) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  *generation = spec.pcieGeneration;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetCurrPcieLinkWidth(simNvmlDevice_t device, unsigned int* width) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetCurrPcieLinkWidth");
+  if (width == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (!spec.hasPcie) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  *width = spec.pcieWidth;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetTotalEccErrors(simNvmlDevice_t device, int errorType, int counterType,
+                                                     unsigned long long* count) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetTotalEccErrors");
+  if (count == nullptr || errorType < 0 || errorType > 1 || counterType < 0 || counterType > 1) {
+    return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  }
+  if (!spec.hasEcc) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  const double v = counterType == 0 ? (errorType == 0 ? spec.eccVolatileCorrected : spec.eccVolatileUncorrected)
+                                    : (errorType == 0 ? spec.eccAggregateCorrected : spec.eccAggregateUncorrected);
+  *count = static_cast<unsigned long long>(v);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetNvLinkState(simNvmlDevice_t device, unsigned int link, int* isActive) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetNvLinkState");
+  if (isActive == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (spec.nvlinks == 0) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  if (link >= spec.nvlinks) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *isActive = 1;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetFieldValues(simNvmlDevice_t device, int valuesCount, simNvmlFieldValue* values) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetFieldValues");
+  if (values == nullptr || valuesCount < 0) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  std::lock_guard<std::mutex> lock(m->mutex());
+  const gtsim::Counters& c = m->countersAt(d, k);
+  const long long now = gtsim::wallNowUs();
+  for (int i = 0; i < valuesCount; ++i) {
+    simNvmlFieldValue& v = values[i];
+    v.timestamp = now;
+    v.latencyUsec = 3;
+    v.nvmlReturn = SIM_NVML_SUCCESS;
+    v.valueType = 3;  // unsigned long long unless said otherwise
+    switch (v.fieldId) {
+      case 82:  // memory temperature
+        if (!spec.hasMemoryTemperature) {
+          v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+          break;
+        }
+        v.valueType = 1;
+        v.value.uiVal = static_cast<unsigned int>(std::max(0.0, m->temperatureCelsius(d, k) + spec.memoryTemperatureOffset));
+        break;
+      case 83:  // total energy, mJ
+        v.value.ullVal = static_cast<unsigned long long>(c.energyMj);
+        break;
+      case 91:  // NVLink count
+        v.valueType = 1;
+        v.value.uiVal = spec.nvlinks;
+        break;
+      case 94:  // PCIe replay counter
+        v.valueType = 1;
+        v.value.uiVal = 0;
+        break;
+      case 138:  // NVLink data TX, KiB, per link
+      case 139:
+        if (spec.nvlinks == 0) {
+          v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+        } else if (v.scopeId >= spec.nvlinks) {
+          v.nvmlReturn = SIM_NVML_ERROR_INVALID_ARGUMENT;
+        } else {
+          v.value.ullVal = static_cast<unsigned long long>(v.fieldId == 138 ? c.nvlinkTxKiB : c.nvlinkRxKiB);
+        }
+        break;
+      case 165:  // NVLink state, per link
+        if (spec.nvlinks == 0 || v.scopeId >= spec.nvlinks) {
+          v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+        } else {
+          v.valueType = 1;
+          v.value.uiVal = 1;
+        }
+        break;
+#ifndef GTSIM_LEGACY_DRIVER
+      case 196:  // PCIe TX bytes (NVML 12)
+      case 197:
+        if (!spec.hasPcie || !spec.pcieCounters) {
+          v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+        } else {
+          v.value.ullVal = static_cast<unsigned long long>(v.fieldId == 196 ? c.pcieTxBytes : c.pcieRxBytes);
+        }
+        break;
+#endif
+      default:
+        v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+        break;
+    }
+  }
+  return SIM_NVML_SUCCESS;
+}
+
+namespace {
+
+template <typename Info>
+simNvmlReturn listProcesses(Model* m, size_t d, unsigned int* count, Info* infos, bool withInstances) {
+  if (count == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  const auto& procs = m->spec(d).processes;
+  const unsigned int n = static_cast<unsigned int>(procs.size());
+  if (*count < n) {
+    *count = n;
+    return SIM_NVML_ERROR_INSUFFICIENT_SIZE;
+  }
+  if (n > 0 && infos == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  for (unsigned int i = 0; i < n; ++i) {
+    std::memset(&infos[i], 0, sizeof(Info));
+    infos[i].pid = procs[i].pid;
+    infos[i].usedGpuMemory =
+        procs[i].usedMemoryBytes < 0 ? ~0ULL : static_cast<unsigned long long>(procs[i].usedMemoryBytes);
+    if constexpr (sizeof(Info) == sizeof(simNvmlProcessInfoV2)) {
+      if (withInstances) {
+        infos[i].gpuInstanceId = 0xFFFFFFFF;
+        infos[i].computeInstanceId = 0xFFFFFFFF;
+      }
+    }
+  }
+  *count = n;
+  return SIM_NVML_SUCCESS;
+}
+
+}  // namespace
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetComputeRunningProcesses(simNvmlDevice_t device, unsigned int* count,
+                                                              simNvmlProcessInfoV1* infos) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetComputeRunningProcesses");
+  return listProcesses(m, d, count, infos, false);
+}
+
+#ifndef GTSIM_LEGACY_DRIVER
+SIM_EXPORT simNvmlReturn nvmlDeviceGetComputeRunningProcesses_v3(simNvmlDevice_t device, unsigned int* count,
+                                                                 simNvmlProcessInfoV2* infos) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetComputeRunningProcesses_v3");
+  return listProcesses(m, d, count, infos, true);
+}
+#endif

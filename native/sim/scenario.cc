@@ -1,0 +1,340 @@
+#include "scenario.h"
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <initializer_list>
+#include <set>
+
+#include "json.h"
+
+namespace gtsim {
+
+namespace {
+
+constexpr size_t kMaxDevices = 256;
+constexpr size_t kMaxProcesses = 4096;
+constexpr size_t kMaxFaults = 1024;
+constexpr size_t kMaxSequence = 100000;
+
+// Validating accessors: every error names the JSON path ("devices[0].power.limitWatts").
+class Reader {
+ public:
+  explicit Reader(std::string& error) : error_(error) {}
+
+  bool fail(const std::string& path, const std::string& what) {
+    error_ = path + ": " + what;
+    return false;
+  }
+
+  bool onlyKeys(const Json& obj, const std::string& path, std::initializer_list<const char*> allowed) {
+    if (!obj.isObject()) return fail(path, std::string("must be an object, not ") + jsonTypeName(obj.type()));
+    std::set<std::string> ok(allowed.begin(), allowed.end());
+    for (const auto& [k, v] : obj.members()) {
+      if (ok.count(k) == 0) {
+        std::string list;
+        for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        return fail(path + "." + k, "unknown key (allowed: " + list + ")");
+      }
+    }
+    return true;
+  }
+
+  bool number(const Json& obj, const std::string& path, const char* key, double& out, double lo, double hi,
+              bool required = false) {
+    const Json* v = obj.find(key);
+    if (v == nullptr) return required ? fail(path + "." + key, "is required") : true;
+    if (!v->isNumber()) return fail(path + "." + key, std::string("must be a number, not ") + jsonTypeName(v->type()));
+    if (v->number() < lo || v->number() > hi) {
+      return fail(path + "." + key, "must be between " + fmt(lo) + " and " + fmt(hi) + ", not " + fmt(v->number()));
+    }
+    out = v->number();
+    return true;
+  }
+
+  template <typename Int>
+  bool integer(const Json& obj, const std::string& path, const char* key, Int& out, double lo, double hi,
+               bool required = false) {
+    double d = static_cast<double>(out);
+    if (!number(obj, path, key, d, lo, hi, required)) return false;
+    if (std::floor(d) != d) return fail(path + "." + key, "must be a whole number, not " + fmt(d));
+    out = static_cast<Int>(d);
+    return true;
+  }
+
+  bool string(const Json& obj, const std::string& path, const char* key, std::string& out, bool required = false,
+              size_t maxLength = 256) {
+    const Json* v = obj.find(key);
+    if (v == nullptr) return required ? fail(path + "." + key, "is required") : true;
+    if (!v->isString()) return fail(path + "." + key, std::string("must be a string, not ") + jsonTypeName(v->type()));
+    if (v->string().size() > maxLength) return fail(path + "." + key, "is longer than " + std::to_string(maxLength));
+    out = v->string();
+    return true;
+  }
+
+  bool boolean(const Json& obj, const std::string& path, const char* key, bool& out) {
+    const Json* v = obj.find(key);
+    if (v == nullptr) return true;
+    if (!v->isBool()) return fail(path + "." + key, std::string("must be true or false, not ") + jsonTypeName(v->type()));
+    out = v->boolean();
+    return true;
+  }
+
+  bool oneOf(const Json& obj, const std::string& path, const char* key, std::string& out,
+             std::initializer_list<const char*> choices) {
+    if (!string(obj, path, key, out)) return false;
+    if (obj.find(key) == nullptr) return true;
+    std::string list;
+    for (const char* c : choices) {
+      if (out == c) return true;
+      list += (list.empty() ? "" : ", ") + std::string(c);
+    }
+    return fail(path + "." + key, "must be one of " + list + ", not \"" + out + "\"");
+  }
+
+  static std::string fmt(double d) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", d);
+    return buf;
+  }
+
+ private:
+  std::string& error_;
+};
+
+bool parseLoad(Reader& r, const Json& j, const std::string& path, LoadShape& load) {
+  if (!r.onlyKeys(j, path, {"shape", "min", "max", "periodMs", "phaseMs", "duty", "noise", "stepMs", "values", "value"})) {
+    return false;
+  }
+  std::string shape = "cycle";
+  if (!r.oneOf(j, path, "shape", shape, {"constant", "cycle", "square", "sequence"})) return false;
+  load.kind = shape == "constant" ? LoadShape::Kind::Constant
+              : shape == "square" ? LoadShape::Kind::Square
+              : shape == "sequence" ? LoadShape::Kind::Sequence
+                                    : LoadShape::Kind::Cycle;
+  if (!r.number(j, path, "min", load.min, 0, 1) || !r.number(j, path, "max", load.max, 0, 1) ||
+      !r.number(j, path, "periodMs", load.periodMs, 1, 1e9) || !r.number(j, path, "phaseMs", load.phaseMs, -1e12, 1e12) ||
+      !r.number(j, path, "duty", load.duty, 0, 1) || !r.number(j, path, "noise", load.noise, 0, 1) ||
+      !r.number(j, path, "stepMs", load.stepMs, 1, 1e9)) {
+    return false;
+  }
+  if (load.kind == LoadShape::Kind::Constant) {
+    double value = load.min;
+    if (!r.number(j, path, "value", value, 0, 1)) return false;
+    load.min = load.max = value;
+  }
+  if (load.min > load.max) return r.fail(path, "min must not be above max");
+  if (const Json* values = j.find("values")) {
+    if (!values->isArray()) return r.fail(path + ".values", "must be an array of numbers in [0, 1]");
+    if (values->items().size() > kMaxSequence) return r.fail(path + ".values", "has too many entries");
+    for (size_t i = 0; i < values->items().size(); ++i) {
+      const Json& v = values->items()[i];
+      if (!v.isNumber() || v.number() < 0 || v.number() > 1) {
+        return r.fail(path + ".values[" + std::to_string(i) + "]", "must be a number in [0, 1]");
+      }
+      load.values.push_back(v.number());
+    }
+  }
+  if (load.kind == LoadShape::Kind::Sequence) {
+    if (load.values.empty()) return r.fail(path + ".values", "is required for shape \"sequence\"");
+    if (j.find("noise") == nullptr) load.noise = 0;  // a sequence is exact unless asked otherwise
+  }
+  return true;
+}
+
+bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& d, size_t& count, double& phaseStepMs) {
+  if (!r.onlyKeys(j, path, {"name", "count", "phaseStepMs", "memoryTotalBytes", "memoryReservedBytes", "memoryInfo",
+                            "computeCapability", "pciDeviceId", "pcie", "clocksMHz", "power", "thermal", "fan", "ecc",
+                            "nvlink", "load", "processes"})) {
+    return false;
+  }
+  if (!r.string(j, path, "name", d.name, true, 80)) return false;
+  if (d.name.empty()) return r.fail(path + ".name", "must not be empty");
+  // A simulated device always says so in its name, wherever the name ends up (dashboards, logs).
+  std::string lower = d.name;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lower.find("simulated") == std::string::npos) d.name += " (simulated)";
+  if (!r.integer(j, path, "count", count, 1, kMaxDevices) || !r.number(j, path, "phaseStepMs", phaseStepMs, -1e9, 1e9) ||
+      !r.number(j, path, "memoryTotalBytes", d.memoryTotalBytes, 1, 1e15, true) ||
+      !r.number(j, path, "memoryReservedBytes", d.memoryReservedBytes, 0, 1e15)) {
+    return false;
+  }
+  if (d.memoryReservedBytes >= d.memoryTotalBytes) return r.fail(path + ".memoryReservedBytes", "must be below memoryTotalBytes");
+  std::string memoryInfo = "ok";
+  if (!r.oneOf(j, path, "memoryInfo", memoryInfo, {"ok", "not_supported", "system"})) return false;
+  d.memoryInfo = memoryInfo == "not_supported" ? DeviceSpec::MemoryInfo::NotSupported
+                 : memoryInfo == "system"      ? DeviceSpec::MemoryInfo::System
+                                               : DeviceSpec::MemoryInfo::Ok;
+  if (const Json* cc = j.find("computeCapability")) {
+    if (!cc->isArray() || cc->items().size() != 2 || !cc->items()[0].isNumber() || !cc->items()[1].isNumber()) {
+      return r.fail(path + ".computeCapability", "must be [major, minor]");
+    }
+    d.ccMajor = static_cast<int>(cc->items()[0].number());
+    d.ccMinor = static_cast<int>(cc->items()[1].number());
+  }
+  if (!r.integer(j, path, "pciDeviceId", d.pciDeviceId, 0, 4294967295.0)) return false;
+  if (const Json* pcie = j.find("pcie")) {
+    if (pcie->isNull()) {
+      d.hasPcie = false;
+    } else {
+      const std::string p = path + ".pcie";
+      if (!r.onlyKeys(*pcie, p, {"generation", "width", "maxBytesPerSecond", "counters"}) ||
+          !r.integer(*pcie, p, "generation", d.pcieGeneration, 1, 7) || !r.integer(*pcie, p, "width", d.pcieWidth, 1, 32) ||
+          !r.number(*pcie, p, "maxBytesPerSecond", d.pcieMaxBytesPerSecond, 0, 1e12) ||
+          !r.boolean(*pcie, p, "counters", d.pcieCounters)) {
+        return false;
+      }
+    }
+  }
+  if (const Json* c = j.find("clocksMHz")) {
+    const std::string p = path + ".clocksMHz";
+    if (!r.onlyKeys(*c, p, {"sm", "memory", "graphics", "smIdle", "memoryIdle"}) ||
+        !r.number(*c, p, "sm", d.smMaxMHz, 1, 10000) || !r.number(*c, p, "memory", d.memoryMaxMHz, 1, 50000) ||
+        !r.number(*c, p, "graphics", d.graphicsMaxMHz, 1, 10000) || !r.number(*c, p, "smIdle", d.smIdleMHz, 1, 10000) ||
+        !r.number(*c, p, "memoryIdle", d.memoryIdleMHz, 1, 50000)) {
+      return false;
+    }
+  }
+  if (const Json* pw = j.find("power")) {
+    const std::string p = path + ".power";
+    if (!r.onlyKeys(*pw, p, {"idleWatts", "limitWatts"}) || !r.number(*pw, p, "idleWatts", d.idleWatts, 0, 10000) ||
+        !r.number(*pw, p, "limitWatts", d.limitWatts, 1, 10000)) {
+      return false;
+    }
+    if (d.idleWatts > d.limitWatts) return r.fail(p + ".idleWatts", "must not be above limitWatts");
+  }
+  if (const Json* t = j.find("thermal")) {
+    const std::string p = path + ".thermal";
+    if (!r.onlyKeys(*t, p, {"ambientCelsius", "maxCelsius", "memoryOffsetCelsius"}) ||
+        !r.number(*t, p, "ambientCelsius", d.ambientCelsius, -40, 150) || !r.number(*t, p, "maxCelsius", d.maxCelsius, -40, 150)) {
+      return false;
+    }
+    if (const Json* off = t->find("memoryOffsetCelsius")) {
+      if (off->isNull()) {
+        d.hasMemoryTemperature = false;
+      } else if (!r.number(*t, p, "memoryOffsetCelsius", d.memoryTemperatureOffset, -50, 50)) {
+        return false;
+      }
+    }
+  }
+  if (!r.boolean(j, path, "fan", d.hasFan)) return false;
+  if (const Json* e = j.find("ecc")) {
+    if (e->isNull()) {
+      d.hasEcc = false;
+    } else {
+      const std::string p = path + ".ecc";
+      if (!r.onlyKeys(*e, p, {"volatileCorrected", "volatileUncorrected", "aggregateCorrected", "aggregateUncorrected"}) ||
+          !r.number(*e, p, "volatileCorrected", d.eccVolatileCorrected, 0, 1e15) ||
+          !r.number(*e, p, "volatileUncorrected", d.eccVolatileUncorrected, 0, 1e15) ||
+          !r.number(*e, p, "aggregateCorrected", d.eccAggregateCorrected, 0, 1e15) ||
+          !r.number(*e, p, "aggregateUncorrected", d.eccAggregateUncorrected, 0, 1e15)) {
+        return false;
+      }
+    }
+  }
+  if (const Json* n = j.find("nvlink")) {
+    if (!n->isNull()) {
+      const std::string p = path + ".nvlink";
+      if (!r.onlyKeys(*n, p, {"links", "maxBytesPerSecondPerLink"}) || !r.integer(*n, p, "links", d.nvlinks, 0, 18, true) ||
+          !r.number(*n, p, "maxBytesPerSecondPerLink", d.nvlinkMaxBytesPerSecondPerLink, 0, 1e12)) {
+        return false;
+      }
+    }
+  }
+  if (const Json* l = j.find("load")) {
+    if (!parseLoad(r, *l, path + ".load", d.load)) return false;
+  }
+  if (const Json* procs = j.find("processes")) {
+    if (!procs->isArray()) return r.fail(path + ".processes", "must be an array");
+    if (procs->items().size() > kMaxProcesses) return r.fail(path + ".processes", "has too many entries");
+    for (size_t i = 0; i < procs->items().size(); ++i) {
+      const std::string p = path + ".processes[" + std::to_string(i) + "]";
+      const Json& pj = procs->items()[i];
+      ProcessSpec ps;
+      if (!r.onlyKeys(pj, p, {"pid", "usedMemoryBytes"}) || !r.integer(pj, p, "pid", ps.pid, 1, 4194304, true)) return false;
+      const Json* used = pj.find("usedMemoryBytes");
+      if (used != nullptr && used->isNull()) {
+        ps.usedMemoryBytes = -1;
+      } else if (!r.number(pj, p, "usedMemoryBytes", ps.usedMemoryBytes, 0, 1e15, true)) {
+        return false;
+      }
+      d.processes.push_back(ps);
+    }
+  }
+  return true;
+}
+
+bool parseFault(Reader& r, const Json& j, const std::string& path, FaultSpec& f, size_t deviceCount) {
+  if (!r.onlyKeys(j, path, {"type", "device", "call", "atMs", "durationMs", "code", "delayMs"})) return false;
+  std::string type;
+  if (!r.string(j, path, "type", type, true)) return false;
+  if (type == "gpu_lost") f.kind = FaultSpec::Kind::GpuLost;
+  else if (type == "hang") f.kind = FaultSpec::Kind::Hang;
+  else if (type == "error") f.kind = FaultSpec::Kind::Error;
+  else if (type == "slow") f.kind = FaultSpec::Kind::Slow;
+  else if (type == "driver_gone") f.kind = FaultSpec::Kind::DriverGone;
+  else return r.fail(path + ".type", "must be one of gpu_lost, hang, error, slow, driver_gone, not \"" + type + "\"");
+  if (!r.integer(j, path, "device", f.device, -1, static_cast<double>(deviceCount) - 1) ||
+      !r.string(j, path, "call", f.call, false, 128) || !r.number(j, path, "atMs", f.atMs, 0, 1e12) ||
+      !r.number(j, path, "durationMs", f.durationMs, -1, 1e12) || !r.integer(j, path, "code", f.code, -1e9, 1e9) ||
+      !r.number(j, path, "delayMs", f.delayMs, 0, 600000)) {
+    return false;
+  }
+  if (f.kind == FaultSpec::Kind::Error && j.find("code") == nullptr) return r.fail(path + ".code", "is required for an error fault");
+  if (f.kind == FaultSpec::Kind::DriverGone && j.find("code") == nullptr) f.code = 999;  // NVML_ERROR_UNKNOWN
+  if (f.kind == FaultSpec::Kind::Slow && j.find("delayMs") == nullptr) return r.fail(path + ".delayMs", "is required for a slow fault");
+  return true;
+}
+
+}  // namespace
+
+bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
+  Json root;
+  std::string jsonError;
+  if (!parseJson(text, root, jsonError)) {
+    error = "invalid JSON: " + jsonError;
+    return false;
+  }
+  Reader r(error);
+  const std::string top = "scenario";
+  if (!r.onlyKeys(root, top, {"name", "description", "seed", "tickMs", "driver", "devices", "faults"})) return false;
+  if (!r.string(root, top, "name", s.name, true, 128) || !r.string(root, top, "description", s.description, false, 4096) ||
+      !r.integer(root, top, "seed", s.seed, 0, 9007199254740991.0) || !r.number(root, top, "tickMs", s.tickMs, 1, 3600000)) {
+    return false;
+  }
+  if (const Json* drv = root.find("driver")) {
+    const std::string p = top + ".driver";
+    if (!r.onlyKeys(*drv, p, {"version", "nvmlVersion", "cudaVersion", "library"}) ||
+        !r.string(*drv, p, "version", s.driverVersion, false, 79) || !r.string(*drv, p, "nvmlVersion", s.nvmlVersion, false, 79) ||
+        !r.integer(*drv, p, "cudaVersion", s.cudaDriverVersion, 0, 1e6) ||
+        !r.oneOf(*drv, p, "library", s.library, {"current", "legacy"})) {
+      return false;
+    }
+  }
+  const Json* devices = root.find("devices");
+  if (devices == nullptr || !devices->isArray()) return r.fail(top + ".devices", "must be an array of device entries");
+  for (size_t i = 0; i < devices->items().size(); ++i) {
+    DeviceSpec d;
+    size_t count = 1;
+    double phaseStepMs = 0;
+    if (!parseDevice(r, devices->items()[i], top + ".devices[" + std::to_string(i) + "]", d, count, phaseStepMs)) return false;
+    for (size_t c = 0; c < count; ++c) {
+      if (s.devices.size() >= kMaxDevices) return r.fail(top + ".devices", "more than " + std::to_string(kMaxDevices) + " devices");
+      DeviceSpec copy = d;
+      copy.load.phaseMs += phaseStepMs * static_cast<double>(c);
+      s.devices.push_back(std::move(copy));
+    }
+  }
+  if (const Json* faults = root.find("faults")) {
+    if (!faults->isArray()) return r.fail(top + ".faults", "must be an array");
+    if (faults->items().size() > kMaxFaults) return r.fail(top + ".faults", "has too many entries");
+    for (size_t i = 0; i < faults->items().size(); ++i) {
+      FaultSpec f;
+      if (!parseFault(r, faults->items()[i], top + ".faults[" + std::to_string(i) + "]", f, s.devices.size())) return false;
+      s.faults.push_back(f);
+    }
+  }
+  return true;
+}
+
+}  // namespace gtsim

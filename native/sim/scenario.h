@@ -1,0 +1,84 @@
+// A simulator scenario: the devices, how their load moves over time, and the faults to inject.
+// Parsed from JSON (scenarios/*.json) with errors that name the offending path.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gtsim {
+
+struct LoadShape {
+  enum class Kind { Constant, Cycle, Square, Sequence };
+  Kind kind = Kind::Cycle;
+  double min = 0.1;
+  double max = 0.9;
+  double periodMs = 20000;
+  double phaseMs = 0;
+  double duty = 0.5;      // Square: fraction of the period at `max`
+  double noise = 0.02;    // amplitude of the deterministic per-tick jitter
+  double stepMs = 1000;   // Sequence: how long each value lasts
+  std::vector<double> values;  // Sequence: the values, repeated
+};
+
+struct ProcessSpec {
+  unsigned int pid = 0;
+  double usedMemoryBytes = 0;  // < 0: the driver cannot tell (NVML_VALUE_NOT_AVAILABLE)
+};
+
+struct DeviceSpec {
+  std::string name;
+  double memoryTotalBytes = 0;
+  double memoryReservedBytes = 0;
+  enum class MemoryInfo { Ok, NotSupported, System } memoryInfo = MemoryInfo::Ok;
+  int ccMajor = 9, ccMinor = 0;
+  unsigned int pciDeviceId = 0x233010de;
+  unsigned int pciBus = 0;  // assigned per device when 0
+  bool hasPcie = true;
+  unsigned int pcieGeneration = 5, pcieWidth = 16;
+  double pcieMaxBytesPerSecond = 64e9;
+  bool pcieCounters = true;     // NVML 12 PCIe byte-count field values
+  double smMaxMHz = 1980, memoryMaxMHz = 2619, graphicsMaxMHz = 1980;
+  double smIdleMHz = 345, memoryIdleMHz = 2619;
+  double idleWatts = 70, limitWatts = 700;
+  double ambientCelsius = 30, maxCelsius = 80;
+  bool hasMemoryTemperature = true;
+  double memoryTemperatureOffset = 6;
+  bool hasFan = false;
+  bool hasEcc = true;
+  double eccVolatileCorrected = 0, eccVolatileUncorrected = 0, eccAggregateCorrected = 0,
+         eccAggregateUncorrected = 0;
+  unsigned int nvlinks = 0;
+  double nvlinkMaxBytesPerSecondPerLink = 25e9;
+  LoadShape load;
+  std::vector<ProcessSpec> processes;
+};
+
+struct FaultSpec {
+  enum class Kind { GpuLost, Hang, Error, Slow, DriverGone };
+  Kind kind = Kind::Error;
+  int device = -1;          // -1: every device
+  std::string call = "*";   // NVML symbol name, or "*" for every call
+  double atMs = 0;          // from scenario start
+  double durationMs = -1;   // -1: until the end (a hang with -1 never returns)
+  int code = 0;             // Error/DriverGone: the return code
+  double delayMs = 0;       // Slow: added to every matching call
+};
+
+struct Scenario {
+  std::string name;
+  std::string description;
+  uint64_t seed = 1;
+  double tickMs = 100;
+  std::string driverVersion = "550.90.07";
+  std::string nvmlVersion = "12.550.90.07";
+  int cudaDriverVersion = 12040;
+  std::string library = "current";  // "current" or "legacy" (an old driver without newer symbols)
+  std::vector<DeviceSpec> devices;
+  std::vector<FaultSpec> faults;
+};
+
+// Parses and validates; on error returns false with a message naming the JSON path.
+bool parseScenario(const std::string& json, Scenario& out, std::string& error);
+
+}  // namespace gtsim

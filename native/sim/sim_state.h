@@ -1,0 +1,59 @@
+// Process-wide simulator state (like a driver's): the configured model and the device handles.
+// Allocated once and never freed, so no destructor runs at process exit while a client thread
+// may still be inside a call.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "model.h"
+#include "nvml_types.h"
+
+struct simNvmlDevice {
+  size_t index;
+};
+
+namespace gtsim {
+
+class SimState {
+ public:
+  std::atomic<int> initCount{0};
+  // Replaced only by configure(), which refuses while any client has NVML initialised.
+  std::unique_ptr<Model> model;
+
+  int configure(const std::string& json, std::string& error) {
+    std::lock_guard<std::mutex> lock(configureMutex_);
+    if (initCount.load() > 0) {
+      error = "the simulator is in use (NVML initialised); shut it down before loading another scenario";
+      return 1;
+    }
+    Scenario scenario;
+    if (!parseScenario(json, scenario, error)) return 1;
+    handles_.clear();
+    handles_.resize(scenario.devices.size());
+    for (size_t i = 0; i < handles_.size(); ++i) handles_[i].index = i;
+    model = std::make_unique<Model>(std::move(scenario));
+    return 0;
+  }
+
+  simNvmlDevice_t handle(size_t index) { return &handles_[index]; }
+  bool validDevice(simNvmlDevice_t device) const {
+    if (device == nullptr || handles_.empty()) return false;
+    return device >= handles_.data() && device < handles_.data() + handles_.size();
+  }
+  size_t deviceIndex(simNvmlDevice_t device) const { return static_cast<size_t>(device - handles_.data()); }
+
+ private:
+  std::mutex configureMutex_;
+  std::vector<simNvmlDevice> handles_;
+};
+
+inline SimState& state() {
+  static SimState* s = new SimState();  // immortal on purpose (see above)
+  return *s;
+}
+
+}  // namespace gtsim

@@ -1,0 +1,645 @@
+#include "nvml_source.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace gt {
+
+namespace {
+
+constexpr double kMHz = 1e6;
+constexpr double kMilli = 1e-3;
+constexpr double kPercent = 1e-2;
+constexpr double kKiB = 1024.0;
+constexpr size_t kProcessBufferMax = 4096;  // hard cap on the per-call process list we accept
+
+std::string fixedString(const char* buf, size_t cap) { return std::string(buf, strnlen(buf, cap)); }
+
+// Value of a field-value answer as a double, whatever its declared type.
+double fieldValueToDouble(const nvml::FieldValue& fv) {
+  switch (fv.valueType) {
+    case nvml::kValueDouble: return fv.value.dVal;
+    case nvml::kValueUnsignedInt: return static_cast<double>(fv.value.uiVal);
+    case nvml::kValueUnsignedLong: return static_cast<double>(fv.value.ulVal);
+    case nvml::kValueUnsignedLongLong: return static_cast<double>(fv.value.ullVal);
+    case nvml::kValueSignedLongLong: return static_cast<double>(fv.value.sllVal);
+    case nvml::kValueSignedInt: return static_cast<double>(static_cast<int>(fv.value.uiVal));
+    default: return kNaN;
+  }
+}
+
+}  // namespace
+
+bool CounterRate::update(double value, int64_t atNs, double* rate) {
+  const bool had = has_;
+  const double prev = last_;
+  const int64_t prevAt = atNs_;
+  has_ = true;
+  last_ = value;
+  atNs_ = atNs;
+  if (!had || atNs <= prevAt || value < prev) return false;
+  *rate = (value - prev) / (static_cast<double>(atNs - prevAt) * 1e-9);
+  return true;
+}
+
+Status statusForNvml(nvml::Return code) {
+  switch (code) {
+    case nvml::kSuccess: return Status::Ok;
+    case nvml::kErrorNotSupported:
+    case nvml::kErrorFunctionNotFound:
+    case kCodeSymbolMissing: return Status::NotSupported;
+    case nvml::kErrorNoPermission: return Status::NoPermission;
+    case nvml::kErrorGpuIsLost: return Status::GpuLost;
+    default: return Status::Error;
+  }
+}
+
+NvmlSource::NvmlSource(const nvml::Api& api, CallTracker& tracker, Options options)
+    : api_(api), tracker_(tracker), options_(options) {}
+
+FieldMask NvmlSource::provides() {
+  FieldMask m;
+  m.set();  // every field of the foundation catalogue has an NVML path (possibly "not supported")
+  return m;
+}
+
+template <typename Fn>
+nvml::Return NvmlSource::invoke(Device& d, CallId id, const char* symbol, bool present, Fn&& fn) {
+  if (!present) return kCodeSymbolMissing;
+  if (d.unsupported.test(id)) return nvml::kErrorNotSupported;
+  // Once a call said the GPU is lost, the others would only wait on it too: answer for them.
+  if (d.lostThisSample) return nvml::kErrorGpuIsLost;
+  nvml::Return r;
+  {
+    TrackedCall tracked(tracker_, symbol, d.index);
+    r = fn();
+  }
+  if (r == nvml::kErrorNotSupported) d.unsupported.set(id);
+  if (r == nvml::kErrorGpuIsLost) {
+    d.lostThisSample = true;
+    d.lostCode = r;
+  }
+  return r;
+}
+
+void NvmlSource::put(DeviceRow& row, Field f, nvml::Return code, double value) {
+  if (code == nvml::kSuccess) {
+    row.set(f, value, Source::Nvml);
+  } else {
+    row.fail(f, statusForNvml(code), Source::Nvml, code);
+  }
+}
+
+nvml::Return NvmlSource::discover(std::vector<DeviceInfo>& infos, SystemInfo& system,
+                                  std::string& failedCall) {
+  char buf[nvml::kVersionBufferSize] = {};
+  if (api_.systemGetDriverVersion && api_.systemGetDriverVersion(buf, sizeof buf) == nvml::kSuccess) {
+    system.driverVersion = fixedString(buf, sizeof buf);
+  }
+  std::memset(buf, 0, sizeof buf);
+  if (api_.systemGetNvmlVersion && api_.systemGetNvmlVersion(buf, sizeof buf) == nvml::kSuccess) {
+    system.nvmlVersion = fixedString(buf, sizeof buf);
+  }
+  int cuda = -1;
+  if (api_.systemGetCudaDriverVersion && api_.systemGetCudaDriverVersion(&cuda) == nvml::kSuccess) {
+    system.cudaDriverVersion = cuda;
+  }
+
+  unsigned int count = 0;
+  if (api_.deviceGetCount == nullptr) {
+    failedCall = "nvmlDeviceGetCount_v2";
+    return kCodeSymbolMissing;
+  }
+  nvml::Return r = api_.deviceGetCount(&count);
+  if (r != nvml::kSuccess) {
+    failedCall = api_.deviceGetCountSymbol;
+    return r;
+  }
+
+  devices_.assign(count, Device{});
+  infos.assign(count, DeviceInfo{});
+  for (unsigned int i = 0; i < count; ++i) {
+    Device& d = devices_[i];
+    DeviceInfo& info = infos[i];
+    d.index = static_cast<int>(i);
+    info.index = i;
+    r = api_.deviceGetHandleByIndex ? api_.deviceGetHandleByIndex(i, &d.handle) : kCodeSymbolMissing;
+    if (r != nvml::kSuccess) {
+      // Keep the index: a device that cannot be opened is reported, not renumbered away.
+      d.handle = nullptr;
+      d.lost = true;
+      d.lostCode = r;
+      info.name = "unavailable";
+      continue;
+    }
+    char name[nvml::kNameBufferSize] = {};
+    if (api_.deviceGetName && api_.deviceGetName(d.handle, name, sizeof name) == nvml::kSuccess) {
+      info.name = fixedString(name, sizeof name);
+    }
+    char uuid[nvml::kUuidBufferSize] = {};
+    if (api_.deviceGetUuid && api_.deviceGetUuid(d.handle, uuid, sizeof uuid) == nvml::kSuccess) {
+      info.uuid = fixedString(uuid, sizeof uuid);
+    }
+    nvml::PciInfo pci{};
+    if (api_.deviceGetPciInfo && api_.deviceGetPciInfo(d.handle, &pci) == nvml::kSuccess) {
+      info.pciBusId = fixedString(pci.busId, sizeof pci.busId);
+      info.pciDeviceId = pci.pciDeviceId;
+    }
+    int major = -1, minor = -1;
+    if (api_.deviceGetCudaComputeCapability &&
+        api_.deviceGetCudaComputeCapability(d.handle, &major, &minor) == nvml::kSuccess) {
+      info.computeCapabilityMajor = major;
+      info.computeCapabilityMinor = minor;
+    }
+    nvml::MemoryV2 m2{};
+    m2.version = nvml::kMemoryV2Version;
+    nvml::Memory m1{};
+    if (api_.deviceGetMemoryInfoV2 && api_.deviceGetMemoryInfoV2(d.handle, &m2) == nvml::kSuccess) {
+      info.memoryTotalBytes = static_cast<double>(m2.total);
+    } else if (api_.deviceGetMemoryInfo && api_.deviceGetMemoryInfo(d.handle, &m1) == nvml::kSuccess) {
+      info.memoryTotalBytes = static_cast<double>(m1.total);
+    }
+    if (api_.deviceGetNvLinkState) {
+      for (unsigned int l = 0; l < kMaxLinks; ++l) {
+        int state = 0;
+        if (api_.deviceGetNvLinkState(d.handle, l, &state) == nvml::kSuccess) d.links.push_back(l);
+      }
+    }
+    info.nvlinkCount = static_cast<unsigned int>(d.links.size());
+  }
+  return nvml::kSuccess;
+}
+
+void NvmlSource::sample(size_t index, DeviceRow& row, const FieldMask& want, int64_t nowNs) {
+  Device& d = devices_[index];
+  row.meta(kDevLinkCount) = static_cast<double>(d.links.size());
+  auto failAll = [&](Status st, int32_t code) {
+    for (size_t f = 0; f < kFieldCount; ++f) {
+      if (want.test(f)) row.fail(static_cast<Field>(f), st, Source::Nvml, code);
+    }
+    for (size_t l = 0; l < kMaxLinks; ++l) {
+      double* link = row.link(l);
+      link[0] = link[1] = link[2] = kNaN;
+    }
+    row.meta(kDevProcessCount) = 0;
+    row.meta(kDevProcessTruncated) = 0;
+    row.meta(kDevLostCode) = code;
+  };
+
+  if (d.handle == nullptr) {
+    failAll(statusForNvml(d.lostCode) == Status::GpuLost ? Status::GpuLost : Status::Error, d.lostCode);
+    row.meta(kDevState) = static_cast<double>(DeviceState::Error);
+    return;
+  }
+  if (d.lost && nowNs < d.nextRetryNs) {
+    failAll(Status::GpuLost, d.lostCode);
+    row.meta(kDevState) = static_cast<double>(DeviceState::Lost);
+    return;
+  }
+
+  d.lostThisSample = false;
+  sampleClocks(d, row, want);
+  samplePowerThermal(d, row, want);
+  sampleUtilMemory(d, row, want);
+  sampleEcc(d, row, want);
+  sampleFieldValues(d, row, want, nowNs);
+  sampleProcesses(d, row, want);
+
+  if (d.lostThisSample) {
+    if (!d.lost) {
+      // Counters restart after recovery: a rate across a loss would be meaningless.
+      d.pcieTx.reset();
+      d.pcieRx.reset();
+      for (auto& c : d.nvlinkTx) c.reset();
+      for (auto& c : d.nvlinkRx) c.reset();
+    }
+    d.lost = true;
+    d.nextRetryNs = nowNs + options_.lostRetryNs;
+    failAll(Status::GpuLost, d.lostCode);
+    row.meta(kDevState) = static_cast<double>(DeviceState::Lost);
+    return;
+  }
+  d.lost = false;
+  row.meta(kDevState) = static_cast<double>(DeviceState::Ok);
+  row.meta(kDevLostCode) = 0;
+}
+
+void NvmlSource::sampleClocks(Device& d, DeviceRow& row, const FieldMask& want) {
+  struct ClockRead { Field field; CallId id; int type; bool max; };
+  static constexpr ClockRead kClocks[] = {
+      {Field::SmClockHz, kCallClockSm, nvml::kClockSm, false},
+      {Field::MemoryClockHz, kCallClockMem, nvml::kClockMem, false},
+      {Field::GraphicsClockHz, kCallClockGr, nvml::kClockGraphics, false},
+      {Field::SmClockMaxHz, kCallMaxSm, nvml::kClockSm, true},
+      {Field::MemoryClockMaxHz, kCallMaxMem, nvml::kClockMem, true},
+      {Field::GraphicsClockMaxHz, kCallMaxGr, nvml::kClockGraphics, true},
+  };
+  for (const ClockRead& c : kClocks) {
+    if (!want.test(idx(c.field))) continue;
+    unsigned int mhz = 0;
+    nvml::Return r;
+    if (c.max) {
+      r = invoke(d, c.id, "nvmlDeviceGetMaxClockInfo", api_.deviceGetMaxClockInfo != nullptr,
+                 [&] { return api_.deviceGetMaxClockInfo(d.handle, c.type, &mhz); });
+    } else {
+      r = invoke(d, c.id, "nvmlDeviceGetClockInfo", api_.deviceGetClockInfo != nullptr,
+                 [&] { return api_.deviceGetClockInfo(d.handle, c.type, &mhz); });
+    }
+    put(row, c.field, r, mhz * kMHz);
+  }
+  if (want.test(idx(Field::ClockEventReasons))) {
+    unsigned long long reasons = 0;
+    const char* symbol = api_.deviceGetClocksEventReasonsSymbol ? api_.deviceGetClocksEventReasonsSymbol
+                                                               : "nvmlDeviceGetCurrentClocksEventReasons";
+    nvml::Return r = invoke(d, kCallEventReasons, symbol, api_.deviceGetClocksEventReasons != nullptr,
+                            [&] { return api_.deviceGetClocksEventReasons(d.handle, &reasons); });
+    // Every defined reason bit is below 2^53, so the mask is exact as a double.
+    put(row, Field::ClockEventReasons, r, static_cast<double>(reasons));
+  }
+}
+
+void NvmlSource::samplePowerThermal(Device& d, DeviceRow& row, const FieldMask& want) {
+  if (want.test(idx(Field::PowerWatts))) {
+    unsigned int mw = 0;
+    nvml::Return r = invoke(d, kCallPower, "nvmlDeviceGetPowerUsage", api_.deviceGetPowerUsage != nullptr,
+                            [&] { return api_.deviceGetPowerUsage(d.handle, &mw); });
+    put(row, Field::PowerWatts, r, mw * kMilli);
+  }
+  if (want.test(idx(Field::PowerLimitWatts))) {
+    unsigned int mw = 0;
+    nvml::Return r = invoke(d, kCallPowerLimit, "nvmlDeviceGetEnforcedPowerLimit",
+                            api_.deviceGetEnforcedPowerLimit != nullptr,
+                            [&] { return api_.deviceGetEnforcedPowerLimit(d.handle, &mw); });
+    put(row, Field::PowerLimitWatts, r, mw * kMilli);
+  }
+  if (want.test(idx(Field::EnergyJoules))) {
+    unsigned long long mj = 0;
+    nvml::Return r = invoke(d, kCallEnergy, "nvmlDeviceGetTotalEnergyConsumption",
+                            api_.deviceGetTotalEnergyConsumption != nullptr,
+                            [&] { return api_.deviceGetTotalEnergyConsumption(d.handle, &mj); });
+    put(row, Field::EnergyJoules, r, static_cast<double>(mj) * kMilli);
+  }
+  if (want.test(idx(Field::TemperatureGpuCelsius))) {
+    double celsius = kNaN;
+    nvml::Return r = kCodeSymbolMissing;
+    if (api_.deviceGetTemperatureV != nullptr) {
+      nvml::TemperatureV1 t{};
+      t.version = nvml::kTemperatureV1Version;
+      t.sensorType = nvml::kTemperatureGpu;
+      r = invoke(d, kCallTemperature, "nvmlDeviceGetTemperatureV", true,
+                 [&] { return api_.deviceGetTemperatureV(d.handle, &t); });
+      celsius = t.temperature;
+    }
+    // Older drivers (or a struct version this one does not know): the deprecated call.
+    if ((r == kCodeSymbolMissing || r == nvml::kErrorArgumentVersionMismatch ||
+         r == nvml::kErrorFunctionNotFound) &&
+        api_.deviceGetTemperature != nullptr) {
+      unsigned int c = 0;
+      TrackedCall tracked(tracker_, "nvmlDeviceGetTemperature", d.index);
+      r = d.lostThisSample ? nvml::kErrorGpuIsLost : api_.deviceGetTemperature(d.handle, nvml::kTemperatureGpu, &c);
+      if (r == nvml::kErrorGpuIsLost) d.lostThisSample = true, d.lostCode = r;
+      celsius = c;
+    }
+    put(row, Field::TemperatureGpuCelsius, r, celsius);
+  }
+  if (want.test(idx(Field::FanSpeedRatio))) {
+    unsigned int pct = 0;
+    nvml::Return r = invoke(d, kCallFan, "nvmlDeviceGetFanSpeed", api_.deviceGetFanSpeed != nullptr,
+                            [&] { return api_.deviceGetFanSpeed(d.handle, &pct); });
+    put(row, Field::FanSpeedRatio, r, pct * kPercent);
+  }
+  if (want.test(idx(Field::PerformanceState))) {
+    int pstate = 0;
+    nvml::Return r = invoke(d, kCallPstate, "nvmlDeviceGetPerformanceState",
+                            api_.deviceGetPerformanceState != nullptr,
+                            [&] { return api_.deviceGetPerformanceState(d.handle, &pstate); });
+    if (r == nvml::kSuccess && (pstate < 0 || pstate > 15)) r = nvml::kErrorNotSupported;  // P-state unknown
+    put(row, Field::PerformanceState, r, pstate);
+  }
+}
+
+void NvmlSource::sampleUtilMemory(Device& d, DeviceRow& row, const FieldMask& want) {
+  if (want.test(idx(Field::GpuUtilizationRatio)) || want.test(idx(Field::MemoryUtilizationRatio))) {
+    nvml::Utilization u{};
+    nvml::Return r = invoke(d, kCallUtilization, "nvmlDeviceGetUtilizationRates",
+                            api_.deviceGetUtilizationRates != nullptr,
+                            [&] { return api_.deviceGetUtilizationRates(d.handle, &u); });
+    if (want.test(idx(Field::GpuUtilizationRatio))) put(row, Field::GpuUtilizationRatio, r, u.gpu * kPercent);
+    if (want.test(idx(Field::MemoryUtilizationRatio))) {
+      put(row, Field::MemoryUtilizationRatio, r, u.memory * kPercent);
+    }
+  }
+  const bool wantMemory = want.test(idx(Field::MemoryTotalBytes)) || want.test(idx(Field::MemoryUsedBytes)) ||
+                          want.test(idx(Field::MemoryFreeBytes)) || want.test(idx(Field::MemoryReservedBytes));
+  if (wantMemory) {
+    double total = kNaN, used = kNaN, freeBytes = kNaN, reserved = kNaN;
+    nvml::Return r = kCodeSymbolMissing;
+    nvml::Return reservedCode = kCodeSymbolMissing;
+    if (api_.deviceGetMemoryInfoV2 != nullptr) {
+      nvml::MemoryV2 m{};
+      m.version = nvml::kMemoryV2Version;
+      r = invoke(d, kCallMemory, "nvmlDeviceGetMemoryInfo_v2", true,
+                 [&] { return api_.deviceGetMemoryInfoV2(d.handle, &m); });
+      if (r == nvml::kSuccess) {
+        total = static_cast<double>(m.total);
+        used = static_cast<double>(m.used);
+        freeBytes = static_cast<double>(m.free);
+        reserved = static_cast<double>(m.reserved);
+        reservedCode = nvml::kSuccess;
+      } else {
+        reservedCode = r;
+      }
+    }
+    // The v1 call when v2 is absent or does not know our struct version. A NOT_SUPPORTED from v2
+    // is the device's answer (GB10): v1 would say the same.
+    if ((r == kCodeSymbolMissing || r == nvml::kErrorArgumentVersionMismatch ||
+         r == nvml::kErrorFunctionNotFound) &&
+        api_.deviceGetMemoryInfo != nullptr) {
+      nvml::Memory m{};
+      d.unsupported.reset(kCallMemory);
+      r = invoke(d, kCallMemory, "nvmlDeviceGetMemoryInfo", true,
+                 [&] { return api_.deviceGetMemoryInfo(d.handle, &m); });
+      if (r == nvml::kSuccess) {
+        total = static_cast<double>(m.total);
+        used = static_cast<double>(m.used);
+        freeBytes = static_cast<double>(m.free);
+      }
+      // v1 has no reserved figure: say so rather than report 0.
+      if (reservedCode == kCodeSymbolMissing || reservedCode == nvml::kErrorArgumentVersionMismatch) {
+        reservedCode = r == nvml::kSuccess ? kCodeSymbolMissing : r;
+      }
+    }
+    if (want.test(idx(Field::MemoryTotalBytes))) put(row, Field::MemoryTotalBytes, r, total);
+    if (want.test(idx(Field::MemoryUsedBytes))) put(row, Field::MemoryUsedBytes, r, used);
+    if (want.test(idx(Field::MemoryFreeBytes))) put(row, Field::MemoryFreeBytes, r, freeBytes);
+    if (want.test(idx(Field::MemoryReservedBytes))) put(row, Field::MemoryReservedBytes, reservedCode, reserved);
+  }
+  if (want.test(idx(Field::PcieLinkGeneration))) {
+    unsigned int gen = 0;
+    nvml::Return r = invoke(d, kCallPcieGen, "nvmlDeviceGetCurrPcieLinkGeneration",
+                            api_.deviceGetCurrPcieLinkGeneration != nullptr,
+                            [&] { return api_.deviceGetCurrPcieLinkGeneration(d.handle, &gen); });
+    put(row, Field::PcieLinkGeneration, r, gen);
+  }
+  if (want.test(idx(Field::PcieLinkWidth))) {
+    unsigned int width = 0;
+    nvml::Return r = invoke(d, kCallPcieWidth, "nvmlDeviceGetCurrPcieLinkWidth",
+                            api_.deviceGetCurrPcieLinkWidth != nullptr,
+                            [&] { return api_.deviceGetCurrPcieLinkWidth(d.handle, &width); });
+    put(row, Field::PcieLinkWidth, r, width);
+  }
+}
+
+void NvmlSource::sampleEcc(Device& d, DeviceRow& row, const FieldMask& want) {
+  struct EccRead { Field field; CallId id; int errorType; int counterType; };
+  static constexpr EccRead kEcc[] = {
+      {Field::EccVolatileCorrectedErrors, kCallEccVolCorr, nvml::kMemoryErrorCorrected, nvml::kVolatileEcc},
+      {Field::EccVolatileUncorrectedErrors, kCallEccVolUnc, nvml::kMemoryErrorUncorrected, nvml::kVolatileEcc},
+      {Field::EccAggregateCorrectedErrors, kCallEccAggCorr, nvml::kMemoryErrorCorrected, nvml::kAggregateEcc},
+      {Field::EccAggregateUncorrectedErrors, kCallEccAggUnc, nvml::kMemoryErrorUncorrected, nvml::kAggregateEcc},
+  };
+  for (const EccRead& e : kEcc) {
+    if (!want.test(idx(e.field))) continue;
+    unsigned long long count = 0;
+    nvml::Return r = invoke(d, e.id, "nvmlDeviceGetTotalEccErrors", api_.deviceGetTotalEccErrors != nullptr,
+                            [&] { return api_.deviceGetTotalEccErrors(d.handle, e.errorType, e.counterType, &count); });
+    put(row, e.field, r, static_cast<double>(count));
+  }
+}
+
+void NvmlSource::sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs) {
+  // One driver call answers memory temperature, the PCIe counters and every link's NVLink counters.
+  enum : size_t { kMemTemp = 0, kPcieTx, kPcieRx, kReplay, kFirstLink };
+  fieldValues_.clear();
+  auto request = [&](unsigned int fieldId, unsigned int scope) {
+    nvml::FieldValue fv{};
+    fv.fieldId = fieldId;
+    fv.scopeId = scope;
+    fieldValues_.push_back(fv);
+  };
+  request(nvml::kFiMemoryTemp, 0);
+  request(nvml::kFiPcieCountTxBytes, 0);
+  request(nvml::kFiPcieCountRxBytes, 0);
+  request(nvml::kFiPcieReplayCounter, 0);
+  for (unsigned int link : d.links) {
+    request(nvml::kFiNvlinkThroughputDataTx, link);
+    request(nvml::kFiNvlinkThroughputDataRx, link);
+  }
+  nvml::Return r = invoke(d, kCallFieldValues, "nvmlDeviceGetFieldValues", api_.deviceGetFieldValues != nullptr,
+                          [&] {
+                            return api_.deviceGetFieldValues(d.handle, static_cast<int>(fieldValues_.size()),
+                                                             fieldValues_.data());
+                          });
+  for (nvml::FieldValue& fv : fieldValues_) {
+    if (r != nvml::kSuccess) fv.nvmlReturn = r;  // the whole call failed: every entry says why
+    if (fv.nvmlReturn == nvml::kErrorGpuIsLost) {
+      d.lostThisSample = true;
+      d.lostCode = fv.nvmlReturn;
+    }
+  }
+  if (want.test(idx(Field::TemperatureMemoryCelsius))) {
+    const nvml::FieldValue& fv = fieldValues_[kMemTemp];
+    put(row, Field::TemperatureMemoryCelsius, fv.nvmlReturn, fieldValueToDouble(fv));
+  }
+  if (want.test(idx(Field::PcieReplayErrors))) {
+    const nvml::FieldValue& fv = fieldValues_[kReplay];
+    put(row, Field::PcieReplayErrors, fv.nvmlReturn, fieldValueToDouble(fv));
+  }
+  samplePcie(d, row, want, nowNs, &fieldValues_[kPcieTx], &fieldValues_[kPcieRx]);
+  sampleNvlink(d, row, want, nowNs, fieldValues_);
+}
+
+void NvmlSource::samplePcie(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs,
+                            const nvml::FieldValue* tx, const nvml::FieldValue* rx) {
+  const bool wantTx = want.test(idx(Field::PcieTxBytesPerSecond));
+  const bool wantRx = want.test(idx(Field::PcieRxBytesPerSecond));
+  if (!wantTx && !wantRx) return;
+  if (d.pcieCountersWork && tx->nvmlReturn == nvml::kSuccess && rx->nvmlReturn == nvml::kSuccess) {
+    // Cumulative byte counters: a rate between two samples costs nothing in the driver.
+    const int64_t txAt = tx->timestamp > 0 ? tx->timestamp * 1000 : nowNs;
+    const int64_t rxAt = rx->timestamp > 0 ? rx->timestamp * 1000 : nowNs;
+    double rate = 0;
+    if (d.pcieTx.update(fieldValueToDouble(*tx), txAt, &rate)) {
+      row.set(Field::PcieTxBytesPerSecond, rate, Source::Nvml);
+    } else {
+      row.fail(Field::PcieTxBytesPerSecond, Status::Pending, Source::Nvml, kCodeCounterReset);
+    }
+    if (d.pcieRx.update(fieldValueToDouble(*rx), rxAt, &rate)) {
+      row.set(Field::PcieRxBytesPerSecond, rate, Source::Nvml);
+    } else {
+      row.fail(Field::PcieRxBytesPerSecond, Status::Pending, Source::Nvml, kCodeCounterReset);
+    }
+    return;
+  }
+  if (tx->nvmlReturn == nvml::kErrorGpuIsLost) return;  // the device row is failed as a whole
+  d.pcieCountersWork = false;
+  // Older drivers: nvmlDeviceGetPcieThroughput measures over ~20 ms inside the call, so it is asked
+  // at most once per slowCallMinGapNs and its last answer is re-published in between.
+  if (d.pcieThroughputAtNs == 0 || nowNs - d.pcieThroughputAtNs >= options_.slowCallMinGapNs) {
+    d.pcieThroughputAtNs = nowNs;
+    unsigned int txKb = 0, rxKb = 0;
+    nvml::Return r = invoke(d, kCallPcieThroughput, "nvmlDeviceGetPcieThroughput",
+                            api_.deviceGetPcieThroughput != nullptr,
+                            [&] { return api_.deviceGetPcieThroughput(d.handle, nvml::kPcieUtilTxBytes, &txKb); });
+    if (r == nvml::kSuccess) {
+      r = invoke(d, kCallPcieThroughput, "nvmlDeviceGetPcieThroughput", true,
+                 [&] { return api_.deviceGetPcieThroughput(d.handle, nvml::kPcieUtilRxBytes, &rxKb); });
+    }
+    d.pcieThroughputCode = r;
+    d.pcieTxBps = txKb * kKiB;  // NVML documents KB/s; the driver counts in units of 1024 bytes
+    d.pcieRxBps = rxKb * kKiB;
+  }
+  if (wantTx) put(row, Field::PcieTxBytesPerSecond, d.pcieThroughputCode, d.pcieTxBps);
+  if (wantRx) put(row, Field::PcieRxBytesPerSecond, d.pcieThroughputCode, d.pcieRxBps);
+}
+
+void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs,
+                              const std::vector<nvml::FieldValue>& values) {
+  constexpr size_t kFirstLinkValue = 4;
+  for (size_t l = 0; l < kMaxLinks; ++l) {
+    double* link = row.link(l);
+    link[0] = link[1] = link[2] = kNaN;
+  }
+  const bool wantAny = want.test(idx(Field::NvlinkActiveLinks)) || want.test(idx(Field::NvlinkTxBytesPerSecond)) ||
+                       want.test(idx(Field::NvlinkRxBytesPerSecond));
+  if (!wantAny) return;
+  if (d.links.empty()) {
+    const int32_t code = api_.deviceGetNvLinkState ? nvml::kErrorNotSupported : kCodeSymbolMissing;
+    row.fail(Field::NvlinkActiveLinks, Status::NotSupported, Source::Nvml, code);
+    row.fail(Field::NvlinkTxBytesPerSecond, Status::NotSupported, Source::Nvml, code);
+    row.fail(Field::NvlinkRxBytesPerSecond, Status::NotSupported, Source::Nvml, code);
+    return;
+  }
+  unsigned int active = 0;
+  nvml::Return stateCode = nvml::kSuccess;
+  double txTotal = 0, rxTotal = 0;
+  bool txPending = false, rxPending = false;
+  nvml::Return txCode = nvml::kSuccess, rxCode = nvml::kSuccess;
+  for (size_t i = 0; i < d.links.size(); ++i) {
+    const unsigned int l = d.links[i];
+    double* link = row.link(l);
+    int state = 0;
+    nvml::Return r;
+    if (d.lostThisSample) {
+      r = nvml::kErrorGpuIsLost;
+    } else {
+      TrackedCall tracked(tracker_, "nvmlDeviceGetNvLinkState", d.index);
+      r = api_.deviceGetNvLinkState(d.handle, l, &state);
+    }
+    if (r == nvml::kErrorGpuIsLost) d.lostThisSample = true, d.lostCode = r;
+    if (r == nvml::kSuccess) {
+      link[0] = state == nvml::kFeatureEnabled ? 1.0 : 0.0;
+      if (state == nvml::kFeatureEnabled) ++active;
+    } else {
+      stateCode = r;
+    }
+    const nvml::FieldValue& tx = values[kFirstLinkValue + 2 * i];
+    const nvml::FieldValue& rx = values[kFirstLinkValue + 2 * i + 1];
+    double rate = 0;
+    if (tx.nvmlReturn == nvml::kSuccess) {
+      const int64_t at = tx.timestamp > 0 ? tx.timestamp * 1000 : nowNs;
+      if (d.nvlinkTx[l].update(fieldValueToDouble(tx) * kKiB, at, &rate)) {
+        link[1] = rate;
+        txTotal += rate;
+      } else {
+        txPending = true;
+      }
+    } else {
+      txCode = tx.nvmlReturn;
+    }
+    if (rx.nvmlReturn == nvml::kSuccess) {
+      const int64_t at = rx.timestamp > 0 ? rx.timestamp * 1000 : nowNs;
+      if (d.nvlinkRx[l].update(fieldValueToDouble(rx) * kKiB, at, &rate)) {
+        link[2] = rate;
+        rxTotal += rate;
+      } else {
+        rxPending = true;
+      }
+    } else {
+      rxCode = rx.nvmlReturn;
+    }
+  }
+  put(row, Field::NvlinkActiveLinks, stateCode, active);
+  // A total is only a total when every link answered: otherwise say why, never a partial sum.
+  if (txCode != nvml::kSuccess) {
+    row.fail(Field::NvlinkTxBytesPerSecond, statusForNvml(txCode), Source::Nvml, txCode);
+  } else if (txPending) {
+    row.fail(Field::NvlinkTxBytesPerSecond, Status::Pending, Source::Nvml, kCodeCounterReset);
+  } else {
+    row.set(Field::NvlinkTxBytesPerSecond, txTotal, Source::Nvml);
+  }
+  if (rxCode != nvml::kSuccess) {
+    row.fail(Field::NvlinkRxBytesPerSecond, statusForNvml(rxCode), Source::Nvml, rxCode);
+  } else if (rxPending) {
+    row.fail(Field::NvlinkRxBytesPerSecond, Status::Pending, Source::Nvml, kCodeCounterReset);
+  } else {
+    row.set(Field::NvlinkRxBytesPerSecond, rxTotal, Source::Nvml);
+  }
+}
+
+void NvmlSource::sampleProcesses(Device& d, DeviceRow& row, const FieldMask& want) {
+  row.meta(kDevProcessCount) = 0;
+  row.meta(kDevProcessTruncated) = 0;
+  const bool wantAny = want.test(idx(Field::ProcessCount)) || want.test(idx(Field::GpuProcessMemoryBytes));
+  if (!wantAny) return;
+  unsigned int count = 0;
+  nvml::Return r = kCodeSymbolMissing;
+  // (pid, used bytes or NaN) of every process the driver listed, from whichever struct generation.
+  auto entry = [&](size_t i, bool v2) -> std::pair<double, double> {
+    const unsigned int pid = v2 ? processesV2_[i].pid : processesV1_[i].pid;
+    const unsigned long long used = v2 ? processesV2_[i].usedGpuMemory : processesV1_[i].usedGpuMemory;
+    return {static_cast<double>(pid), used == nvml::kValueNotAvailable ? kNaN : static_cast<double>(used)};
+  };
+  bool v2 = false;
+  if (api_.deviceGetComputeRunningProcessesV2 != nullptr) {
+    v2 = true;
+    if (processesV2_.size() < kMaxProcesses) processesV2_.resize(kMaxProcesses);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      count = static_cast<unsigned int>(processesV2_.size());
+      r = invoke(d, kCallProcesses, api_.deviceGetComputeRunningProcessesV2Symbol, true,
+                 [&] { return api_.deviceGetComputeRunningProcessesV2(d.handle, &count, processesV2_.data()); });
+      if (r != nvml::kErrorInsufficientSize) break;
+      processesV2_.resize(std::min<size_t>(count + 16, kProcessBufferMax));  // rare: grows once, then reused
+    }
+  } else if (api_.deviceGetComputeRunningProcessesV1 != nullptr) {
+    if (processesV1_.size() < kMaxProcesses) processesV1_.resize(kMaxProcesses);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      count = static_cast<unsigned int>(processesV1_.size());
+      r = invoke(d, kCallProcesses, "nvmlDeviceGetComputeRunningProcesses", true,
+                 [&] { return api_.deviceGetComputeRunningProcessesV1(d.handle, &count, processesV1_.data()); });
+      if (r != nvml::kErrorInsufficientSize) break;
+      processesV1_.resize(std::min<size_t>(count + 16, kProcessBufferMax));
+    }
+  }
+  if (r != nvml::kSuccess) {
+    put(row, Field::ProcessCount, r, kNaN);
+    put(row, Field::GpuProcessMemoryBytes, r, kNaN);
+    return;
+  }
+  const size_t listed = std::min<size_t>(count, v2 ? processesV2_.size() : processesV1_.size());
+  double sum = 0;
+  size_t withMemory = 0;
+  for (size_t i = 0; i < listed; ++i) {
+    auto [pid, used] = entry(i, v2);
+    if (i < kMaxProcesses) {
+      double* p = row.process(i);
+      p[0] = pid;
+      p[1] = used;
+    }
+    if (!std::isnan(used)) {
+      sum += used;
+      ++withMemory;
+    }
+  }
+  row.meta(kDevProcessCount) = static_cast<double>(std::min(listed, kMaxProcesses));
+  row.meta(kDevProcessTruncated) = listed > kMaxProcesses || count > listed ? 1.0 : 0.0;
+  row.set(Field::ProcessCount, count, Source::Nvml);
+  if (count > 0 && withMemory == 0) {
+    // The driver lists processes but not their memory (vGPU/WDDM): that is not zero bytes.
+    row.fail(Field::GpuProcessMemoryBytes, Status::NotSupported, Source::Nvml, nvml::kErrorNotSupported);
+  } else {
+    row.set(Field::GpuProcessMemoryBytes, sum, Source::Nvml);
+  }
+}
+
+}  // namespace gt

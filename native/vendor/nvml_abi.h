@@ -1,0 +1,194 @@
+// Our own minimal declarations of the parts of NVIDIA's NVML C ABI that this project calls.
+//
+// Nothing here is copied from nvml.h: names are ours, values and layouts are NVIDIA's ABI facts.
+// test/abi/nvml_abi_check.cc compiles these declarations next to the real /usr/include/nvml.h
+// (Debian's libnvidia-ml-dev) and checks every size, offset and constant; facts that only newer
+// headers have (NVML 12/13) are marked and were read from NVIDIA's published headers.
+//
+// No vendor header or library is needed to build: everything is resolved at run time (loader.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gt::nvml {
+
+using Return = int;  // nvmlReturn_t: a C enum, int-sized on every ABI NVIDIA ships
+struct DeviceOpaque;
+using Device = DeviceOpaque*;  // nvmlDevice_t
+struct EventSetOpaque;
+using EventSet = EventSetOpaque*;  // nvmlEventSet_t
+struct GpmSampleOpaque;
+using GpmSample = GpmSampleOpaque*;  // nvmlGpmSample_t
+
+// nvmlReturn_t values.
+enum : Return {
+  kSuccess = 0,
+  kErrorUninitialized = 1,
+  kErrorInvalidArgument = 2,
+  kErrorNotSupported = 3,
+  kErrorNoPermission = 4,
+  kErrorAlreadyInitialized = 5,
+  kErrorNotFound = 6,
+  kErrorInsufficientSize = 7,
+  kErrorInsufficientPower = 8,
+  kErrorDriverNotLoaded = 9,
+  kErrorTimeout = 10,
+  kErrorIrqIssue = 11,
+  kErrorLibraryNotFound = 12,
+  kErrorFunctionNotFound = 13,
+  kErrorCorruptedInforom = 14,
+  kErrorGpuIsLost = 15,
+  kErrorResetRequired = 16,
+  kErrorOperatingSystem = 17,
+  kErrorLibRmVersionMismatch = 18,
+  kErrorInUse = 19,
+  kErrorMemory = 20,
+  kErrorNoData = 21,
+  kErrorVgpuEccNotSupported = 22,
+  kErrorInsufficientResources = 23,
+  kErrorFreqNotSupported = 24,
+  kErrorArgumentVersionMismatch = 25,
+  kErrorDeprecated = 26,
+  kErrorNotReady = 27,
+  kErrorGpuNotFound = 28,
+  kErrorInvalidState = 29,  // NVML 12+
+  kErrorUnknown = 999,
+};
+
+// Versioned structs carry (sizeof | version << 24) in their first member (NVML_STRUCT_VERSION).
+constexpr unsigned int structVersion(std::size_t size, unsigned int version) {
+  return static_cast<unsigned int>(size) | (version << 24U);
+}
+
+// Buffer sizes (NVML_*_BUFFER_SIZE).
+constexpr unsigned int kNameBufferSize = 96;           // NVML_DEVICE_NAME_V2_BUFFER_SIZE
+constexpr unsigned int kUuidBufferSize = 96;           // NVML_DEVICE_UUID_V2_BUFFER_SIZE
+constexpr unsigned int kVersionBufferSize = 80;        // NVML_SYSTEM_{DRIVER,NVML}_VERSION_BUFFER_SIZE
+constexpr unsigned int kPciBusIdBufferSize = 32;       // NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE
+constexpr unsigned int kPciBusIdLegacyBufferSize = 16; // NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE
+constexpr unsigned int kNvlinkMaxLinks = 18;           // NVML_NVLINK_MAX_LINKS
+
+// nvmlMemory_t
+struct Memory {
+  unsigned long long total;
+  unsigned long long free;
+  unsigned long long used;
+};
+
+// nvmlMemory_v2_t (version member must be kMemoryV2Version)
+struct MemoryV2 {
+  unsigned int version;
+  unsigned long long total;
+  unsigned long long reserved;
+  unsigned long long free;
+  unsigned long long used;
+};
+constexpr unsigned int kMemoryV2Version = structVersion(sizeof(MemoryV2), 2);
+
+// nvmlUtilization_t (percent)
+struct Utilization {
+  unsigned int gpu;
+  unsigned int memory;
+};
+
+// nvmlPciInfo_t (the _v3 query fills all of it)
+struct PciInfo {
+  char busIdLegacy[kPciBusIdLegacyBufferSize];
+  unsigned int domain;
+  unsigned int bus;
+  unsigned int device;
+  unsigned int pciDeviceId;
+  unsigned int pciSubSystemId;
+  char busId[kPciBusIdBufferSize];
+};
+
+// nvmlProcessInfo_v1_t: filled by nvmlDeviceGetComputeRunningProcesses (unversioned).
+struct ProcessInfoV1 {
+  unsigned int pid;
+  unsigned long long usedGpuMemory;
+};
+
+// nvmlProcessInfo_v2_t: filled by the _v2 and _v3 process queries.
+struct ProcessInfoV2 {
+  unsigned int pid;
+  unsigned long long usedGpuMemory;
+  unsigned int gpuInstanceId;
+  unsigned int computeInstanceId;
+};
+// usedGpuMemory when the driver cannot tell (NVML_VALUE_NOT_AVAILABLE).
+constexpr unsigned long long kValueNotAvailable = ~0ULL;
+
+// nvmlValue_t
+union Value {
+  double dVal;
+  unsigned int uiVal;
+  unsigned long ulVal;
+  unsigned long long ullVal;
+  long long sllVal;
+};
+
+// nvmlValueType_t
+enum ValueType : int {
+  kValueDouble = 0,
+  kValueUnsignedInt = 1,
+  kValueUnsignedLong = 2,
+  kValueUnsignedLongLong = 3,
+  kValueSignedLongLong = 4,
+  kValueSignedInt = 5,  // NVML 12+
+};
+
+// nvmlFieldValue_t
+struct FieldValue {
+  unsigned int fieldId;
+  unsigned int scopeId;
+  long long timestamp;    // µs since the epoch
+  long long latencyUsec;
+  int valueType;          // ValueType
+  Return nvmlReturn;
+  Value value;
+};
+
+// Field ids (NVML_FI_*) this project reads through nvmlDeviceGetFieldValues.
+enum FieldId : unsigned int {
+  kFiMemoryTemp = 82,                 // °C
+  kFiTotalEnergyConsumption = 83,     // mJ
+  kFiNvlinkLinkCount = 91,
+  kFiRetiredPendingSbe = 92,
+  kFiRetiredPendingDbe = 93,
+  kFiPcieReplayCounter = 94,
+  kFiNvlinkThroughputDataTx = 138,    // KiB, cumulative; scopeId = link
+  kFiNvlinkThroughputDataRx = 139,
+  kFiRemappedCorrectable = 142,
+  kFiRemappedUncorrectable = 143,
+  kFiRemappedPending = 144,
+  kFiRemappedFailure = 145,
+  kFiNvlinkGetState = 165,            // scopeId = link
+  kFiPcieCountTxBytes = 196,          // NVML 12+: bytes, cumulative (wraps)
+  kFiPcieCountRxBytes = 197,
+};
+
+// nvmlTemperatureSensors_t / nvmlClockType_t / ECC selectors / PCIe counters / enable state
+constexpr int kTemperatureGpu = 0;
+constexpr int kClockGraphics = 0;
+constexpr int kClockSm = 1;
+constexpr int kClockMem = 2;
+constexpr int kMemoryErrorCorrected = 0;
+constexpr int kMemoryErrorUncorrected = 1;
+constexpr int kVolatileEcc = 0;
+constexpr int kAggregateEcc = 1;
+constexpr int kPcieUtilTxBytes = 0;
+constexpr int kPcieUtilRxBytes = 1;
+constexpr int kFeatureDisabled = 0;
+constexpr int kFeatureEnabled = 1;
+constexpr unsigned int kPstateUnknown = 32;  // NVML_PSTATE_UNKNOWN
+
+// nvmlTemperature_v1_t for nvmlDeviceGetTemperatureV (NVML 12.8+).
+struct TemperatureV1 {
+  unsigned int version;
+  int sensorType;
+  int temperature;
+};
+constexpr unsigned int kTemperatureV1Version = structVersion(sizeof(TemperatureV1), 1);
+
+}  // namespace gt::nvml

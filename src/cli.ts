@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+/** The gpu-telemetry command line. */
+import { createRequire } from 'node:module';
+import { describeError, processIo, UsageError, type Io } from './cli/common.js';
+import { scenariosCommand, SCENARIOS_HELP } from './cli/scenarios.js';
+import { snapshotCommand, SNAPSHOT_HELP } from './cli/snapshot.js';
+
+export const MAIN_HELP = `Usage: gpu-telemetry <command> [options]
+
+NVIDIA GPU telemetry from NVML (and the built-in driver simulator).
+
+Commands:
+  snapshot     print one sample of every GPU and field (--json for JSON)
+  scenarios    list the driver-simulator scenarios
+  help [cmd]   show help for a command
+
+Run "gpu-telemetry <command> --help" for a command's options.
+Without a GPU, add --simulate h100-sxm-8 (or set GPU_TELEMETRY_SIMULATE).
+`;
+
+const HELP: Record<string, string> = { snapshot: SNAPSHOT_HELP, scenarios: SCENARIOS_HELP };
+
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case '-h':
+      case '--help':
+        io.out(MAIN_HELP);
+        return command === undefined ? 2 : 0;
+      case 'help': {
+        const topic = rest[0];
+        io.out(topic && HELP[topic] ? HELP[topic] : MAIN_HELP);
+        return 0;
+      }
+      case '-v':
+      case '--version': {
+        const require = createRequire(import.meta.url);
+        io.out(`${(require('../package.json') as { version: string }).version}\n`);
+        return 0;
+      }
+      case 'snapshot':
+        return await snapshotCommand(rest, io);
+      case 'scenarios':
+        return scenariosCommand(rest, io);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`gpu-telemetry: ${e.message}\n\n${command && HELP[command] ? HELP[command] : MAIN_HELP}`);
+      return 2;
+    }
+    io.err(`gpu-telemetry: ${describeError(e)}\n`);
+    return 1;
+  }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (invokedDirectly || process.argv[1]?.endsWith('/gpu-telemetry')) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`gpu-telemetry: ${describeError(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,98 @@
+/**
+ * The one error type this package throws or rejects with. `code` says what went wrong in a way a
+ * program can branch on; the vendor's own return code and text are kept beside it, with the
+ * library path that was tried, so an operator can act on the message alone.
+ */
+export type GpuTelemetryErrorCode =
+  | 'LIBRARY_NOT_FOUND' // a vendor library could not be loaded (path, soname)
+  | 'SYMBOL_MISSING' // the library loaded but lacks a required entry point: not the library we need
+  | 'DRIVER_NOT_LOADED' // NVML: no kernel driver (no GPU on this machine)
+  | 'DRIVER_VERSION_MISMATCH' // NVML library and kernel driver differ
+  | 'NO_PERMISSION' // the process may not open the GPU device files
+  | 'VENDOR_ERROR' // any other vendor return code (see vendorCode / vendorMessage)
+  | 'INVALID_OPTION' // an option is wrong; the message says what is allowed
+  | 'INVALID_SCENARIO' // a simulator scenario could not be used
+  | 'CLOSED' // the instance was closed
+  | 'TIMEOUT' // an operation did not finish in time
+  | 'ADDON_LOAD_FAILED'; // the native addon could not be loaded (not built for this platform)
+
+export interface GpuTelemetryErrorDetails {
+  /** The vendor's return code (e.g. NVML's 9 for "Driver Not Loaded"), when a vendor call failed. */
+  vendorCode?: number | null;
+  /** The vendor's own text for that code. */
+  vendorMessage?: string;
+  /** The library that was loaded or tried last. */
+  libraryPath?: string;
+  /** Every path or soname tried, in order. */
+  tried?: string[];
+  /** For INVALID_OPTION: the option's path, e.g. "libraries.nvml". */
+  option?: string;
+  cause?: unknown;
+}
+
+export class GpuTelemetryError extends Error {
+  override readonly name = 'GpuTelemetryError';
+  readonly code: GpuTelemetryErrorCode;
+  readonly vendorCode: number | null;
+  readonly vendorMessage: string | null;
+  readonly libraryPath: string | null;
+  readonly tried: readonly string[];
+  readonly option: string | null;
+
+  constructor(code: GpuTelemetryErrorCode, message: string, details: GpuTelemetryErrorDetails = {}) {
+    super(message, details.cause !== undefined ? { cause: details.cause } : undefined);
+    this.code = code;
+    this.vendorCode = details.vendorCode ?? null;
+    this.vendorMessage = details.vendorMessage ? details.vendorMessage : null;
+    this.libraryPath = details.libraryPath ? details.libraryPath : null;
+    this.tried = Object.freeze([...(details.tried ?? [])]);
+    this.option = details.option ?? null;
+  }
+}
+
+export function invalidOption(option: string, message: string): GpuTelemetryError {
+  return new GpuTelemetryError('INVALID_OPTION', `options.${option}: ${message}`, { option });
+}
+
+export function closedError(what: string): GpuTelemetryError {
+  return new GpuTelemetryError('CLOSED', `${what}: this GpuTelemetry instance is closed; open a new one`);
+}
+
+/** NVML return codes by number, for messages (works without any library loaded). */
+export const NVML_RETURN_NAMES: Readonly<Record<number, string>> = Object.freeze({
+  0: 'NVML_SUCCESS',
+  1: 'NVML_ERROR_UNINITIALIZED',
+  2: 'NVML_ERROR_INVALID_ARGUMENT',
+  3: 'NVML_ERROR_NOT_SUPPORTED',
+  4: 'NVML_ERROR_NO_PERMISSION',
+  5: 'NVML_ERROR_ALREADY_INITIALIZED',
+  6: 'NVML_ERROR_NOT_FOUND',
+  7: 'NVML_ERROR_INSUFFICIENT_SIZE',
+  8: 'NVML_ERROR_INSUFFICIENT_POWER',
+  9: 'NVML_ERROR_DRIVER_NOT_LOADED',
+  10: 'NVML_ERROR_TIMEOUT',
+  11: 'NVML_ERROR_IRQ_ISSUE',
+  12: 'NVML_ERROR_LIBRARY_NOT_FOUND',
+  13: 'NVML_ERROR_FUNCTION_NOT_FOUND',
+  14: 'NVML_ERROR_CORRUPTED_INFOROM',
+  15: 'NVML_ERROR_GPU_IS_LOST',
+  16: 'NVML_ERROR_RESET_REQUIRED',
+  17: 'NVML_ERROR_OPERATING_SYSTEM',
+  18: 'NVML_ERROR_LIB_RM_VERSION_MISMATCH',
+  19: 'NVML_ERROR_IN_USE',
+  20: 'NVML_ERROR_MEMORY',
+  21: 'NVML_ERROR_NO_DATA',
+  22: 'NVML_ERROR_VGPU_ECC_NOT_SUPPORTED',
+  23: 'NVML_ERROR_INSUFFICIENT_RESOURCES',
+  24: 'NVML_ERROR_FREQ_NOT_SUPPORTED',
+  25: 'NVML_ERROR_ARGUMENT_VERSION_MISMATCH',
+  26: 'NVML_ERROR_DEPRECATED',
+  27: 'NVML_ERROR_NOT_READY',
+  28: 'NVML_ERROR_GPU_NOT_FOUND',
+  29: 'NVML_ERROR_INVALID_STATE',
+  999: 'NVML_ERROR_UNKNOWN',
+});
+
+export function nvmlReturnName(code: number): string {
+  return NVML_RETURN_NAMES[code] ?? `NVML return code ${code}`;
+}

@@ -1,0 +1,152 @@
+/**
+ * Options of openGpuTelemetry: their types, defaults and validation. Validation lives here (the
+ * native side trusts what it is given); every message names the option and what is allowed.
+ */
+import { invalidOption } from './errors.js';
+import { resolveScenario, type ResolvedScenario } from './simulator.js';
+
+export interface LibraryPaths {
+  /** Path or soname of NVML (default: $GPU_TELEMETRY_NVML_LIB, then libnvidia-ml.so.1). */
+  nvml?: string;
+  /** Path or soname of DCGM (default: $GPU_TELEMETRY_DCGM_LIB, then libdcgm.so.4, libdcgm.so.3). */
+  dcgm?: string;
+  /** Path or soname of CUPTI (default: $GPU_TELEMETRY_CUPTI_LIB, then libcupti.so). */
+  cupti?: string;
+}
+
+export interface GpuTelemetryOptions {
+  /** Sampling interval in milliseconds (10 to 3,600,000; default 1000). */
+  intervalMs?: number;
+  /**
+   * Run against the driver simulator instead of a GPU: a shipped scenario name (`h100-sxm-8`,
+   * `gb10`, `a100-pcie-2`, …) or a path to a scenario JSON file. Default: $GPU_TELEMETRY_SIMULATE.
+   */
+  simulate?: string;
+  /** Vendor library paths; the GPU_TELEMETRY_*_LIB environment variables mean the same. */
+  libraries?: LibraryPaths;
+  /** A sample older than this is reported `stale` (default: max(3 × intervalMs, 1000)). */
+  staleAfterMs?: number;
+  /** How long opening may take before it fails with TIMEOUT (default 30,000). */
+  openTimeoutMs?: number;
+  /** How often a lost GPU is probed again (default 5,000). */
+  lostRetryMs?: number;
+  /** How long close() waits for the sampling thread before resolving anyway (default 2,000). */
+  closeTimeoutMs?: number;
+}
+
+export interface ResolvedOptions {
+  intervalMs: number;
+  staleAfterMs: number;
+  openTimeoutMs: number;
+  lostRetryMs: number;
+  closeTimeoutMs: number;
+  nvmlCandidates: string[];
+  scenario: ResolvedScenario | null;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'intervalMs',
+  'simulate',
+  'libraries',
+  'staleAfterMs',
+  'openTimeoutMs',
+  'lostRetryMs',
+  'closeTimeoutMs',
+]);
+const KNOWN_LIBRARIES = new Set(['nvml', 'dcgm', 'cupti']);
+const DEFAULT_NVML = ['libnvidia-ml.so.1', 'libnvidia-ml.so'];
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return typeof v;
+}
+
+export function checkNumber(option: string, value: unknown, min: number, max: number, integer = false): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw invalidOption(option, `must be a finite number of milliseconds between ${min} and ${max}, not ${describe(value)}`);
+  }
+  if (value < min || value > max) {
+    throw invalidOption(option, `must be between ${min} and ${max}, not ${value}`);
+  }
+  if (integer && !Number.isInteger(value)) throw invalidOption(option, `must be a whole number, not ${value}`);
+  return value;
+}
+
+function checkLibraryPath(option: string, value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw invalidOption(option, `must be a non-empty path or soname (e.g. "libnvidia-ml.so.1"), not ${describe(value)}`);
+  }
+  if (value.includes('\0')) throw invalidOption(option, 'must not contain a NUL character');
+  if (value.length > 4096) throw invalidOption(option, 'is longer than 4096 characters');
+  return value;
+}
+
+function envValue(name: string): string | undefined {
+  const v = process.env[name];
+  return v !== undefined && v.trim() !== '' ? v : undefined;
+}
+
+export function resolveOptions(options: GpuTelemetryOptions | undefined): ResolvedOptions {
+  if (options === undefined || options === null) options = {};
+  if (!isPlainObject(options)) throw invalidOption('', `options must be an object, not ${describe(options)}`);
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw invalidOption(key, `unknown option (allowed: ${[...KNOWN_OPTIONS].join(', ')})`);
+    }
+  }
+  const o = options as Record<string, unknown>;
+  const intervalMs = o.intervalMs === undefined ? 1000 : checkNumber('intervalMs', o.intervalMs, 10, 3_600_000);
+  const staleAfterMs =
+    o.staleAfterMs === undefined
+      ? Math.max(3 * intervalMs, 1000)
+      : checkNumber('staleAfterMs', o.staleAfterMs, intervalMs, 86_400_000);
+  const openTimeoutMs = o.openTimeoutMs === undefined ? 30_000 : checkNumber('openTimeoutMs', o.openTimeoutMs, 1, 600_000);
+  const lostRetryMs = o.lostRetryMs === undefined ? 5_000 : checkNumber('lostRetryMs', o.lostRetryMs, 10, 3_600_000);
+  const closeTimeoutMs =
+    o.closeTimeoutMs === undefined ? 2_000 : checkNumber('closeTimeoutMs', o.closeTimeoutMs, 0, 600_000);
+
+  let libraries: Record<string, unknown> = {};
+  if (o.libraries !== undefined) {
+    if (!isPlainObject(o.libraries)) {
+      throw invalidOption('libraries', `must be an object like { nvml: '/path/libnvidia-ml.so.1' }, not ${describe(o.libraries)}`);
+    }
+    libraries = o.libraries;
+    for (const key of Object.keys(libraries)) {
+      if (!KNOWN_LIBRARIES.has(key)) throw invalidOption(`libraries.${key}`, 'unknown library (allowed: nvml, dcgm, cupti)');
+      if (libraries[key] !== undefined) checkLibraryPath(`libraries.${key}`, libraries[key]);
+    }
+  }
+
+  let simulate: string | undefined;
+  if (o.simulate !== undefined) {
+    if (typeof o.simulate !== 'string' || o.simulate.trim() === '') {
+      throw invalidOption('simulate', `must be a scenario name (e.g. "h100-sxm-8") or a path to a .json file, not ${describe(o.simulate)}`);
+    }
+    simulate = o.simulate;
+  } else if (libraries.nvml === undefined) {
+    simulate = envValue('GPU_TELEMETRY_SIMULATE');
+  }
+  if (simulate !== undefined && libraries.nvml !== undefined) {
+    throw invalidOption('simulate', 'cannot be combined with libraries.nvml: the simulator is the NVML library');
+  }
+
+  let scenario: ResolvedScenario | null = null;
+  let nvmlCandidates: string[];
+  if (simulate !== undefined) {
+    scenario = resolveScenario(simulate);
+    nvmlCandidates = [scenario.libraryPath];
+  } else if (libraries.nvml !== undefined) {
+    nvmlCandidates = [libraries.nvml as string];
+  } else {
+    const fromEnv = envValue('GPU_TELEMETRY_NVML_LIB');
+    nvmlCandidates = fromEnv !== undefined ? [fromEnv] : [...DEFAULT_NVML];
+  }
+  return { intervalMs, staleAfterMs, openTimeoutMs, lostRetryMs, closeTimeoutMs, nvmlCandidates, scenario };
+}

@@ -1,0 +1,252 @@
+/**
+ * Turning the native sample block (typed arrays the addon copies into) into the typed snapshot a
+ * user reads. A new object graph is built only when the sampler published a new sample or the
+ * sample turned stale; otherwise snapshot() reuses it (the cost of a call is one native memcpy
+ * check and one small object).
+ */
+import { nvmlReturnName } from './errors.js';
+import {
+  decodeClockEventReasons,
+  FIELD_BY_NAME,
+  FIELD_NAMES,
+  FIELD_SOURCES,
+  FIELD_STATUSES,
+  type ClockEventReason,
+  type FieldName,
+  type FieldSource,
+  type FieldStatus,
+} from './fields.js';
+import type { NativeConstants, NativeLayout } from './native.js';
+
+/** Static facts about a device, read once at open. */
+export interface DeviceInfo {
+  readonly index: number;
+  readonly uuid: string;
+  /** Marketing name as the driver reports it; simulated devices say "(simulated)". */
+  readonly name: string;
+  readonly pciBusId: string;
+  readonly pciDeviceId: number;
+  /** Framebuffer size, or null where the driver does not report one (GB10 unified memory). */
+  readonly memoryTotalBytes: number | null;
+  /** CUDA compute capability, e.g. { major: 9, minor: 0 } for Hopper. */
+  readonly computeCapability: { readonly major: number; readonly minor: number } | null;
+  /** True for GPUs that share system memory (GB10 / DGX Spark and other unified-memory parts). */
+  readonly unifiedMemory: boolean;
+  readonly nvlinkCount: number;
+  readonly simulated: boolean;
+}
+
+export type FieldValues = { readonly [K in FieldName]: number | null };
+export type FieldStatuses = { readonly [K in FieldName]: FieldStatus };
+export type FieldSources = { readonly [K in FieldName]: FieldSource };
+
+export interface NvlinkSample {
+  readonly link: number;
+  /** null when the link state could not be read. */
+  readonly up: boolean | null;
+  readonly txBytesPerSecond: number | null;
+  readonly rxBytesPerSecond: number | null;
+}
+
+export interface ProcessSample {
+  readonly pid: number;
+  /** null when the driver cannot tell (NVML_VALUE_NOT_AVAILABLE). */
+  readonly usedMemoryBytes: number | null;
+}
+
+export type DeviceState = 'ok' | 'gpu_lost' | 'error' | 'stale';
+
+export interface DeviceSample {
+  readonly index: number;
+  readonly uuid: string;
+  readonly name: string;
+  /** Health of the device as a whole. */
+  readonly state: DeviceState;
+  /** Every field: a number in its base unit, or null when there is no real reading. */
+  readonly fields: FieldValues;
+  readonly status: FieldStatuses;
+  readonly source: FieldSources;
+  /** Why a field is not `ok`, in words (only fields that are not ok appear). */
+  readonly reasons: { readonly [K in FieldName]?: string };
+  /** clockEventReasons decoded to names; null when not readable. */
+  readonly clockEventReasons: readonly ClockEventReason[] | null;
+  readonly nvlinks: readonly NvlinkSample[];
+  readonly processes: readonly ProcessSample[];
+  /** True when the driver listed more processes than are kept (64). */
+  readonly processesTruncated: boolean;
+}
+
+export interface GpuSnapshot {
+  /** Increases by one per published sample; 0 before the first. */
+  readonly seq: number;
+  /** Wall-clock time the sample was taken (ms since the epoch). */
+  readonly takenAt: number;
+  /** Age of the sample when snapshot() was called (ms, monotonic). */
+  readonly ageMs: number;
+  /** True when the sampler has not published for longer than staleAfterMs. */
+  readonly stale: boolean;
+  /** Why the sample is stale (which call hangs, for how long). */
+  readonly staleReason: string | null;
+  readonly devices: readonly DeviceSample[];
+}
+
+const DEVICE_STATES: Record<number, DeviceState> = { 0: 'ok', 1: 'gpu_lost', 2: 'error' };
+
+// Header slots written by the native readSnapshot.
+const H_SEQ = 0;
+const H_TAKEN_AT = 1;
+const H_AGE = 2;
+const H_IN_FLIGHT_MS = 4;
+const H_IN_FLIGHT_DEVICE = 5;
+
+// Device meta slots (native DeviceMeta).
+const M_STATE = 0;
+const M_PROCESS_COUNT = 1;
+const M_PROCESS_TRUNCATED = 2;
+const M_LINK_COUNT = 3;
+
+export function reasonFor(field: FieldName, status: FieldStatus, source: FieldSource, code: number): string {
+  const call = FIELD_BY_NAME.get(field)?.nvmlCall ?? 'the vendor call';
+  const via = source === 'nvml' || source === 'none' ? call : `${source}`;
+  switch (status) {
+    case 'not_supported':
+      if (code === -1) return `the loaded NVML does not export ${call} (an older driver)`;
+      if (code === -2) return 'no source provides this field here';
+      return `not supported by this GPU or driver (${via}: ${nvmlReturnName(code)})`;
+    case 'no_permission':
+      return `${via}: ${nvmlReturnName(code)}; this process needs more privileges to read it`;
+    case 'gpu_lost':
+      return 'the GPU is lost (NVML_ERROR_GPU_IS_LOST): fallen off the bus or needs a reset';
+    case 'error':
+      return `${via} failed: ${nvmlReturnName(code)} (${code})`;
+    case 'pending':
+      return 'no reading yet: a rate needs two samples';
+    case 'stale':
+      return 'the sampler has not published a fresh sample (see staleReason)';
+    default:
+      return '';
+  }
+}
+
+export class SnapshotDecoder {
+  readonly buffer: ArrayBuffer;
+  private readonly values: Float64Array;
+  private readonly links: Float64Array;
+  private readonly processes: Float64Array;
+  private readonly deviceMeta: Float64Array;
+  private readonly codes: Int32Array;
+  private readonly statuses: Uint8Array;
+  private readonly sources: Uint8Array;
+  private readonly fieldCount: number;
+
+  constructor(
+    layout: NativeLayout,
+    private readonly constants: NativeConstants,
+    private readonly deviceInfo: readonly DeviceInfo[],
+  ) {
+    this.fieldCount = constants.fieldCount;
+    const n = layout.devices;
+    this.buffer = new ArrayBuffer(layout.byteLength);
+    this.values = new Float64Array(this.buffer, layout.valuesOffset, n * this.fieldCount);
+    this.links = new Float64Array(this.buffer, layout.linksOffset, n * constants.maxLinks * constants.linkStride);
+    this.processes = new Float64Array(this.buffer, layout.processesOffset, n * constants.maxProcesses * constants.processStride);
+    this.deviceMeta = new Float64Array(this.buffer, layout.deviceMetaOffset, n * constants.deviceMetaStride);
+    this.codes = new Int32Array(this.buffer, layout.codesOffset, n * this.fieldCount);
+    this.statuses = new Uint8Array(this.buffer, layout.statusOffset, n * this.fieldCount);
+    this.sources = new Uint8Array(this.buffer, layout.sourceOffset, n * this.fieldCount);
+  }
+
+  /** Builds the device samples from the buffer; `stale` overlays the stale status. */
+  decodeDevices(stale: boolean): DeviceSample[] {
+    const out: DeviceSample[] = [];
+    for (let d = 0; d < this.deviceInfo.length; d++) out.push(this.decodeDevice(d, stale));
+    return out;
+  }
+
+  private decodeDevice(d: number, stale: boolean): DeviceSample {
+    const info = this.deviceInfo[d];
+    const fields: Record<string, number | null> = {};
+    const status: Record<string, FieldStatus> = {};
+    const source: Record<string, FieldSource> = {};
+    const reasons: Record<string, string> = {};
+    const base = d * this.fieldCount;
+    for (let i = 0; i < this.fieldCount; i++) {
+      const name = FIELD_NAMES[i];
+      let st: FieldStatus = FIELD_STATUSES[this.statuses[base + i]] ?? 'error';
+      const src: FieldSource = FIELD_SOURCES[this.sources[base + i]] ?? 'none';
+      const v = this.values[base + i];
+      const real = st === 'ok' && !Number.isNaN(v);
+      if (stale && (st === 'ok' || st === 'pending')) st = 'stale';
+      fields[name] = real ? v : null;
+      status[name] = st;
+      source[name] = src;
+      if (st !== 'ok') reasons[name] = reasonFor(name, st, src, this.codes[base + i]);
+    }
+    const metaBase = d * this.constants.deviceMetaStride;
+    const rawState = DEVICE_STATES[this.deviceMeta[metaBase + M_STATE]] ?? 'error';
+    const state: DeviceState = stale && rawState === 'ok' ? 'stale' : rawState;
+
+    const nvlinks: NvlinkSample[] = [];
+    const linkCount = this.deviceMeta[metaBase + M_LINK_COUNT];
+    if (linkCount > 0) {
+      const linkBase = d * this.constants.maxLinks * this.constants.linkStride;
+      for (let l = 0; l < this.constants.maxLinks; l++) {
+        const o = linkBase + l * this.constants.linkStride;
+        const up = this.links[o];
+        const tx = this.links[o + 1];
+        const rx = this.links[o + 2];
+        if (Number.isNaN(up) && Number.isNaN(tx) && Number.isNaN(rx)) continue;
+        nvlinks.push({
+          link: l,
+          up: Number.isNaN(up) ? null : up === 1,
+          txBytesPerSecond: Number.isNaN(tx) ? null : tx,
+          rxBytesPerSecond: Number.isNaN(rx) ? null : rx,
+        });
+      }
+    }
+
+    const processes: ProcessSample[] = [];
+    const procCount = this.deviceMeta[metaBase + M_PROCESS_COUNT];
+    const procBase = d * this.constants.maxProcesses * this.constants.processStride;
+    for (let p = 0; p < procCount; p++) {
+      const o = procBase + p * this.constants.processStride;
+      const used = this.processes[o + 1];
+      processes.push({ pid: this.processes[o], usedMemoryBytes: Number.isNaN(used) ? null : used });
+    }
+
+    const mask = fields.clockEventReasons;
+    return Object.freeze({
+      index: info.index,
+      uuid: info.uuid,
+      name: info.name,
+      state,
+      fields: Object.freeze(fields) as FieldValues,
+      status: Object.freeze(status) as FieldStatuses,
+      source: Object.freeze(source) as FieldSources,
+      reasons: Object.freeze(reasons),
+      clockEventReasons: mask === null || mask === undefined ? null : Object.freeze(decodeClockEventReasons(mask)),
+      nvlinks: Object.freeze(nvlinks),
+      processes: Object.freeze(processes),
+      processesTruncated: this.deviceMeta[metaBase + M_PROCESS_TRUNCATED] === 1,
+    });
+  }
+}
+
+export function headerSeq(header: Float64Array): number {
+  return header[H_SEQ];
+}
+export function headerTakenAt(header: Float64Array): number {
+  return header[H_TAKEN_AT];
+}
+export function headerAge(header: Float64Array): number {
+  return header[H_AGE];
+}
+export function staleReasonFor(header: Float64Array, inFlightCall: string | undefined, intervalMs: number): string {
+  const inFlightMs = header[H_IN_FLIGHT_MS];
+  if (inFlightCall && inFlightMs > 0) {
+    const device = header[H_IN_FLIGHT_DEVICE];
+    const where = device >= 0 ? ` on GPU ${device}` : '';
+    return `${inFlightCall}${where} has not returned for ${(inFlightMs / 1000).toFixed(1)} s`;
+  }
+  return `no new sample for ${Math.round(header[H_AGE])} ms (sampling interval ${intervalMs} ms)`;
+}

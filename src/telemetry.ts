@@ -1,0 +1,363 @@
+/**
+ * openGpuTelemetry and the GpuTelemetry instance: a native sampling thread per instance, a
+ * synchronous snapshot() that never touches the driver, sample events, and close().
+ */
+import { EventEmitter } from 'node:events';
+import { closedError, GpuTelemetryError, type GpuTelemetryErrorCode } from './errors.js';
+import { loadNative, NativeEvent, type NativeHandle, type NativeOpenError, type NativeStats } from './native.js';
+import { resolveOptions, type GpuTelemetryOptions, type ResolvedOptions } from './options.js';
+import {
+  headerAge,
+  headerSeq,
+  headerTakenAt,
+  SnapshotDecoder,
+  staleReasonFor,
+  type DeviceInfo,
+  type DeviceSample,
+  type GpuSnapshot,
+} from './snapshot.js';
+
+export interface DriverInfo {
+  /** e.g. "550.90.07"; empty when the driver does not say. */
+  readonly driverVersion: string;
+  /** e.g. "12.550.90.07". */
+  readonly nvmlVersion: string;
+  /** CUDA version the driver supports, e.g. 12040 for 12.4; null when unknown. */
+  readonly cudaDriverVersion: number | null;
+  /** The NVML library that was loaded. */
+  readonly nvmlLibraryPath: string;
+  /** True when the "driver" is the gpu-telemetry simulator. */
+  readonly simulated: boolean;
+  /** The scenario name when simulated. */
+  readonly scenario: string | null;
+  /** Which NVML symbol answered each entry point (null: the library does not export it). */
+  readonly resolvedSymbols: Readonly<Record<string, string | null>>;
+}
+
+export interface SamplerStats {
+  /** Samples published since open. */
+  readonly samples: number;
+  /** Vendor calls made since open. */
+  readonly vendorCalls: number;
+  /** CPU time the sampling thread spent sampling (ns). */
+  readonly threadCpuNs: number;
+  /** Wall time of the last sample (ns). */
+  readonly lastSampleNs: number;
+}
+
+export interface GpuTelemetryEvents {
+  sample: [snapshot: GpuSnapshot];
+  error: [error: GpuTelemetryError];
+}
+
+const HEADER_LENGTH = 8;
+
+export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
+  /** Static facts of every device, in NVML index order. */
+  readonly devices: readonly DeviceInfo[];
+  readonly driver: DriverInfo;
+  readonly intervalMs: number;
+  readonly staleAfterMs: number;
+
+  private readonly decoder: SnapshotDecoder;
+  private readonly header = new Float64Array(HEADER_LENGTH);
+  private cachedSeq = 0;
+  private cachedStale = false;
+  private cachedDevices: readonly DeviceSample[] = [];
+  private closePromise: Promise<void> | null = null;
+  private resolveClosed: (() => void) | null = null;
+  private subscribers = 0;
+  private iterators = new Set<SampleIterator>();
+
+  /** @internal Use openGpuTelemetry(). */
+  constructor(
+    private readonly handle: NativeHandle,
+    options: ResolvedOptions,
+    devices: readonly DeviceInfo[],
+    driver: DriverInfo,
+  ) {
+    super();
+    this.devices = devices;
+    this.driver = driver;
+    this.intervalMs = options.intervalMs;
+    this.staleAfterMs = options.staleAfterMs;
+    this.closeTimeoutMs = options.closeTimeoutMs;
+    this.decoder = new SnapshotDecoder(handle.layout(), loadNative().constants(), devices);
+    // Sampling notifications cost nothing until someone listens for them.
+    const plain = this as EventEmitter;
+    plain.on('newListener', (event: string | symbol) => {
+      if (event === 'sample') this.subscribe(1);
+    });
+    plain.on('removeListener', (event: string | symbol) => {
+      if (event === 'sample') this.subscribe(-1);
+    });
+  }
+
+  private readonly closeTimeoutMs: number;
+
+  get closed(): boolean {
+    return this.closePromise !== null;
+  }
+
+  /**
+   * The latest published sample. Synchronous and cheap: it copies the sampler's last sample (no
+   * driver call) and rebuilds objects only when a new sample arrived.
+   */
+  snapshot(): GpuSnapshot {
+    if (this.closed) throw closedError('snapshot()');
+    const inFlight = this.handle.readSnapshot(this.decoder.buffer, this.cachedSeq, this.header);
+    const seq = headerSeq(this.header);
+    const ageMs = headerAge(this.header);
+    const stale = seq > 0 && ageMs > this.staleAfterMs;
+    if (seq !== this.cachedSeq || stale !== this.cachedStale) {
+      this.cachedDevices = Object.freeze(this.decoder.decodeDevices(stale));
+      this.cachedSeq = seq;
+      this.cachedStale = stale;
+    }
+    return {
+      seq,
+      takenAt: headerTakenAt(this.header),
+      ageMs,
+      stale,
+      staleReason: stale ? staleReasonFor(this.header, inFlight, this.intervalMs) : null,
+      devices: this.cachedDevices,
+    };
+  }
+
+  /** Each new sample as it is published (coalesced if the consumer is slower than the sampler). */
+  samples(): AsyncIterableIterator<GpuSnapshot> {
+    if (this.closed) throw closedError('samples()');
+    const it = new SampleIterator(this);
+    this.iterators.add(it);
+    this.subscribe(1);
+    return it;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<GpuSnapshot> {
+    return this.samples();
+  }
+
+  /** Counters of the sampling thread itself (for overhead measurements). */
+  stats(): SamplerStats {
+    if (this.closed) throw closedError('stats()');
+    const s: NativeStats = this.handle.stats();
+    return { ...s };
+  }
+
+  /**
+   * Stops the sampling thread and releases the vendor libraries. Idempotent: every call returns
+   * the same promise. Resolves when the thread has finished, or after closeTimeoutMs if it is
+   * stuck in a driver call (it then exits by itself as soon as the call returns).
+   */
+  close(): Promise<void> {
+    if (this.closePromise) return this.closePromise;
+    this.closePromise = new Promise<void>((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    for (const it of this.iterators) it.finish();
+    this.iterators.clear();
+    this.handle.setSubscribed(false);
+    this.handle.setRef(true); // keep the process alive until the thread has said it stopped
+    this.handle.close();
+    const timer = setTimeout(() => {
+      this.handle.setRef(false);
+      this.finishClose();
+    }, this.closeTimeoutMs);
+    timer.unref();
+    void this.closePromise.then(() => clearTimeout(timer));
+    return this.closePromise;
+  }
+
+  /** @internal Native event dispatch (after open). */
+  onNativeEvent(event: NativeEvent): void {
+    if (event === NativeEvent.SampleReady) {
+      this.handle.acknowledgeSample();
+      if (this.closed) return;
+      const snap = this.snapshot();
+      for (const it of this.iterators) it.push(snap);
+      if (this.listenerCount('sample') > 0) this.emit('sample', snap);
+    } else if (event === NativeEvent.Closed) {
+      this.finishClose();
+    }
+  }
+
+  /** @internal */
+  removeIterator(it: SampleIterator): void {
+    if (this.iterators.delete(it)) this.subscribe(-1);
+  }
+
+  private finishClose(): void {
+    const resolve = this.resolveClosed;
+    this.resolveClosed = null;
+    resolve?.();
+  }
+
+  private subscribe(delta: number): void {
+    if (this.closed) return;
+    const before = this.subscribers;
+    this.subscribers = Math.max(0, this.subscribers + delta);
+    if (before === 0 && this.subscribers > 0) {
+      this.handle.setSubscribed(true);
+      this.handle.setRef(true); // someone is waiting for samples: keep the process alive
+    } else if (before > 0 && this.subscribers === 0) {
+      this.handle.setSubscribed(false);
+      this.handle.setRef(false);
+    }
+  }
+}
+
+class SampleIterator implements AsyncIterableIterator<GpuSnapshot> {
+  private pending: GpuSnapshot | null = null;
+  private waiter: ((r: IteratorResult<GpuSnapshot>) => void) | null = null;
+  private done = false;
+
+  constructor(private readonly owner: GpuTelemetry) {}
+
+  push(snap: GpuSnapshot): void {
+    if (this.done) return;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w({ value: snap, done: false });
+    } else {
+      this.pending = snap; // keep only the newest: a slow consumer never builds a backlog
+    }
+  }
+
+  finish(): void {
+    this.done = true;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w({ value: undefined, done: true });
+    }
+  }
+
+  next(): Promise<IteratorResult<GpuSnapshot>> {
+    if (this.pending) {
+      const value = this.pending;
+      this.pending = null;
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.done) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+    });
+  }
+
+  return(): Promise<IteratorResult<GpuSnapshot>> {
+    this.finish();
+    this.owner.removeIterator(this);
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<GpuSnapshot> {
+    return this;
+  }
+}
+
+function openErrorToError(e: NativeOpenError): GpuTelemetryError {
+  const known: GpuTelemetryErrorCode[] = [
+    'LIBRARY_NOT_FOUND',
+    'SYMBOL_MISSING',
+    'DRIVER_NOT_LOADED',
+    'DRIVER_VERSION_MISMATCH',
+    'NO_PERMISSION',
+    'VENDOR_ERROR',
+    'INVALID_OPTION',
+    'INVALID_SCENARIO',
+  ];
+  const code = (known as string[]).includes(e.code) ? (e.code as GpuTelemetryErrorCode) : 'VENDOR_ERROR';
+  return new GpuTelemetryError(code, e.message, {
+    vendorCode: e.vendorCode,
+    vendorMessage: e.vendorMessage,
+    libraryPath: e.libraryPath || e.tried[e.tried.length - 1],
+    tried: e.tried,
+  });
+}
+
+/**
+ * Opens NVIDIA's libraries (or the simulator), discovers the GPUs and starts sampling them on a
+ * native thread. Rejects with a GpuTelemetryError whose `code` says why (DRIVER_NOT_LOADED on a
+ * machine without a GPU driver, LIBRARY_NOT_FOUND without NVML, INVALID_OPTION, …).
+ */
+export async function openGpuTelemetry(options?: GpuTelemetryOptions): Promise<GpuTelemetry> {
+  const resolved = resolveOptions(options);
+  const native = loadNative();
+  return new Promise<GpuTelemetry>((resolve, reject) => {
+    let instance: GpuTelemetry | null = null;
+    let settled = false;
+    let handle: NativeHandle;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      handle.close();
+      handle.setRef(false);
+      reject(
+        new GpuTelemetryError(
+          'TIMEOUT',
+          `opening NVML did not finish within ${resolved.openTimeoutMs} ms (a hung driver?); ` +
+            'raise openTimeoutMs if the machine is just slow',
+        ),
+      );
+    }, resolved.openTimeoutMs);
+    const onEvent = (event: NativeEvent): void => {
+      if (instance) {
+        instance.onNativeEvent(event);
+        return;
+      }
+      if (event === NativeEvent.Opened) {
+        if (settled) return; // timed out meanwhile: the handle is already closing
+        settled = true;
+        clearTimeout(timer);
+        const driver = handle.system();
+        const devices = handle.devices().map(
+          (d): DeviceInfo =>
+            Object.freeze({
+              index: d.index,
+              uuid: d.uuid,
+              name: d.name,
+              pciBusId: d.pciBusId,
+              pciDeviceId: d.pciDeviceId,
+              memoryTotalBytes: d.memoryTotalBytes >= 0 ? d.memoryTotalBytes : null,
+              computeCapability:
+                d.computeCapabilityMajor >= 0
+                  ? Object.freeze({ major: d.computeCapabilityMajor, minor: d.computeCapabilityMinor })
+                  : null,
+              unifiedMemory: d.unifiedMemory,
+              nvlinkCount: d.nvlinkCount,
+              simulated: resolved.scenario !== null,
+            }),
+        );
+        instance = new GpuTelemetry(handle, resolved, Object.freeze(devices), {
+          driverVersion: driver.driverVersion,
+          nvmlVersion: driver.nvmlVersion,
+          cudaDriverVersion: driver.cudaDriverVersion >= 0 ? driver.cudaDriverVersion : null,
+          nvmlLibraryPath: driver.nvmlLibraryPath,
+          simulated: resolved.scenario !== null,
+          scenario: resolved.scenario?.name ?? null,
+          resolvedSymbols: Object.freeze({ ...driver.resolvedSymbols }),
+        });
+        handle.setRef(false); // an idle instance does not keep the process alive
+        resolve(instance);
+      } else if (event === NativeEvent.OpenFailed) {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(openErrorToError(handle.openError()));
+      }
+      // Closed before Opened (after a failure or timeout): nothing left to do.
+    };
+    handle = new native.NativeHandle(
+      {
+        nvmlCandidates: resolved.nvmlCandidates,
+        simulatorScenario: resolved.scenario?.text,
+        privateLibraryCopy: resolved.scenario !== null,
+        intervalMs: resolved.intervalMs,
+        lostRetryMs: resolved.lostRetryMs,
+        slowCallMinGapMs: 1000,
+      },
+      onEvent,
+    );
+  });
+}
