@@ -164,28 +164,34 @@ std::string Model::pciBusId(size_t d) const {
   return buf;
 }
 
-const Counters& Model::countersAt(size_t d, int64_t k) {
-  Counters& c = counters_[d];
+void Model::addTick(size_t d, int64_t k, double seconds, Counters& c) const {
   const DeviceSpec& s = scenario_.devices[d];
+  const double l = load(d, k);
+  c.energyMj += powerWatts(d, k) * seconds * 1000;
+  if (s.hasPcie) {
+    c.pcieTxBytes += s.pcieMaxBytesPerSecond * (0.02 + 0.25 * l) * seconds;
+    c.pcieRxBytes += s.pcieMaxBytesPerSecond * (0.01 + 0.20 * l) * seconds;
+  }
+  if (s.nvlinks > 0) {
+    c.nvlinkTxKiB += s.nvlinkMaxBytesPerSecondPerLink * 0.6 * l * seconds / 1024;
+    c.nvlinkRxKiB += s.nvlinkMaxBytesPerSecondPerLink * 0.55 * l * seconds / 1024;
+  }
+}
+
+Counters Model::countersAt(size_t d, double ms) {
+  Counters& c = counters_[d];
   const double tickSeconds = scenario_.tickMs / 1000.0;
-  if (k < c.tick) return c;
+  const int64_t k = tickAt(ms);
   // Catch up tick by tick: each tick adds what its load produced. Bounded per call so a long
   // pause cannot stall a caller (the remainder is picked up by later calls).
   int64_t budget = 1'000'000;
   while (c.tick < k && budget-- > 0) {
-    const double l = load(d, c.tick);
-    c.energyMj += powerWatts(d, c.tick) * tickSeconds * 1000;
-    if (s.hasPcie) {
-      c.pcieTxBytes += s.pcieMaxBytesPerSecond * (0.02 + 0.25 * l) * tickSeconds;
-      c.pcieRxBytes += s.pcieMaxBytesPerSecond * (0.01 + 0.20 * l) * tickSeconds;
-    }
-    if (s.nvlinks > 0) {
-      c.nvlinkTxKiB += s.nvlinkMaxBytesPerSecondPerLink * 0.6 * l * tickSeconds / 1024;
-      c.nvlinkRxKiB += s.nvlinkMaxBytesPerSecondPerLink * 0.55 * l * tickSeconds / 1024;
-    }
+    addTick(d, c.tick, tickSeconds, c);
     ++c.tick;
   }
-  return c;
+  Counters now = c;
+  if (c.tick == k) addTick(d, k, (ms - static_cast<double>(k) * scenario_.tickMs) / 1000.0, now);
+  return now;
 }
 
 FaultAction Model::faultFor(const char* call, int d) const {

@@ -59,8 +59,10 @@ class Model {
   std::string uuid(size_t d) const;
   std::string pciBusId(size_t d) const;
 
-  // Cumulative counters advanced to tick k (call with the lock held).
-  const Counters& countersAt(size_t d, int64_t k);
+  // Cumulative counters at sim time `ms` (call with the lock held). Whole ticks are accumulated;
+  // the running tick contributes pro rata, so a counter grows smoothly and rates read from it
+  // between any two instants are exact for a constant load.
+  Counters countersAt(size_t d, double ms);
 
   // Whether a fault applies to `call` on device `d` (-1: not a device call) right now.
   FaultAction faultFor(const char* call, int d) const;
@@ -71,6 +73,7 @@ class Model {
  private:
   double rawShape(const LoadShape& s, double ms) const;
   double powerWatts(size_t d, int64_t k) const;
+  void addTick(size_t d, int64_t k, double seconds, Counters& c) const;
 
   Scenario scenario_;
   int64_t startNs_;

@@ -134,18 +134,23 @@ SIM_EXPORT const char* nvmlErrorString(simNvmlReturn r) {
     case 8: return "Insufficient External Power";
     case 9: return "Driver Not Loaded";
     case 10: return "Timeout";
-    case 11: return "Interrupt request issue";
+    case 11: return "Interrupt Request Issue";
     case 12: return "NVML Shared Library Not Found";
     case 13: return "Function Not Found";
     case 14: return "Corrupted infoROM";
     case 15: return "GPU is lost";
-    case 16: return "GPU requires restart";
-    case 17: return "The operating system has blocked the request.";
-    case 18: return "RM has detected an NVML/RM version mismatch.";
+    case 16: return "GPU requires reset";
+    case 17: return "GPU access blocked by the operating system";
+    case 18: return "Driver/library version mismatch";
     case 19: return "In use by another client";
     case 20: return "Insufficient Memory";
     case 21: return "No data";
+    case 22: return "vGPU ECC not supported";
+    case 23: return "Insufficient Resources";
+    case 24: return "Invalid Frequency";
     case 25: return "Argument version mismatch";
+    case 26: return "Requested functionality has been deprecated";
+    case 27: return "System is not in ready state";
     default: return "Unknown Error";
   }
 }
@@ -299,7 +304,7 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetTotalEnergyConsumption(simNvmlDevice_t dev
   SIM_DEVICE_ENTER("nvmlDeviceGetTotalEnergyConsumption");
   if (millijoules == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   std::lock_guard<std::mutex> lock(m->mutex());
-  *millijoules = static_cast<unsigned long long>(m->countersAt(d, k).energyMj);
+  *millijoules = static_cast<unsigned long long>(m->countersAt(d, m->nowMs()).energyMj);
   return SIM_NVML_SUCCESS;
 }
 
@@ -440,7 +445,7 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetFieldValues(simNvmlDevice_t device, int va
   SIM_DEVICE_ENTER("nvmlDeviceGetFieldValues");
   if (values == nullptr || valuesCount < 0) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   std::lock_guard<std::mutex> lock(m->mutex());
-  const gtsim::Counters& c = m->countersAt(d, k);
+  const gtsim::Counters c = m->countersAt(d, m->nowMs());
   const long long now = gtsim::wallNowUs();
   for (int i = 0; i < valuesCount; ++i) {
     simNvmlFieldValue& v = values[i];

@@ -1,6 +1,7 @@
 #include "dynlib.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -11,6 +12,19 @@
 #include <utility>
 
 namespace gt {
+
+namespace {
+
+// The file the loader actually mapped ("libnvidia-ml.so.1" -> "/usr/lib/x86_64-linux-gnu/...").
+std::string resolvedPath(void* handle, const std::string& fallback) {
+  struct link_map* map = nullptr;
+  if (dlinfo(handle, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr && map->l_name != nullptr && map->l_name[0] != '\0') {
+    return map->l_name;
+  }
+  return fallback;
+}
+
+}  // namespace
 
 DynLib::~DynLib() { close(); }
 
@@ -42,7 +56,7 @@ bool DynLib::open(const std::vector<std::string>& candidates) {
     void* h = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (h != nullptr) {
       handle_ = h;
-      path_ = candidate;
+      path_ = resolvedPath(h, candidate);
       return true;
     }
     const char* why = dlerror();

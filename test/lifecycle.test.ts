@@ -1,0 +1,116 @@
+/** Opening, closing, re-opening; process exit and worker threads with an instance open. */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { GpuTelemetryError, openGpuTelemetry } from '../src/index.js';
+import { PACKAGE_ROOT } from '../src/paths.js';
+import { constantScenario, nextSamples, rssBytes, sleep, threadCount, writeScenario } from './helpers.js';
+
+describe('close()', () => {
+  it('is idempotent and every later call is a CLOSED error', async () => {
+    const gpu = await openGpuTelemetry({ simulate: 'a100-pcie-2', intervalMs: 50 });
+    const first = gpu.close();
+    expect(gpu.close()).toBe(first);
+    await first;
+    expect(gpu.closed).toBe(true);
+    expect(() => gpu.snapshot()).toThrow(GpuTelemetryError);
+    try {
+      gpu.snapshot();
+    } catch (e) {
+      expect((e as GpuTelemetryError).code).toBe('CLOSED');
+    }
+    expect(() => gpu.samples()).toThrow(/closed/);
+    expect(() => gpu.stats()).toThrow(/closed/);
+  });
+
+  it('open → close 200 times: no thread or memory growth', async () => {
+    const file = writeScenario(constantScenario());
+    const cycle = async () => {
+      const gpu = await openGpuTelemetry({ simulate: file, intervalMs: 10 });
+      gpu.snapshot();
+      await gpu.close();
+    };
+    for (let i = 0; i < 10; i++) await cycle(); // warm-up (JIT, allocator pools)
+    await sleep(100);
+    const threads = threadCount();
+    const rss = rssBytes();
+    for (let i = 0; i < 200; i++) await cycle();
+    await sleep(200);
+    expect(threadCount()).toBe(threads);
+    // A leak of one sample frame per cycle (~10 KiB) would already be 2 MiB; allow allocator slack.
+    expect(rssBytes() - rss).toBeLessThan(16 * 2 ** 20);
+  });
+
+  it('two instances with different scenarios run side by side', async () => {
+    const a = await openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 50 });
+    const b = await openGpuTelemetry({ simulate: 'a100-pcie-2', intervalMs: 50 });
+    try {
+      expect(a.devices).toHaveLength(8);
+      expect(b.devices).toHaveLength(2);
+      const [sa, sb] = [await nextSamples(a, 2), await nextSamples(b, 2)];
+      expect(sa.devices[0].name).toMatch(/H100/);
+      expect(sb.devices[0].name).toMatch(/A100/);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
+
+describe('process and worker lifetimes', () => {
+  const dist = path.join(PACKAGE_ROOT, 'dist', 'index.js');
+
+  it('a process that exits with an instance open exits promptly and cleanly', () => {
+    const script = `
+      const { openGpuTelemetry } = await import(${JSON.stringify(dist)});
+      const gpu = await openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 10 });
+      gpu.on('sample', () => {});
+      setTimeout(() => process.exit(0), 200);
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('an idle instance does not keep the process alive; a sample listener does until close', () => {
+    const script = `
+      const { openGpuTelemetry } = await import(${JSON.stringify(dist)});
+      const gpu = await openGpuTelemetry({ simulate: 'a100-pcie-2', intervalMs: 20 });
+      let n = 0;
+      gpu.on('sample', () => { if (++n === 5) gpu.close().then(() => console.log('closed after', n)); });
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.stdout.trim()).toBe('closed after 5');
+    expect(r.status).toBe(0);
+    const idle = `
+      const { openGpuTelemetry } = await import(${JSON.stringify(dist)});
+      await openGpuTelemetry({ simulate: 'a100-pcie-2', intervalMs: 20 });
+      console.log('opened');
+    `;
+    const r2 = spawnSync(process.execPath, ['--input-type=module', '-e', idle], { encoding: 'utf8', timeout: 20_000 });
+    expect(r2.stdout.trim()).toBe('opened');
+    expect(r2.status).toBe(0);
+  });
+
+  it('works in a worker thread, and terminating the worker stops its sampler', async () => {
+    const threads = threadCount();
+    const worker = new Worker(
+      `
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(dist)}).then(async ({ openGpuTelemetry }) => {
+        const gpu = await openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 10 });
+        gpu.on('sample', (s) => parentPort.postMessage(s.devices.length));
+      });
+      `,
+      { eval: true },
+    );
+    const count = await new Promise<number>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    expect(count).toBe(8);
+    await worker.terminate();
+    await sleep(300);
+    expect(threadCount()).toBeLessThanOrEqual(threads + 1);
+  });
+});
