@@ -18,7 +18,9 @@ export type FieldUnit =
   | 'pstate'
   | 'generation'
   | 'lanes'
-  | 'links';
+  | 'links'
+  | 'boolean'
+  | 'xid';
 
 export type FieldKind = 'gauge' | 'counter';
 
@@ -32,6 +34,8 @@ export interface FieldSpec {
   readonly nvmlCall: string;
   /** Prometheus name in the default naming (gpu_ prefix, base units). */
   readonly prometheus: string;
+  /** Sources that can provide it, in the order they are preferred. */
+  readonly sources: readonly FieldSource[];
 }
 
 function f<N extends string>(
@@ -41,8 +45,9 @@ function f<N extends string>(
   prometheus: string,
   nvmlCall: string,
   help: string,
+  sources: readonly FieldSource[] = ['nvml'],
 ): FieldSpec & { readonly name: N } {
-  return Object.freeze({ name, unit, kind, prometheus, nvmlCall, help });
+  return Object.freeze({ name, unit, kind, prometheus, nvmlCall, help, sources: Object.freeze([...sources]) });
 }
 
 export const FIELDS = Object.freeze([
@@ -191,6 +196,143 @@ export const FIELDS = Object.freeze([
     'gpu_nvlink_receive_bytes_per_second',
     'nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX)',
     'NVLink data bytes received per second, all links, between the last two samples.',
+  ),
+  f(
+    'encoderUtilizationRatio',
+    'ratio',
+    'gauge',
+    'gpu_encoder_utilization_ratio',
+    'nvmlDeviceGetEncoderUtilization',
+    'Fraction of time the video encoder (NVENC) was busy.',
+  ),
+  f(
+    'decoderUtilizationRatio',
+    'ratio',
+    'gauge',
+    'gpu_decoder_utilization_ratio',
+    'nvmlDeviceGetDecoderUtilization',
+    'Fraction of time the video decoder (NVDEC) was busy.',
+  ),
+  f(
+    'retiredPagesPending',
+    'boolean',
+    'gauge',
+    'gpu_retired_pages_pending',
+    'nvmlDeviceGetFieldValues(NVML_FI_DEV_RETIRED_PENDING_SBE/DBE)',
+    '1 when memory pages are waiting to be retired (a GPU reset is needed); pre-Ampere ECC GPUs.',
+  ),
+  f(
+    'remappedRowsCorrectable',
+    'count',
+    'counter',
+    'gpu_remapped_rows_correctable_total',
+    'nvmlDeviceGetFieldValues(NVML_FI_DEV_REMAPPED_COR)',
+    'Memory rows remapped because of correctable errors (Ampere and later).',
+  ),
+  f(
+    'remappedRowsUncorrectable',
+    'count',
+    'counter',
+    'gpu_remapped_rows_uncorrectable_total',
+    'nvmlDeviceGetFieldValues(NVML_FI_DEV_REMAPPED_UNC)',
+    'Memory rows remapped because of uncorrectable errors (Ampere and later).',
+  ),
+  f(
+    'remappedRowsPending',
+    'boolean',
+    'gauge',
+    'gpu_remapped_rows_pending',
+    'nvmlDeviceGetFieldValues(NVML_FI_DEV_REMAPPED_PENDING)',
+    '1 when a row remap is pending (takes effect at the next GPU reset).',
+  ),
+  f(
+    'remappedRowsFailure',
+    'boolean',
+    'gauge',
+    'gpu_remapped_rows_failure',
+    'nvmlDeviceGetFieldValues(NVML_FI_DEV_REMAPPED_FAILURE)',
+    '1 when a row remap failed (the GPU should be serviced).',
+  ),
+  f('xidErrors', 'errors', 'counter', 'gpu_xid_errors_total', 'nvmlEventSetWait_v2', 'XID errors reported by the driver since open.'),
+  f(
+    'lastXid',
+    'xid',
+    'gauge',
+    'gpu_last_xid',
+    'nvmlEventSetWait_v2',
+    'Code of the most recent XID error since open (0: none seen).',
+  ),
+  f(
+    'grEngineActiveRatio',
+    'ratio',
+    'gauge',
+    'gpu_graphics_engine_active_ratio',
+    'DCGM_FI_PROF_GR_ENGINE_ACTIVE / GPM',
+    'Fraction of time the graphics/compute engine was active.',
+    ['dcgm', 'gpm'],
+  ),
+  f(
+    'smActiveRatio',
+    'ratio',
+    'gauge',
+    'gpu_sm_active_ratio',
+    'DCGM_FI_PROF_SM_ACTIVE / GPM',
+    'Fraction of time at least one warp was resident on an SM, averaged over all SMs.',
+    ['dcgm', 'gpm'],
+  ),
+  f(
+    'smOccupancyRatio',
+    'ratio',
+    'gauge',
+    'gpu_sm_occupancy_ratio',
+    'DCGM_FI_PROF_SM_OCCUPANCY / GPM',
+    'Resident warps as a fraction of the maximum, averaged over all SMs.',
+    ['dcgm', 'gpm'],
+  ),
+  f(
+    'tensorActiveRatio',
+    'ratio',
+    'gauge',
+    'gpu_tensor_pipe_active_ratio',
+    'DCGM_FI_PROF_PIPE_TENSOR_ACTIVE / GPM',
+    'Fraction of cycles the tensor (matrix) pipes were active.',
+    ['dcgm', 'gpm'],
+  ),
+  f(
+    'dramActiveRatio',
+    'ratio',
+    'gauge',
+    'gpu_dram_active_ratio',
+    'DCGM_FI_PROF_DRAM_ACTIVE / GPM',
+    'Fraction of cycles the device memory interface was sending or receiving data.',
+    ['dcgm', 'gpm'],
+  ),
+  f(
+    'fp64ActiveRatio',
+    'ratio',
+    'gauge',
+    'gpu_fp64_pipe_active_ratio',
+    'DCGM_FI_PROF_PIPE_FP64_ACTIVE / GPM',
+    'Fraction of cycles the FP64 pipes were active.',
+    ['dcgm', 'gpm'],
+  ),
+  f(
+    'fp32ActiveRatio',
+    'ratio',
+    'gauge',
+    'gpu_fp32_pipe_active_ratio',
+    'DCGM_FI_PROF_PIPE_FP32_ACTIVE / GPM',
+    'Fraction of cycles the FP32 pipes were active.',
+    ['dcgm', 'gpm'],
+  ),
+  f(
+    'fp16ActiveRatio',
+    'ratio',
+    'gauge',
+    'gpu_fp16_pipe_active_ratio',
+    'DCGM_FI_PROF_PIPE_FP16_ACTIVE / GPM',
+    'Fraction of cycles the FP16 pipes were active.',
+    ['dcgm', 'gpm'],
   ),
 ] as const);
 

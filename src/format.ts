@@ -40,6 +40,10 @@ export function formatValue(unit: FieldUnit, value: number | null): string {
       return `x${value}`;
     case 'links':
       return `${value} link${value === 1 ? '' : 's'}`;
+    case 'boolean':
+      return value ? 'yes' : 'no';
+    case 'xid':
+      return value === 0 ? 'none' : `XID ${value}`;
     case 'errors':
     case 'count':
       return String(value);

@@ -105,13 +105,27 @@ const M_PROCESS_COUNT = 1;
 const M_PROCESS_TRUNCATED = 2;
 const M_LINK_COUNT = 3;
 
+const PROFILING_REASON = 'needs DCGM (libdcgm.so.4/.3) or a Hopper-or-newer GPU with NVML GPM';
+const NOT_PROBED_REASON: Partial<Record<FieldName, string>> = {
+  grEngineActiveRatio: PROFILING_REASON,
+  smActiveRatio: PROFILING_REASON,
+  smOccupancyRatio: PROFILING_REASON,
+  tensorActiveRatio: PROFILING_REASON,
+  dramActiveRatio: PROFILING_REASON,
+  fp64ActiveRatio: PROFILING_REASON,
+  fp32ActiveRatio: PROFILING_REASON,
+  fp16ActiveRatio: PROFILING_REASON,
+  xidErrors: 'XID events are not being watched',
+  lastXid: 'XID events are not being watched',
+};
+
 export function reasonFor(field: FieldName, status: FieldStatus, source: FieldSource, code: number): string {
   const call = FIELD_BY_NAME.get(field)?.nvmlCall ?? 'the vendor call';
   const via = source === 'nvml' || source === 'none' ? call : `${source}`;
   switch (status) {
     case 'not_supported':
       if (code === -1) return `the loaded NVML does not export ${call} (an older driver)`;
-      if (code === -2) return 'no source provides this field here';
+      if (code === -2) return NOT_PROBED_REASON[field] ?? 'no source provides this field here';
       return `not supported by this GPU or driver (${via}: ${nvmlReturnName(code)})`;
     case 'no_permission':
       return `${via}: ${nvmlReturnName(code)}; this process needs more privileges to read it`;

@@ -1,7 +1,15 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openGpuTelemetry, type GpuTelemetry, type GpuTelemetryOptions } from '../src/index.js';
+import { FIELDS, openGpuTelemetry, type FieldName, type GpuTelemetry, type GpuTelemetryOptions } from '../src/index.js';
+
+/** Fields NVML answers by polling (not events, not profiling), minus `except`. */
+export function polledNvmlFields(except: FieldName[] = []): FieldName[] {
+  const events: FieldName[] = ['xidErrors', 'lastXid'];
+  return FIELDS.filter((f) => f.sources.includes('nvml') && !events.includes(f.name) && !except.includes(f.name)).map(
+    (f) => f.name,
+  );
+}
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -204,6 +204,11 @@ void Sampler::sampleOnce() {
   for (size_t d = 0; d < devices_.size(); ++d) {
     DeviceRow row(working_, d);
     nvmlSource_->sample(d, row, nvmlFields_, now);
+    if (nvmlSource_->deviceLost(d)) {
+      // A lost GPU has no valid reading from any source.
+      const int32_t code = static_cast<int32_t>(row.meta(kDevLostCode));
+      for (size_t f = 0; f < kFieldCount; ++f) row.fail(static_cast<Field>(f), Status::GpuLost, Source::None, code);
+    }
   }
 }
 

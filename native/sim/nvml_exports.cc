@@ -348,6 +348,26 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetUtilizationRates(simNvmlDevice_t device, s
   return SIM_NVML_SUCCESS;
 }
 
+SIM_EXPORT simNvmlReturn nvmlDeviceGetEncoderUtilization(simNvmlDevice_t device, unsigned int* utilization,
+                                                         unsigned int* samplingPeriodUs) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetEncoderUtilization");
+  if (utilization == nullptr || samplingPeriodUs == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (!spec.hasEncoder) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  *utilization = 0;
+  *samplingPeriodUs = 167000;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetDecoderUtilization(simNvmlDevice_t device, unsigned int* utilization,
+                                                         unsigned int* samplingPeriodUs) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetDecoderUtilization");
+  if (utilization == nullptr || samplingPeriodUs == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (!spec.hasDecoder) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  *utilization = 0;
+  *samplingPeriodUs = 167000;
+  return SIM_NVML_SUCCESS;
+}
+
 namespace {
 
 // The memory figures a device reports, in the shape its scenario asks for.
@@ -472,6 +492,29 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetFieldValues(simNvmlDevice_t device, int va
       case 94:  // PCIe replay counter
         v.valueType = 1;
         v.value.uiVal = 0;
+        break;
+      case 92:  // pages pending retirement (SBE / DBE): Volta-era ECC only; Ampere+ remaps rows
+      case 93:
+        if (!spec.hasEcc || spec.ccMajor >= 8) {
+          v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+        } else {
+          v.valueType = 1;
+          v.value.uiVal = 0;
+        }
+        break;
+      case 142:  // remapped rows (correctable / uncorrectable), pending, failure: Ampere+ with ECC
+      case 143:
+      case 144:
+      case 145:
+        if (!spec.hasEcc || spec.ccMajor < 8) {
+          v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+        } else {
+          v.valueType = 1;
+          v.value.uiVal = v.fieldId == 142   ? static_cast<unsigned int>(spec.remappedCorrectable)
+                          : v.fieldId == 143 ? static_cast<unsigned int>(spec.remappedUncorrectable)
+                          : v.fieldId == 144 ? (spec.remapPending ? 1U : 0U)
+                                             : (spec.remapFailure ? 1U : 0U);
+        }
         break;
       case 138:  // NVLink data TX, KiB, per link
       case 139:

@@ -145,7 +145,7 @@ bool parseLoad(Reader& r, const Json& j, const std::string& path, LoadShape& loa
 bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& d, size_t& count, double& phaseStepMs) {
   if (!r.onlyKeys(j, path, {"name", "count", "phaseStepMs", "memoryTotalBytes", "memoryReservedBytes", "memoryInfo",
                             "computeCapability", "pciDeviceId", "pcie", "clocksMHz", "power", "thermal", "fan", "ecc",
-                            "nvlink", "load", "processes"})) {
+                            "nvlink", "load", "processes", "remappedRows", "encoder", "decoder"})) {
     return false;
   }
   if (!r.string(j, path, "name", d.name, true, 80)) return false;
@@ -217,7 +217,19 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
       }
     }
   }
-  if (!r.boolean(j, path, "fan", d.hasFan)) return false;
+  if (!r.boolean(j, path, "fan", d.hasFan) || !r.boolean(j, path, "encoder", d.hasEncoder) ||
+      !r.boolean(j, path, "decoder", d.hasDecoder)) {
+    return false;
+  }
+  if (const Json* rr = j.find("remappedRows")) {
+    const std::string p = path + ".remappedRows";
+    if (!r.onlyKeys(*rr, p, {"correctable", "uncorrectable", "pending", "failure"}) ||
+        !r.number(*rr, p, "correctable", d.remappedCorrectable, 0, 1e9) ||
+        !r.number(*rr, p, "uncorrectable", d.remappedUncorrectable, 0, 1e9) || !r.boolean(*rr, p, "pending", d.remapPending) ||
+        !r.boolean(*rr, p, "failure", d.remapFailure)) {
+      return false;
+    }
+  }
   if (const Json* e = j.find("ecc")) {
     if (e->isNull()) {
       d.hasEcc = false;

@@ -48,6 +48,10 @@ struct DeviceSpec {
   bool hasEcc = true;
   double eccVolatileCorrected = 0, eccVolatileUncorrected = 0, eccAggregateCorrected = 0,
          eccAggregateUncorrected = 0;
+  // Row remapping (Ampere and later, with ECC): counts and flags as NVML reports them.
+  double remappedCorrectable = 0, remappedUncorrectable = 0;
+  bool remapPending = false, remapFailure = false;
+  bool hasEncoder = true, hasDecoder = true;
   unsigned int nvlinks = 0;
   double nvlinkMaxBytesPerSecondPerLink = 25e9;
   LoadShape load;

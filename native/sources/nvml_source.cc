@@ -59,7 +59,13 @@ NvmlSource::NvmlSource(const nvml::Api& api, CallTracker& tracker, Options optio
 
 FieldMask NvmlSource::provides() {
   FieldMask m;
-  m.set();  // every field of the foundation catalogue has an NVML path (possibly "not supported")
+  m.set();
+  // Profiling signals come from DCGM or GPM; XID counts from the event thread.
+  for (Field f : {Field::XidErrors, Field::LastXid, Field::GrEngineActiveRatio, Field::SmActiveRatio,
+                  Field::SmOccupancyRatio, Field::TensorActiveRatio, Field::DramActiveRatio, Field::Fp64ActiveRatio,
+                  Field::Fp32ActiveRatio, Field::Fp16ActiveRatio}) {
+    m.reset(idx(f));
+  }
   return m;
 }
 
@@ -329,6 +335,18 @@ void NvmlSource::sampleUtilMemory(Device& d, DeviceRow& row, const FieldMask& wa
       put(row, Field::MemoryUtilizationRatio, r, u.memory * kPercent);
     }
   }
+  struct CodecRead { Field field; CallId id; const char* symbol; bool encoder; };
+  static constexpr CodecRead kCodecs[] = {
+      {Field::EncoderUtilizationRatio, kCallEncoder, "nvmlDeviceGetEncoderUtilization", true},
+      {Field::DecoderUtilizationRatio, kCallDecoder, "nvmlDeviceGetDecoderUtilization", false},
+  };
+  for (const CodecRead& c : kCodecs) {
+    if (!want.test(idx(c.field))) continue;
+    unsigned int pct = 0, periodUs = 0;
+    auto fn = c.encoder ? api_.deviceGetEncoderUtilization : api_.deviceGetDecoderUtilization;
+    nvml::Return r = invoke(d, c.id, c.symbol, fn != nullptr, [&] { return fn(d.handle, &pct, &periodUs); });
+    put(row, c.field, r, pct * kPercent);
+  }
   const bool wantMemory = want.test(idx(Field::MemoryTotalBytes)) || want.test(idx(Field::MemoryUsedBytes)) ||
                           want.test(idx(Field::MemoryFreeBytes)) || want.test(idx(Field::MemoryReservedBytes));
   if (wantMemory) {
@@ -408,8 +426,13 @@ void NvmlSource::sampleEcc(Device& d, DeviceRow& row, const FieldMask& want) {
 }
 
 void NvmlSource::sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs) {
-  // One driver call answers memory temperature, the PCIe counters and every link's NVLink counters.
-  enum : size_t { kMemTemp = 0, kPcieTx, kPcieRx, kReplay, kFirstLink };
+  // One driver call answers memory temperature, the PCIe counters, page-retirement and row-remap
+  // state, and every link's NVLink counters (those last, from kFirstLinkValue on).
+  enum : size_t {
+    kMemTemp = 0, kPcieTx, kPcieRx, kReplay, kPendingSbe, kPendingDbe, kRemapCor, kRemapUnc, kRemapPending,
+    kRemapFailure
+  };
+  static_assert(kRemapFailure + 1 == kFirstLinkValue, "link values follow the device values");
   fieldValues_.clear();
   auto request = [&](unsigned int fieldId, unsigned int scope) {
     nvml::FieldValue fv{};
@@ -421,6 +444,12 @@ void NvmlSource::sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& w
   request(nvml::kFiPcieCountTxBytes, 0);
   request(nvml::kFiPcieCountRxBytes, 0);
   request(nvml::kFiPcieReplayCounter, 0);
+  request(nvml::kFiRetiredPendingSbe, 0);
+  request(nvml::kFiRetiredPendingDbe, 0);
+  request(nvml::kFiRemappedCorrectable, 0);
+  request(nvml::kFiRemappedUncorrectable, 0);
+  request(nvml::kFiRemappedPending, 0);
+  request(nvml::kFiRemappedFailure, 0);
   for (unsigned int link : d.links) {
     request(nvml::kFiNvlinkThroughputDataTx, link);
     request(nvml::kFiNvlinkThroughputDataRx, link);
@@ -444,6 +473,27 @@ void NvmlSource::sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& w
   if (want.test(idx(Field::PcieReplayErrors))) {
     const nvml::FieldValue& fv = fieldValues_[kReplay];
     put(row, Field::PcieReplayErrors, fv.nvmlReturn, fieldValueToDouble(fv));
+  }
+  if (want.test(idx(Field::RetiredPagesPending))) {
+    // Pending retirement for either reason (single- or double-bit errors) means a reset is due.
+    const nvml::FieldValue& sbe = fieldValues_[kPendingSbe];
+    const nvml::FieldValue& dbe = fieldValues_[kPendingDbe];
+    if (sbe.nvmlReturn == nvml::kSuccess || dbe.nvmlReturn == nvml::kSuccess) {
+      const double pending = (sbe.nvmlReturn == nvml::kSuccess && fieldValueToDouble(sbe) != 0) ||
+                                     (dbe.nvmlReturn == nvml::kSuccess && fieldValueToDouble(dbe) != 0)
+                                 ? 1
+                                 : 0;
+      row.set(Field::RetiredPagesPending, pending, Source::Nvml);
+    } else {
+      put(row, Field::RetiredPagesPending, sbe.nvmlReturn, kNaN);
+    }
+  }
+  const std::pair<Field, size_t> remap[] = {{Field::RemappedRowsCorrectable, kRemapCor},
+                                            {Field::RemappedRowsUncorrectable, kRemapUnc},
+                                            {Field::RemappedRowsPending, kRemapPending},
+                                            {Field::RemappedRowsFailure, kRemapFailure}};
+  for (const auto& [field, slot] : remap) {
+    if (want.test(idx(field))) put(row, field, fieldValues_[slot].nvmlReturn, fieldValueToDouble(fieldValues_[slot]));
   }
   samplePcie(d, row, want, nowNs, &fieldValues_[kPcieTx], &fieldValues_[kPcieRx]);
   sampleNvlink(d, row, want, nowNs, fieldValues_);
@@ -495,7 +545,6 @@ void NvmlSource::samplePcie(Device& d, DeviceRow& row, const FieldMask& want, in
 
 void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs,
                               const std::vector<nvml::FieldValue>& values) {
-  constexpr size_t kFirstLinkValue = 4;
   for (size_t l = 0; l < kMaxLinks; ++l) {
     double* link = row.link(l);
     link[0] = link[1] = link[2] = kNaN;

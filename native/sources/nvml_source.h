@@ -34,6 +34,9 @@ Status statusForNvml(nvml::Return code);
 
 class NvmlSource {
  public:
+  // Index of the first per-link entry in the field-values request.
+  static constexpr size_t kFirstLinkValue = 10;
+
   struct Options {
     int64_t lostRetryNs = 5'000'000'000;      // how often a lost GPU is probed again
     int64_t slowCallMinGapNs = 1'000'000'000;  // min gap between calls that block ~20 ms in the driver
@@ -62,7 +65,7 @@ class NvmlSource {
     kCallEventReasons, kCallPower, kCallPowerLimit, kCallEnergy, kCallTemperature, kCallFan,
     kCallPstate, kCallUtilization, kCallMemory, kCallPcieGen, kCallPcieWidth, kCallEccVolCorr,
     kCallEccVolUnc, kCallEccAggCorr, kCallEccAggUnc, kCallFieldValues, kCallPcieThroughput,
-    kCallProcesses, kCallCount
+    kCallProcesses, kCallEncoder, kCallDecoder, kCallCount
   };
 
   struct Device {

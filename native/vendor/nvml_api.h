@@ -42,6 +42,10 @@ namespace gt::nvml {
   X(deviceGetFanSpeed, Return, (Device, unsigned int*), "nvmlDeviceGetFanSpeed")                  \
   X(deviceGetPerformanceState, Return, (Device, int*), "nvmlDeviceGetPerformanceState")           \
   X(deviceGetUtilizationRates, Return, (Device, Utilization*), "nvmlDeviceGetUtilizationRates")   \
+  X(deviceGetEncoderUtilization, Return, (Device, unsigned int*, unsigned int*),                   \
+    "nvmlDeviceGetEncoderUtilization")                                                             \
+  X(deviceGetDecoderUtilization, Return, (Device, unsigned int*, unsigned int*),                   \
+    "nvmlDeviceGetDecoderUtilization")                                                             \
   X(deviceGetMemoryInfoV2, Return, (Device, MemoryV2*), "nvmlDeviceGetMemoryInfo_v2")             \
   X(deviceGetMemoryInfo, Return, (Device, Memory*), "nvmlDeviceGetMemoryInfo")                    \
   X(deviceGetPcieThroughput, Return, (Device, int, unsigned int*), "nvmlDeviceGetPcieThroughput") \
