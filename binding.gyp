@@ -9,6 +9,7 @@
         "native/addon.cc",
         "native/sampler/sampler.cc",
         "native/sources/nvml_source.cc",
+        "native/sources/meminfo.cc",
         "native/vendor/dynlib.cc",
         "native/vendor/nvml_api.cc"
       ],

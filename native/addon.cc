@@ -145,6 +145,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
     options.intervalNs = static_cast<int64_t>(numberOr(o, "intervalMs", 1000) * 1e6);
     options.lostRetryNs = static_cast<int64_t>(numberOr(o, "lostRetryMs", 5000) * 1e6);
     options.slowCallMinGapNs = static_cast<int64_t>(numberOr(o, "slowCallMinGapMs", 1000) * 1e6);
+    Napi::Value meminfo = o.Get("meminfoPath");
+    if (meminfo.IsString()) options.meminfoPath = meminfo.As<Napi::String>().Utf8Value();
 
     channel_ = EventChannel::create(env, info[1].As<Napi::Function>());
     std::weak_ptr<EventChannel> weakChannel = channel_;

@@ -16,6 +16,7 @@ export interface NativeOptions {
   intervalMs: number;
   lostRetryMs: number;
   slowCallMinGapMs: number;
+  meminfoPath: string;
 }
 
 export interface NativeDeviceInfo {

@@ -32,6 +32,11 @@ export interface GpuTelemetryOptions {
   lostRetryMs?: number;
   /** How long close() waits for the sampling thread before resolving anyway (default 2,000). */
   closeTimeoutMs?: number;
+  /**
+   * Where unified-memory GPUs (GB10) get their memory figures (default /proc/meminfo; a simulator
+   * scenario may name its own file).
+   */
+  meminfoPath?: string;
 }
 
 export interface ResolvedOptions {
@@ -42,6 +47,7 @@ export interface ResolvedOptions {
   closeTimeoutMs: number;
   nvmlCandidates: string[];
   scenario: ResolvedScenario | null;
+  meminfoPath: string;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -52,6 +58,7 @@ const KNOWN_OPTIONS = new Set([
   'openTimeoutMs',
   'lostRetryMs',
   'closeTimeoutMs',
+  'meminfoPath',
 ]);
 const KNOWN_LIBRARIES = new Set(['nvml', 'dcgm', 'cupti']);
 const DEFAULT_NVML = ['libnvidia-ml.so.1', 'libnvidia-ml.so'];
@@ -148,5 +155,12 @@ export function resolveOptions(options: GpuTelemetryOptions | undefined): Resolv
     const fromEnv = envValue('GPU_TELEMETRY_NVML_LIB');
     nvmlCandidates = fromEnv !== undefined ? [fromEnv] : [...DEFAULT_NVML];
   }
-  return { intervalMs, staleAfterMs, openTimeoutMs, lostRetryMs, closeTimeoutMs, nvmlCandidates, scenario };
+  let meminfoPath = scenario?.meminfoPath ?? '/proc/meminfo';
+  if (o.meminfoPath !== undefined) {
+    if (typeof o.meminfoPath !== 'string' || o.meminfoPath.trim() === '' || o.meminfoPath.includes('\0')) {
+      throw invalidOption('meminfoPath', `must be a file path like "/proc/meminfo", not ${describe(o.meminfoPath)}`);
+    }
+    meminfoPath = o.meminfoPath;
+  }
+  return { intervalMs, staleAfterMs, openTimeoutMs, lostRetryMs, closeTimeoutMs, nvmlCandidates, scenario, meminfoPath };
 }

@@ -20,6 +20,8 @@ export interface ResolvedScenario {
   /** Which simulated driver generation the scenario asks for. */
   library: 'current' | 'legacy';
   libraryPath: string;
+  /** The meminfo file the scenario's unified-memory devices read (its "meminfo" key), if any. */
+  meminfoPath: string | null;
 }
 
 const MAX_SCENARIO_BYTES = 4 << 20;
@@ -84,6 +86,7 @@ export function resolveScenario(simulate: string): ResolvedScenario {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
   } catch (cause) {
     throw new GpuTelemetryError('INVALID_SCENARIO', `scenario ${file} is not valid JSON: ${(cause as Error).message}`, {
       cause,
@@ -97,7 +100,15 @@ export function resolveScenario(simulate: string): ResolvedScenario {
       `the simulator library (${library} driver generation) is not built; run "npm rebuild gpu-telemetry"`,
     );
   }
-  return { name, path: file, text, library, libraryPath };
+  let meminfoPath: string | null = null;
+  const meminfo = (parsed as { meminfo?: unknown }).meminfo;
+  if (meminfo !== undefined) {
+    if (typeof meminfo !== 'string' || meminfo === '') {
+      throw new GpuTelemetryError('INVALID_SCENARIO', `scenario ${file}: "meminfo" must be a file path (relative to the scenario)`);
+    }
+    meminfoPath = path.resolve(path.dirname(file), meminfo);
+  }
+  return { name, path: file, text, library, libraryPath, meminfoPath };
 }
 
 function readLibrary(parsed: unknown): 'current' | 'legacy' {

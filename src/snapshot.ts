@@ -26,12 +26,17 @@ export interface DeviceInfo {
   readonly name: string;
   readonly pciBusId: string;
   readonly pciDeviceId: number;
-  /** Framebuffer size, or null where the driver does not report one (GB10 unified memory). */
+  /**
+   * Framebuffer size; on unified-memory GPUs the shared system memory (MemTotal). null when neither
+   * is known.
+   */
   readonly memoryTotalBytes: number | null;
   /** CUDA compute capability, e.g. { major: 9, minor: 0 } for Hopper. */
   readonly computeCapability: { readonly major: number; readonly minor: number } | null;
   /** True for GPUs that share system memory (GB10 / DGX Spark and other unified-memory parts). */
   readonly unifiedMemory: boolean;
+  /** Why it was recognised as unified memory (null when it is not). */
+  readonly unifiedMemoryReason: string | null;
   readonly nvlinkCount: number;
   readonly simulated: boolean;
 }
@@ -126,12 +131,18 @@ export function reasonFor(field: FieldName, status: FieldStatus, source: FieldSo
     case 'not_supported':
       if (code === -1) return `the loaded NVML does not export ${call} (an older driver)`;
       if (code === -2) return NOT_PROBED_REASON[field] ?? 'no source provides this field here';
+      if (code === -5) {
+        return field === 'memoryReservedBytes'
+          ? 'unified memory: there is no framebuffer reservation to report'
+          : 'unified-memory GPU on NVLink-C2C: it has no meaningful PCIe link figures and no NVLink';
+      }
       return `not supported by this GPU or driver (${via}: ${nvmlReturnName(code)})`;
     case 'no_permission':
       return `${via}: ${nvmlReturnName(code)}; this process needs more privileges to read it`;
     case 'gpu_lost':
       return 'the GPU is lost (NVML_ERROR_GPU_IS_LOST): fallen off the bus or needs a reset';
     case 'error':
+      if (code === -6) return 'the system memory file (/proc/meminfo or meminfoPath) could not be read';
       return `${via} failed: ${nvmlReturnName(code)} (${code})`;
     case 'pending':
       return 'no reading yet: a rate needs two samples';

@@ -325,6 +325,7 @@ export async function openGpuTelemetry(options?: GpuTelemetryOptions): Promise<G
                   ? Object.freeze({ major: d.computeCapabilityMajor, minor: d.computeCapabilityMinor })
                   : null,
               unifiedMemory: d.unifiedMemory,
+              unifiedMemoryReason: d.unifiedMemory ? d.unifiedMemoryReason : null,
               nvlinkCount: d.nvlinkCount,
               simulated: resolved.scenario !== null,
             }),
@@ -356,6 +357,7 @@ export async function openGpuTelemetry(options?: GpuTelemetryOptions): Promise<G
         intervalMs: resolved.intervalMs,
         lostRetryMs: resolved.lostRetryMs,
         slowCallMinGapMs: 1000,
+        meminfoPath: resolved.meminfoPath,
       },
       onEvent,
     );

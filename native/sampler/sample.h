@@ -48,6 +48,8 @@ constexpr int32_t kCodeSymbolMissing = -1;  // the loaded library does not expor
 constexpr int32_t kCodeNotProbed = -2;      // no source was asked for this field
 constexpr int32_t kCodeCounterReset = -3;   // a cumulative counter went backwards (reset/wrap)
 constexpr int32_t kCodeHung = -4;           // the call did not return in time (set by the reader)
+constexpr int32_t kCodeUnifiedMemory = -5;  // meaningless on a unified-memory part (GB10 on NVLink-C2C)
+constexpr int32_t kCodeMeminfoError = -6;   // /proc/meminfo could not be read or parsed
 
 constexpr size_t kMaxLinks = 18;       // NVLink links per device (NVML_NVLINK_MAX_LINKS)
 constexpr size_t kLinkStride = 3;      // state, txBytesPerSecond, rxBytesPerSecond

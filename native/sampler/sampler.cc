@@ -190,7 +190,7 @@ bool Sampler::openBackend() {
                  openError_.vendorMessage + "\")");
     return false;
   }
-  nvmlFields_ = NvmlSource::provides();
+  planSources();
   working_.resize(devices_.size());
   {
     std::lock_guard<std::mutex> lock(publishMutex_);
@@ -199,11 +199,80 @@ bool Sampler::openBackend() {
   return true;
 }
 
+void Sampler::planSources() {
+  meminfo_ = std::make_unique<MeminfoSource>(options_.meminfoPath);
+  const MeminfoReading system = meminfo_->read();
+  const size_t n = devices_.size();
+  nvmlMask_.assign(n, NvmlSource::provides());
+  meminfoMask_.assign(n, FieldMask());
+  fixed_.assign(n, {});
+  anyUnified_ = false;
+  static constexpr Field kMemoryFields[] = {Field::MemoryTotalBytes, Field::MemoryUsedBytes, Field::MemoryFreeBytes};
+  // On NVLink-C2C unified-memory parts the PCIe figures describe no real link (gen 1 x1) and
+  // there is no NVLink: these are reported not_supported with that reason, never as readings.
+  static constexpr Field kLinkFields[] = {Field::PcieTxBytesPerSecond, Field::PcieRxBytesPerSecond,
+                                          Field::PcieLinkGeneration,   Field::PcieLinkWidth,
+                                          Field::PcieReplayErrors,     Field::NvlinkActiveLinks,
+                                          Field::NvlinkTxBytesPerSecond, Field::NvlinkRxBytesPerSecond,
+                                          Field::MemoryReservedBytes};
+  for (size_t d = 0; d < n; ++d) {
+    DeviceInfo& info = devices_[d];
+    UnifiedMemoryInput in;
+    in.name = info.name;
+    in.memoryCallSupported = info.memoryTotalBytes >= 0;
+    in.memoryTotalBytes = info.memoryTotalBytes;
+    in.systemMemTotalBytes = system.ok ? system.totalBytes : 0;
+    in.addressingMode = info.addressingMode;
+    info.unifiedMemory = detectUnifiedMemory(in, &info.unifiedMemoryReason);
+    if (info.unifiedMemory) {
+      anyUnified_ = true;
+      if (system.ok) info.memoryTotalBytes = system.totalBytes;
+      for (Field f : kMemoryFields) {
+        nvmlMask_[d].reset(idx(f));
+        meminfoMask_[d].set(idx(f));
+      }
+      for (Field f : kLinkFields) nvmlMask_[d].reset(idx(f));
+    }
+    const FieldMask covered = nvmlMask_[d] | meminfoMask_[d];
+    for (size_t f = 0; f < kFieldCount; ++f) {
+      if (covered.test(f)) continue;
+      const Field field = static_cast<Field>(f);
+      bool linkField = false;
+      for (Field lf : kLinkFields) linkField = linkField || lf == field;
+      fixed_[d].emplace_back(field, info.unifiedMemory && linkField ? kCodeUnifiedMemory : kCodeNotProbed);
+    }
+  }
+}
+
+void Sampler::applyFixed(size_t device, DeviceRow& row) {
+  for (const auto& [field, code] : fixed_[device]) row.fail(field, Status::NotSupported, Source::None, code);
+}
+
+void Sampler::sampleMeminfo(DeviceRow& row, const FieldMask& mask, const MeminfoReading& m) {
+  if (!m.ok) {
+    for (size_t f = 0; f < kFieldCount; ++f) {
+      if (mask.test(f)) row.fail(static_cast<Field>(f), Status::Error, Source::Meminfo, kCodeMeminfoError);
+    }
+    return;
+  }
+  // MemAvailable, not MemFree: page cache is reclaimable, and the CUDA runtime's own "free" on
+  // these parts follows MemFree and collapses after a large file write while memory is available.
+  if (mask.test(idx(Field::MemoryTotalBytes))) row.set(Field::MemoryTotalBytes, m.totalBytes, Source::Meminfo);
+  if (mask.test(idx(Field::MemoryFreeBytes))) row.set(Field::MemoryFreeBytes, m.availableBytes, Source::Meminfo);
+  if (mask.test(idx(Field::MemoryUsedBytes))) {
+    row.set(Field::MemoryUsedBytes, m.totalBytes - m.availableBytes, Source::Meminfo);
+  }
+}
+
 void Sampler::sampleOnce() {
   const int64_t now = monoNowNs();
+  MeminfoReading meminfo;
+  if (anyUnified_) meminfo = meminfo_->read();
   for (size_t d = 0; d < devices_.size(); ++d) {
     DeviceRow row(working_, d);
-    nvmlSource_->sample(d, row, nvmlFields_, now);
+    applyFixed(d, row);
+    nvmlSource_->sample(d, row, nvmlMask_[d], now);
+    if (meminfoMask_[d].any()) sampleMeminfo(row, meminfoMask_[d], meminfo);
     if (nvmlSource_->deviceLost(d)) {
       // A lost GPU has no valid reading from any source.
       const int32_t code = static_cast<int32_t>(row.meta(kDevLostCode));

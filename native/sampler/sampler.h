@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../sources/device_info.h"
+#include "../sources/meminfo.h"
 #include "../sources/nvml_source.h"
 #include "../vendor/dynlib.h"
 #include "../vendor/nvml_api.h"
@@ -28,6 +29,7 @@ struct SamplerOptions {
   int64_t intervalNs = 1'000'000'000;
   int64_t lostRetryNs = 5'000'000'000;
   int64_t slowCallMinGapNs = 1'000'000'000;
+  std::string meminfoPath = "/proc/meminfo";  // memory figures of unified-memory GPUs
 };
 
 // Why open failed, in words a user can act on. `code` is one of the GpuTelemetryError codes.
@@ -104,6 +106,9 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   void sampleOnce();
   void publish(int64_t durationNs);
   void closeBackend();
+  void planSources();
+  void applyFixed(size_t device, DeviceRow& row);
+  void sampleMeminfo(DeviceRow& row, const FieldMask& mask, const MeminfoReading& reading);
   void failOpen(std::string code, std::string message);
 
   SamplerOptions options_;
@@ -120,7 +125,13 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   OpenError openError_;
   CallTracker tracker_;
   SampleFrame working_;
-  FieldMask nvmlFields_;
+  // Per device: which fields each source fills, and the fixed answer for fields none of them
+  // covers there (re-applied every sample, so a recovered GPU gets them back).
+  std::vector<FieldMask> nvmlMask_;
+  std::vector<FieldMask> meminfoMask_;
+  std::vector<std::vector<std::pair<Field, int32_t>>> fixed_;
+  std::unique_ptr<MeminfoSource> meminfo_;
+  bool anyUnified_ = false;
 
   // Published sample, guarded by publishMutex_ (held only for a memcpy).
   mutable std::mutex publishMutex_;

@@ -309,7 +309,10 @@ bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
   }
   Reader r(error);
   const std::string top = "scenario";
-  if (!r.onlyKeys(root, top, {"name", "description", "seed", "tickMs", "driver", "devices", "faults"})) return false;
+  // "meminfo" is read by the host side (the file unified-memory devices' memory figures come from).
+  if (!r.onlyKeys(root, top, {"name", "description", "seed", "tickMs", "driver", "devices", "faults", "meminfo"})) {
+    return false;
+  }
   if (!r.string(root, top, "name", s.name, true, 128) || !r.string(root, top, "description", s.description, false, 4096) ||
       !r.integer(root, top, "seed", s.seed, 0, 9007199254740991.0) || !r.number(root, top, "tickMs", s.tickMs, 1, 3600000)) {
     return false;

@@ -17,6 +17,7 @@ struct DeviceInfo {
   bool unifiedMemory = false;
   std::string unifiedMemoryReason;  // why it was (or was not) recognised as unified
   unsigned int nvlinkCount = 0;
+  int addressingMode = -1;  // -1 unknown (no query in this driver), 0 none, 1 HMM, 2 ATS
   unsigned int pciDeviceId = 0;
 };
 
