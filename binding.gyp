@@ -10,6 +10,7 @@
         "native/sampler/sampler.cc",
         "native/sources/nvml_source.cc",
         "native/sources/meminfo.cc",
+        "native/sources/xid_watcher.cc",
         "native/vendor/dynlib.cc",
         "native/vendor/nvml_api.cc"
       ],

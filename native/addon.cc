@@ -126,6 +126,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
                            InstanceMethod<&Handle::setRef>("setRef"),
                            InstanceMethod<&Handle::close>("close"),
                            InstanceMethod<&Handle::stats>("stats"),
+                           InstanceMethod<&Handle::drainXids>("drainXids"),
                        });
   }
 
@@ -293,6 +294,28 @@ class Handle : public Napi::ObjectWrap<Handle> {
     o.Set("threadCpuNs", static_cast<double>(s.threadCpuNs));
     o.Set("lastSampleNs", static_cast<double>(s.lastSampleNs));
     return o;
+  }
+
+  // drainXids(max) -> { events: [{device, xid, atEpochMs, gpuInstanceId, computeInstanceId}], dropped }
+  Napi::Value drainXids(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const size_t max = info.Length() > 0 && info[0].IsNumber() ? static_cast<size_t>(info[0].As<Napi::Number>().Uint32Value()) : 1024;
+    std::vector<XidEvent> events;
+    const uint64_t dropped = sampler_->drainXids(events, max);
+    Napi::Array arr = Napi::Array::New(env, events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("device", events[i].device);
+      o.Set("xid", static_cast<double>(events[i].xid));
+      o.Set("atEpochMs", static_cast<double>(events[i].atEpochMs));
+      o.Set("gpuInstanceId", events[i].gpuInstanceId);
+      o.Set("computeInstanceId", events[i].computeInstanceId);
+      arr.Set(static_cast<uint32_t>(i), o);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("events", arr);
+    out.Set("dropped", static_cast<double>(dropped));
+    return out;
   }
 
   std::shared_ptr<Sampler> sampler_;

@@ -25,3 +25,5 @@ export { GpuTelemetryError } from './errors.js';
 export type { GpuTelemetryErrorCode, GpuTelemetryErrorDetails } from './errors.js';
 export { listScenarios } from './simulator.js';
 export type { ScenarioInfo } from './simulator.js';
+export { XID_DESCRIPTIONS } from './xid.js';
+export type { XidEvent } from './xid.js';

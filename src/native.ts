@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { GpuTelemetryError } from './errors.js';
 import { PACKAGE_ROOT } from './paths.js';
 
-export const NativeEvent = { Opened: 0, OpenFailed: 1, SampleReady: 2, Closed: 3 } as const;
+export const NativeEvent = { Opened: 0, OpenFailed: 1, SampleReady: 2, Closed: 3, XidReady: 4 } as const;
 export type NativeEvent = (typeof NativeEvent)[keyof typeof NativeEvent];
 
 export interface NativeOptions {
@@ -81,6 +81,10 @@ export interface NativeHandle {
   setRef(ref: boolean): void;
   close(): void;
   stats(): NativeStats;
+  drainXids(max: number): {
+    events: { device: number; xid: number; atEpochMs: number; gpuInstanceId: number; computeInstanceId: number }[];
+    dropped: number;
+  };
 }
 
 export interface NativeConstants {

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { closedError, GpuTelemetryError, type GpuTelemetryErrorCode } from './errors.js';
 import { loadNative, NativeEvent, type NativeHandle, type NativeOpenError, type NativeStats } from './native.js';
 import { resolveOptions, type GpuTelemetryOptions, type ResolvedOptions } from './options.js';
+import { toXidEvent, type XidEvent } from './xid.js';
 import {
   headerAge,
   headerSeq,
@@ -43,12 +44,17 @@ export interface SamplerStats {
   readonly threadCpuNs: number;
   /** Wall time of the last sample (ns). */
   readonly lastSampleNs: number;
+  /** XID events dropped because JS did not drain them fast enough (the counts stay exact). */
+  readonly xidEventsDropped: number;
 }
 
 export interface GpuTelemetryEvents {
   sample: [snapshot: GpuSnapshot];
-  error: [error: GpuTelemetryError];
+  xid: [event: XidEvent];
 }
+
+/** XID events kept for recentXids(). */
+const RECENT_XIDS = 100;
 
 const HEADER_LENGTH = 8;
 
@@ -67,6 +73,8 @@ export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
   private closePromise: Promise<void> | null = null;
   private resolveClosed: (() => void) | null = null;
   private subscribers = 0;
+  private readonly recent: XidEvent[] = [];
+  private xidDropped = 0;
   private iterators = new Set<SampleIterator>();
 
   /** @internal Use openGpuTelemetry(). */
@@ -141,7 +149,16 @@ export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
   stats(): SamplerStats {
     if (this.closed) throw closedError('stats()');
     const s: NativeStats = this.handle.stats();
-    return { ...s };
+    return { ...s, xidEventsDropped: this.xidDropped };
+  }
+
+  /**
+   * The most recent XID events (up to 100, oldest first). Per-device totals since open are the
+   * xidErrors / lastXid fields of every snapshot; subscribe with on('xid') to see each one.
+   */
+  recentXids(): readonly XidEvent[] {
+    if (this.closed) throw closedError('recentXids()');
+    return [...this.recent];
   }
 
   /**
@@ -176,8 +193,24 @@ export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
       const snap = this.snapshot();
       for (const it of this.iterators) it.push(snap);
       if (this.listenerCount('sample') > 0) this.emit('sample', snap);
+    } else if (event === NativeEvent.XidReady) {
+      if (!this.closed) this.drainXids();
     } else if (event === NativeEvent.Closed) {
       this.finishClose();
+    }
+  }
+
+  private drainXids(): void {
+    for (;;) {
+      const { events, dropped } = this.handle.drainXids(1024);
+      this.xidDropped += dropped;
+      for (const raw of events) {
+        const e = toXidEvent(raw);
+        this.recent.push(e);
+        if (this.recent.length > RECENT_XIDS) this.recent.shift();
+        this.emit('xid', e);
+      }
+      if (events.length < 1024) return;
     }
   }
 

@@ -190,6 +190,16 @@ bool Sampler::openBackend() {
                  openError_.vendorMessage + "\")");
     return false;
   }
+  {
+    std::vector<nvml::Device> handles;
+    for (size_t d = 0; d < devices_.size(); ++d) handles.push_back(nvmlSource_->handle(d));
+    auto watcher = std::make_unique<XidWatcher>(nvml_, std::move(handles));
+    watcher->start([this] {
+      if (!xidNotified_.exchange(true, std::memory_order_acq_rel)) sink_(SamplerEvent::XidReady);
+    });
+    std::lock_guard<std::mutex> lock(xidMutex_);
+    xid_ = std::move(watcher);
+  }
   planSources();
   working_.resize(devices_.size());
   {
@@ -233,7 +243,16 @@ void Sampler::planSources() {
       }
       for (Field f : kLinkFields) nvmlMask_[d].reset(idx(f));
     }
-    const FieldMask covered = nvmlMask_[d] | meminfoMask_[d];
+    FieldMask covered = nvmlMask_[d] | meminfoMask_[d];
+    if (xid_->supported(d)) {
+      covered.set(idx(Field::XidErrors));
+      covered.set(idx(Field::LastXid));
+    } else {
+      fixed_[d].emplace_back(Field::XidErrors, xid_->deviceCode(d));
+      fixed_[d].emplace_back(Field::LastXid, xid_->deviceCode(d));
+      covered.set(idx(Field::XidErrors));
+      covered.set(idx(Field::LastXid));
+    }
     for (size_t f = 0; f < kFieldCount; ++f) {
       if (covered.test(f)) continue;
       const Field field = static_cast<Field>(f);
@@ -245,7 +264,16 @@ void Sampler::planSources() {
 }
 
 void Sampler::applyFixed(size_t device, DeviceRow& row) {
-  for (const auto& [field, code] : fixed_[device]) row.fail(field, Status::NotSupported, Source::None, code);
+  for (const auto& [field, code] : fixed_[device]) {
+    const bool xidField = field == Field::XidErrors || field == Field::LastXid;
+    row.fail(field, Status::NotSupported, xidField ? Source::Nvml : Source::None, code);
+  }
+}
+
+uint64_t Sampler::drainXids(std::vector<XidEvent>& out, size_t max) {
+  xidNotified_.store(false, std::memory_order_release);
+  std::lock_guard<std::mutex> lock(xidMutex_);
+  return xid_ ? xid_->drain(out, max) : 0;
 }
 
 void Sampler::sampleMeminfo(DeviceRow& row, const FieldMask& mask, const MeminfoReading& m) {
@@ -273,6 +301,10 @@ void Sampler::sampleOnce() {
     applyFixed(d, row);
     nvmlSource_->sample(d, row, nvmlMask_[d], now);
     if (meminfoMask_[d].any()) sampleMeminfo(row, meminfoMask_[d], meminfo);
+    if (xid_->supported(d)) {
+      row.set(Field::XidErrors, static_cast<double>(xid_->count(d)), Source::Nvml);
+      row.set(Field::LastXid, static_cast<double>(xid_->lastXid(d)), Source::Nvml);
+    }
     if (nvmlSource_->deviceLost(d)) {
       // A lost GPU has no valid reading from any source.
       const int32_t code = static_cast<int32_t>(row.meta(kDevLostCode));
@@ -337,6 +369,8 @@ SamplerStats Sampler::stats() const {
 }
 
 void Sampler::closeBackend() {
+  // The event thread waits inside NVML: stop it before NVML shuts down.
+  if (xid_) xid_->stop();
   nvmlSource_.reset();
   if (nvmlInitialized_) {
     TrackedCall tracked(tracker_, "nvmlShutdown", -1);

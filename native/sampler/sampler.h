@@ -15,6 +15,7 @@
 #include "../sources/device_info.h"
 #include "../sources/meminfo.h"
 #include "../sources/nvml_source.h"
+#include "../sources/xid_watcher.h"
 #include "../vendor/dynlib.h"
 #include "../vendor/nvml_api.h"
 #include "call_tracker.h"
@@ -43,7 +44,7 @@ struct OpenError {
   std::vector<std::string> tried;
 };
 
-enum class SamplerEvent { Opened, OpenFailed, SampleReady, Closed };
+enum class SamplerEvent { Opened, OpenFailed, SampleReady, Closed, XidReady };
 
 // Where readSnapshot writes: one caller-owned byte block, laid out by SnapshotLayout.
 struct SnapshotLayout {
@@ -95,6 +96,9 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   // sequence number equals `knownSeq`; always fills `header`. Never calls the driver.
   void readSnapshot(double knownSeq, uint8_t* dest, size_t destLength, SnapshotHeader& header);
 
+  // XID events queued for JS (clears the "notified" flag first, so none is missed).
+  uint64_t drainXids(std::vector<XidEvent>& out, size_t max);
+
   void setSubscribed(bool on) { subscribed_.store(on, std::memory_order_relaxed); }
   void acknowledgeSample() { notifyPending_.store(false, std::memory_order_release); }
   SamplerStats stats() const;
@@ -131,6 +135,9 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   std::vector<FieldMask> meminfoMask_;
   std::vector<std::vector<std::pair<Field, int32_t>>> fixed_;
   std::unique_ptr<MeminfoSource> meminfo_;
+  std::unique_ptr<XidWatcher> xid_;
+  std::mutex xidMutex_;  // guards xid_ against drainXids racing the thread's teardown
+  std::atomic<bool> xidNotified_{false};
   bool anyUnified_ = false;
 
   // Published sample, guarded by publishMutex_ (held only for a memcpy).

@@ -595,3 +595,98 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetComputeRunningProcesses_v3(simNvmlDevice_t
   return listProcesses(m, d, count, infos, true);
 }
 #endif
+
+// ---- events (XID) -----------------------------------------------------------------------------
+
+struct simNvmlEventSet {
+  std::mutex mutex;
+  std::vector<size_t> devices;         // registered for XID events
+  std::vector<double> delivered;       // per scenario XID spec: events handed out so far
+};
+
+namespace {
+
+constexpr unsigned long long kXidEvent = 0x8;
+
+bool validSet(simNvmlEventSet_t set) {
+  gtsim::SimState& s = gtsim::state();
+  std::lock_guard<std::mutex> lock(s.eventSetsMutex);
+  return set != nullptr && s.eventSets.count(set) > 0;
+}
+
+}  // namespace
+
+SIM_EXPORT simNvmlReturn nvmlEventSetCreate(simNvmlEventSet_t* set) {
+  SIM_SYSTEM_ENTER("nvmlEventSetCreate");
+  if (set == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  auto* created = new simNvmlEventSet();
+  created->delivered.assign(m->scenario().xids.size(), 0);
+  gtsim::SimState& s = gtsim::state();
+  std::lock_guard<std::mutex> lock(s.eventSetsMutex);
+  s.eventSets.insert(created);
+  *set = created;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlEventSetFree(simNvmlEventSet_t set) {
+  gtsim::SimState& s = gtsim::state();
+  std::lock_guard<std::mutex> lock(s.eventSetsMutex);
+  if (set == nullptr || s.eventSets.erase(set) == 0) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  delete set;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetSupportedEventTypes(simNvmlDevice_t device, unsigned long long* eventTypes) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetSupportedEventTypes");
+  if (eventTypes == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  *eventTypes = kXidEvent | (spec.hasEcc ? 0x3ULL : 0ULL);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceRegisterEvents(simNvmlDevice_t device, unsigned long long eventTypes,
+                                                  simNvmlEventSet_t set) {
+  SIM_DEVICE_ENTER("nvmlDeviceRegisterEvents");
+  if (!validSet(set)) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if ((eventTypes & ~(kXidEvent | 0x3ULL)) != 0) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  std::lock_guard<std::mutex> lock(set->mutex);
+  if (eventTypes & kXidEvent) set->devices.push_back(d);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlEventSetWait_v2(simNvmlEventSet_t set, simNvmlEventData* data, unsigned int timeoutMs) {
+  SIM_SYSTEM_ENTER("nvmlEventSetWait_v2");
+  if (data == nullptr || !validSet(set)) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  const auto& xids = m->scenario().xids;
+  const double deadline = m->nowMs() + timeoutMs;
+  for (;;) {
+    const double now = m->nowMs();
+    double nextDue = -1;
+    {
+      std::lock_guard<std::mutex> lock(set->mutex);
+      for (size_t i = 0; i < xids.size(); ++i) {
+        const gtsim::XidSpec& x = xids[i];
+        if (std::find(set->devices.begin(), set->devices.end(), static_cast<size_t>(x.device)) == set->devices.end()) continue;
+        if (set->delivered[i] >= x.count) continue;
+        const double due = x.atMs + set->delivered[i] * 1000.0 / x.ratePerSecond;
+        if (due <= now) {
+          set->delivered[i] += 1;
+          std::memset(data, 0, sizeof *data);
+          data->device = gtsim::state().handle(static_cast<size_t>(x.device));
+          data->eventType = kXidEvent;
+          data->eventData = x.code;
+          data->gpuInstanceId = 0xFFFFFFFF;
+          data->computeInstanceId = 0xFFFFFFFF;
+          return SIM_NVML_SUCCESS;
+        }
+        if (nextDue < 0 || due < nextDue) nextDue = due;
+      }
+    }
+    if (now >= deadline) return SIM_NVML_ERROR_TIMEOUT;
+    const double until = nextDue < 0 ? deadline : std::min(deadline, nextDue);
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(std::max(0.05, until - now) * 1000)));
+  }
+}
+
+SIM_EXPORT simNvmlReturn nvmlEventSetWait(simNvmlEventSet_t set, simNvmlEventData* data, unsigned int timeoutMs) {
+  return nvmlEventSetWait_v2(set, data, timeoutMs);
+}

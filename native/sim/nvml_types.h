@@ -63,6 +63,13 @@ struct simNvmlFieldValue {  // nvmlFieldValue_t
   simNvmlReturn nvmlReturn;
   simNvmlValue value;
 };
+typedef struct simNvmlEventSet* simNvmlEventSet_t;
+struct simNvmlEventData {  // nvmlEventData_t
+  simNvmlDevice_t device;
+  unsigned long long eventType;
+  unsigned long long eventData;
+  unsigned int gpuInstanceId, computeInstanceId;
+};
 struct simNvmlTemperatureV1 {  // nvmlTemperature_v1_t
   unsigned int version;
   int sensorType;

@@ -310,7 +310,8 @@ bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
   Reader r(error);
   const std::string top = "scenario";
   // "meminfo" is read by the host side (the file unified-memory devices' memory figures come from).
-  if (!r.onlyKeys(root, top, {"name", "description", "seed", "tickMs", "driver", "devices", "faults", "meminfo"})) {
+  if (!r.onlyKeys(root, top, {"name", "description", "seed", "tickMs", "driver", "devices", "faults", "meminfo",
+                              "xids"})) {
     return false;
   }
   if (!r.string(root, top, "name", s.name, true, 128) || !r.string(root, top, "description", s.description, false, 4096) ||
@@ -347,6 +348,22 @@ bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
       FaultSpec f;
       if (!parseFault(r, faults->items()[i], top + ".faults[" + std::to_string(i) + "]", f, s.devices.size())) return false;
       s.faults.push_back(f);
+    }
+  }
+  if (const Json* xids = root.find("xids")) {
+    if (!xids->isArray()) return r.fail(top + ".xids", "must be an array");
+    if (xids->items().size() > kMaxFaults) return r.fail(top + ".xids", "has too many entries");
+    for (size_t i = 0; i < xids->items().size(); ++i) {
+      const std::string p = top + ".xids[" + std::to_string(i) + "]";
+      const Json& xj = xids->items()[i];
+      XidSpec x;
+      if (!r.onlyKeys(xj, p, {"device", "atMs", "code", "count", "ratePerSecond"}) ||
+          !r.integer(xj, p, "device", x.device, 0, static_cast<double>(s.devices.size()) - 1, true) ||
+          !r.number(xj, p, "atMs", x.atMs, 0, 1e12) || !r.integer(xj, p, "code", x.code, 1, 65535, true) ||
+          !r.integer(xj, p, "count", x.count, 1, 1e9) || !r.number(xj, p, "ratePerSecond", x.ratePerSecond, 0.001, 1e6)) {
+        return false;
+      }
+      s.xids.push_back(x);
     }
   }
   return true;

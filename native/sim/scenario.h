@@ -69,6 +69,15 @@ struct FaultSpec {
   double delayMs = 0;       // Slow: added to every matching call
 };
 
+// XID events the driver reports: `count` events, `ratePerSecond` apart, from `atMs` on.
+struct XidSpec {
+  int device = 0;
+  double atMs = 0;
+  unsigned int code = 79;
+  double count = 1;
+  double ratePerSecond = 1;
+};
+
 struct Scenario {
   std::string name;
   std::string description;
@@ -80,6 +89,7 @@ struct Scenario {
   std::string library = "current";  // "current" or "legacy" (an old driver without newer symbols)
   std::vector<DeviceSpec> devices;
   std::vector<FaultSpec> faults;
+  std::vector<XidSpec> xids;
 };
 
 // Parses and validates; on error returns false with a message naming the JSON path.

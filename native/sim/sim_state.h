@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 struct simNvmlDevice {
   size_t index;
 };
+struct simNvmlEventSet;
 
 namespace gtsim {
 
@@ -23,6 +25,9 @@ class SimState {
   std::atomic<int> initCount{0};
   // Replaced only by configure(), which refuses while any client has NVML initialised.
   std::unique_ptr<Model> model;
+  // Live event sets, so a stale or bogus pointer is an error rather than a crash.
+  std::mutex eventSetsMutex;
+  std::set<simNvmlEventSet*> eventSets;
 
   int configure(const std::string& json, std::string& error) {
     std::lock_guard<std::mutex> lock(configureMutex_);

@@ -57,6 +57,7 @@ class NvmlSource {
 
   size_t deviceCount() const { return devices_.size(); }
   bool deviceLost(size_t device) const { return devices_[device].lost; }
+  nvml::Device handle(size_t device) const { return devices_[device].handle; }
 
  private:
   // Calls whose NOT_SUPPORTED answer is remembered so they are not asked again every sample.

@@ -183,6 +183,18 @@ constexpr int kFeatureDisabled = 0;
 constexpr int kFeatureEnabled = 1;
 constexpr unsigned int kPstateUnknown = 32;  // NVML_PSTATE_UNKNOWN
 
+// nvmlEventData_t (nvmlEventSetWait_v2)
+struct EventData {
+  Device device;
+  unsigned long long eventType;
+  unsigned long long eventData;  // the XID code for kEventTypeXidCriticalError (999: unknown XID)
+  unsigned int gpuInstanceId;
+  unsigned int computeInstanceId;
+};
+constexpr unsigned long long kEventTypeSingleBitEccError = 0x1;
+constexpr unsigned long long kEventTypeDoubleBitEccError = 0x2;
+constexpr unsigned long long kEventTypeXidCriticalError = 0x8;
+
 // nvmlTemperature_v1_t for nvmlDeviceGetTemperatureV (NVML 12.8+).
 struct TemperatureV1 {
   unsigned int version;

@@ -59,7 +59,13 @@ namespace gt::nvml {
   X(deviceGetComputeRunningProcessesV2, Return, (Device, unsigned int*, ProcessInfoV2*),          \
     "nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2")         \
   X(deviceGetComputeRunningProcessesV1, Return, (Device, unsigned int*, ProcessInfoV1*),          \
-    "nvmlDeviceGetComputeRunningProcesses")
+    "nvmlDeviceGetComputeRunningProcesses")                                                        \
+  X(eventSetCreate, Return, (EventSet*), "nvmlEventSetCreate")                                     \
+  X(eventSetFree, Return, (EventSet), "nvmlEventSetFree")                                          \
+  X(deviceGetSupportedEventTypes, Return, (Device, unsigned long long*),                           \
+    "nvmlDeviceGetSupportedEventTypes")                                                            \
+  X(deviceRegisterEvents, Return, (Device, unsigned long long, EventSet), "nvmlDeviceRegisterEvents") \
+  X(eventSetWait, Return, (EventSet, EventData*, unsigned int), "nvmlEventSetWait_v2")
 
 struct Api {
 #define GT_NVML_MEMBER(member, ret, params, ...) \
