@@ -33,7 +33,8 @@ describe('gpu-telemetry snapshot', () => {
     expect(r.out).toMatch(/SIMULATED \(scenario gb10\)/);
     expect(r.out).toMatch(/GPU 0 {2}NVIDIA GB10 \(simulated\)/);
     expect(r.out).toMatch(/smClockHz\s+[\d.]+ [GM]Hz {2}nvml/);
-    expect(r.out).toMatch(/memoryUsedBytes\s+— {2}not_supported/);
+    expect(r.out).toMatch(/memoryUsedBytes\s+[\d.]+ GiB {2}meminfo/);
+    expect(r.out).toMatch(/pcieLinkWidth\s+— {2}not_supported \(unified-memory GPU/);
     expect(r.out).toMatch(/powerWatts\s+[\d.]+ W/);
   });
 
