@@ -11,6 +11,7 @@
         "native/sources/nvml_source.cc",
         "native/sources/meminfo.cc",
         "native/sources/xid_watcher.cc",
+        "native/sources/gpm_source.cc",
         "native/vendor/dynlib.cc",
         "native/vendor/nvml_api.cc"
       ],

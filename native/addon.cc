@@ -146,6 +146,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     options.intervalNs = static_cast<int64_t>(numberOr(o, "intervalMs", 1000) * 1e6);
     options.lostRetryNs = static_cast<int64_t>(numberOr(o, "lostRetryMs", 5000) * 1e6);
     options.slowCallMinGapNs = static_cast<int64_t>(numberOr(o, "slowCallMinGapMs", 1000) * 1e6);
+    options.gpm = static_cast<SourceMode>(static_cast<int>(numberOr(o, "gpmMode", 0)));
     Napi::Value meminfo = o.Get("meminfoPath");
     if (meminfo.IsString()) options.meminfoPath = meminfo.As<Napi::String>().Utf8Value();
 
@@ -209,6 +210,26 @@ class Handle : public Napi::ObjectWrap<Handle> {
       symbols.Set(member, symbol.empty() ? env.Null() : Napi::String::New(env, symbol));
     }
     o.Set("resolvedSymbols", symbols);
+    Napi::Object backends = Napi::Object::New(env);
+    auto report = [&](const BackendReport& r) {
+      Napi::Object b = Napi::Object::New(env);
+      b.Set("state", r.state);
+      b.Set("reason", r.reason);
+      return b;
+    };
+    backends.Set("gpm", report(sampler_->gpmReport()));
+    o.Set("backends", backends);
+    // Static notes for fields no source covers on a device: [device][field] -> text or null.
+    Napi::Array notes = Napi::Array::New(env, sampler_->devices().size());
+    for (size_t d = 0; d < sampler_->devices().size(); ++d) {
+      Napi::Array row = Napi::Array::New(env, kFieldCount);
+      for (size_t f = 0; f < kFieldCount; ++f) {
+        const std::string& note = sampler_->fieldNote(d, static_cast<Field>(f));
+        row.Set(static_cast<uint32_t>(f), note.empty() ? env.Null() : Napi::String::New(env, note));
+      }
+      notes.Set(static_cast<uint32_t>(d), row);
+    }
+    o.Set("fieldNotes", notes);
     return o;
   }
 

@@ -12,6 +12,7 @@ export type GpuTelemetryErrorCode =
   | 'VENDOR_ERROR' // any other vendor return code (see vendorCode / vendorMessage)
   | 'INVALID_OPTION' // an option is wrong; the message says what is allowed
   | 'INVALID_SCENARIO' // a simulator scenario could not be used
+  | 'SOURCE_UNAVAILABLE' // a backend required by options.sources cannot be used
   | 'CLOSED' // the instance was closed
   | 'TIMEOUT' // an operation did not finish in time
   | 'ADDON_LOAD_FAILED'; // the native addon could not be loaded (not built for this platform)

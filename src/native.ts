@@ -17,6 +17,9 @@ export interface NativeOptions {
   lostRetryMs: number;
   slowCallMinGapMs: number;
   meminfoPath: string;
+  /** 0 auto, 1 required, 2 disabled */
+  gpmMode: number;
+  dcgmMode: number;
 }
 
 export interface NativeDeviceInfo {
@@ -39,6 +42,8 @@ export interface NativeSystemInfo {
   cudaDriverVersion: number;
   nvmlLibraryPath: string;
   resolvedSymbols: Record<string, string | null>;
+  backends: Record<string, { state: string; reason: string }>;
+  fieldNotes: (string | null)[][];
 }
 
 export interface NativeOpenError {

@@ -14,6 +14,19 @@ export interface LibraryPaths {
   cupti?: string;
 }
 
+/**
+ * Per backend: `true` = must be used (open fails with SOURCE_UNAVAILABLE if it cannot),
+ * `false` = never used, absent = used where it works (the default).
+ */
+export interface SourceSelection {
+  /** NVIDIA DCGM (profiling fields, embedded or a running nv-hostengine). */
+  dcgm?: boolean;
+  /** NVML GPU Performance Monitoring (Hopper and later; no DCGM needed). */
+  gpm?: boolean;
+}
+
+export type SourceMode = 'auto' | 'required' | 'disabled';
+
 export interface GpuTelemetryOptions {
   /** Sampling interval in milliseconds (10 to 3,600,000; default 1000). */
   intervalMs?: number;
@@ -37,6 +50,8 @@ export interface GpuTelemetryOptions {
    * scenario may name its own file).
    */
   meminfoPath?: string;
+  /** Force or forbid backends, e.g. { dcgm: false }. */
+  sources?: SourceSelection;
 }
 
 export interface ResolvedOptions {
@@ -48,6 +63,7 @@ export interface ResolvedOptions {
   nvmlCandidates: string[];
   scenario: ResolvedScenario | null;
   meminfoPath: string;
+  sources: { dcgm: SourceMode; gpm: SourceMode };
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -59,7 +75,9 @@ const KNOWN_OPTIONS = new Set([
   'lostRetryMs',
   'closeTimeoutMs',
   'meminfoPath',
+  'sources',
 ]);
+const KNOWN_SOURCES = new Set(['dcgm', 'gpm']);
 const KNOWN_LIBRARIES = new Set(['nvml', 'dcgm', 'cupti']);
 const DEFAULT_NVML = ['libnvidia-ml.so.1', 'libnvidia-ml.so'];
 
@@ -162,5 +180,27 @@ export function resolveOptions(options: GpuTelemetryOptions | undefined): Resolv
     }
     meminfoPath = o.meminfoPath;
   }
-  return { intervalMs, staleAfterMs, openTimeoutMs, lostRetryMs, closeTimeoutMs, nvmlCandidates, scenario, meminfoPath };
+  const sources: { dcgm: SourceMode; gpm: SourceMode } = { dcgm: 'auto', gpm: 'auto' };
+  if (o.sources !== undefined) {
+    if (!isPlainObject(o.sources)) throw invalidOption('sources', `must be an object like { dcgm: false }, not ${describe(o.sources)}`);
+    for (const [key, value] of Object.entries(o.sources)) {
+      if (!KNOWN_SOURCES.has(key)) throw invalidOption(`sources.${key}`, 'unknown source (allowed: dcgm, gpm)');
+      if (value === undefined) continue;
+      if (typeof value !== 'boolean') {
+        throw invalidOption(`sources.${key}`, `must be true (required), false (never) or absent (where it works), not ${describe(value)}`);
+      }
+      sources[key as 'dcgm' | 'gpm'] = value ? 'required' : 'disabled';
+    }
+  }
+  return {
+    intervalMs,
+    staleAfterMs,
+    openTimeoutMs,
+    lostRetryMs,
+    closeTimeoutMs,
+    nvmlCandidates,
+    scenario,
+    meminfoPath,
+    sources,
+  };
 }

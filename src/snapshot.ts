@@ -168,6 +168,7 @@ export class SnapshotDecoder {
     layout: NativeLayout,
     private readonly constants: NativeConstants,
     private readonly deviceInfo: readonly DeviceInfo[],
+    private readonly fieldNotes: (string | null)[][] = [],
   ) {
     this.fieldCount = constants.fieldCount;
     const n = layout.devices;
@@ -205,7 +206,11 @@ export class SnapshotDecoder {
       fields[name] = real ? v : null;
       status[name] = st;
       source[name] = src;
-      if (st !== 'ok') reasons[name] = reasonFor(name, st, src, this.codes[base + i]);
+      if (st !== 'ok') {
+        const code = this.codes[base + i];
+        const note = code === -2 ? this.fieldNotes[d]?.[i] : null;
+        reasons[name] = note ?? reasonFor(name, st, src, code);
+      }
     }
     const metaBase = d * this.constants.deviceMetaStride;
     const rawState = DEVICE_STATES[this.deviceMeta[metaBase + M_STATE]] ?? 'error';

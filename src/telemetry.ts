@@ -35,6 +35,12 @@ export interface DriverInfo {
   readonly resolvedSymbols: Readonly<Record<string, string | null>>;
 }
 
+/** What became of the optional backends at open (a quiet fallback says why here). */
+export interface Backends {
+  readonly gpm: BackendStatus;
+  readonly dcgm: BackendStatus;
+}
+
 export interface SamplerStats {
   /** Samples published since open. */
   readonly samples: number;
@@ -57,11 +63,20 @@ export interface GpuTelemetryEvents {
 const RECENT_XIDS = 100;
 
 const HEADER_LENGTH = 8;
+const MODE = { auto: 0, required: 1, disabled: 2 } as const;
+
+export interface BackendStatus {
+  /** `active`: in use; `unavailable`: tried and not usable (see reason); `disabled` by options. */
+  readonly state: 'active' | 'unavailable' | 'disabled';
+  readonly reason: string | null;
+}
 
 export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
   /** Static facts of every device, in NVML index order. */
   readonly devices: readonly DeviceInfo[];
   readonly driver: DriverInfo;
+  /** Which optional backends are in use, and why the others are not. */
+  readonly backends: Backends;
   readonly intervalMs: number;
   readonly staleAfterMs: number;
 
@@ -83,14 +98,17 @@ export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
     options: ResolvedOptions,
     devices: readonly DeviceInfo[],
     driver: DriverInfo,
+    backends: Backends,
+    fieldNotes: (string | null)[][],
   ) {
     super();
     this.devices = devices;
     this.driver = driver;
+    this.backends = backends;
     this.intervalMs = options.intervalMs;
     this.staleAfterMs = options.staleAfterMs;
     this.closeTimeoutMs = options.closeTimeoutMs;
-    this.decoder = new SnapshotDecoder(handle.layout(), loadNative().constants(), devices);
+    this.decoder = new SnapshotDecoder(handle.layout(), loadNative().constants(), devices, fieldNotes);
     // Sampling notifications cost nothing until someone listens for them.
     const plain = this as EventEmitter;
     plain.on('newListener', (event: string | symbol) => {
@@ -289,6 +307,12 @@ class SampleIterator implements AsyncIterableIterator<GpuSnapshot> {
   }
 }
 
+function backendStatus(raw: { state: string; reason: string } | undefined): BackendStatus {
+  if (!raw) return Object.freeze({ state: 'unavailable', reason: 'not implemented in this build' });
+  const state = raw.state === 'active' || raw.state === 'disabled' ? raw.state : 'unavailable';
+  return Object.freeze({ state, reason: raw.reason ? raw.reason : null });
+}
+
 function openErrorToError(e: NativeOpenError): GpuTelemetryError {
   const known: GpuTelemetryErrorCode[] = [
     'LIBRARY_NOT_FOUND',
@@ -299,6 +323,7 @@ function openErrorToError(e: NativeOpenError): GpuTelemetryError {
     'VENDOR_ERROR',
     'INVALID_OPTION',
     'INVALID_SCENARIO',
+    'SOURCE_UNAVAILABLE',
   ];
   const code = (known as string[]).includes(e.code) ? (e.code as GpuTelemetryErrorCode) : 'VENDOR_ERROR';
   return new GpuTelemetryError(code, e.message, {
@@ -371,7 +396,10 @@ export async function openGpuTelemetry(options?: GpuTelemetryOptions): Promise<G
           simulated: resolved.scenario !== null,
           scenario: resolved.scenario?.name ?? null,
           resolvedSymbols: Object.freeze({ ...driver.resolvedSymbols }),
-        });
+        }, Object.freeze({
+          gpm: backendStatus(driver.backends.gpm),
+          dcgm: backendStatus(driver.backends.dcgm),
+        }), driver.fieldNotes);
         handle.setRef(false); // an idle instance does not keep the process alive
         resolve(instance);
       } else if (event === NativeEvent.OpenFailed) {
@@ -391,6 +419,8 @@ export async function openGpuTelemetry(options?: GpuTelemetryOptions): Promise<G
         lostRetryMs: resolved.lostRetryMs,
         slowCallMinGapMs: 1000,
         meminfoPath: resolved.meminfoPath,
+        gpmMode: MODE[resolved.sources.gpm],
+        dcgmMode: MODE[resolved.sources.dcgm],
       },
       onEvent,
     );

@@ -12,7 +12,8 @@ const GiB = 2 ** 30;
 
 describe('simulator round trip (constant load 0.5)', () => {
   it('reports every field with its base unit, status ok and source nvml', async () => {
-    const file = writeScenario(constantScenario());
+    // GPM off: this test is about NVML's own paths (GPM has its own tests).
+    const file = writeScenario(constantScenario({}, { gpm: false }));
     await withTelemetry({ simulate: file, intervalMs: 100 }, async (gpu) => {
       expect(gpu.devices).toHaveLength(1);
       const info = gpu.devices[0];

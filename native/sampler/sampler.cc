@@ -200,6 +200,7 @@ bool Sampler::openBackend() {
     std::lock_guard<std::mutex> lock(xidMutex_);
     xid_ = std::move(watcher);
   }
+  if (!openGpm()) return false;
   planSources();
   working_.resize(devices_.size());
   {
@@ -209,13 +210,40 @@ bool Sampler::openBackend() {
   return true;
 }
 
+bool Sampler::openGpm() {
+  if (options_.gpm == SourceMode::Disabled) {
+    gpmReport_ = {"disabled", "disabled by options.sources.gpm = false"};
+    return true;
+  }
+  std::vector<nvml::Device> handles;
+  for (size_t d = 0; d < devices_.size(); ++d) handles.push_back(nvmlSource_->handle(d));
+  gpm_ = std::make_unique<GpmSource>(nvml_, tracker_, std::move(handles));
+  gpm_->probe();
+  if (gpm_->anySupported()) {
+    gpmReport_ = {"active", ""};
+    return true;
+  }
+  const int32_t code = devices_.empty() ? nvml::kErrorNotSupported : gpm_->code(0);
+  gpmReport_ = {"unavailable", code == kCodeSymbolMissing
+                                   ? "the loaded NVML has no GPM entry points (driver older than R520)"
+                                   : std::string("no GPU supports GPM (Hopper or newer): ") + nvml::returnName(code)};
+  if (options_.gpm == SourceMode::Required) {
+    failOpen("SOURCE_UNAVAILABLE", "options.sources.gpm is true but GPM cannot be used: " + gpmReport_.reason);
+    return false;
+  }
+  gpm_.reset();
+  return true;
+}
+
 void Sampler::planSources() {
   meminfo_ = std::make_unique<MeminfoSource>(options_.meminfoPath);
   const MeminfoReading system = meminfo_->read();
   const size_t n = devices_.size();
   nvmlMask_.assign(n, NvmlSource::provides());
   meminfoMask_.assign(n, FieldMask());
+  gpmMask_.assign(n, FieldMask());
   fixed_.assign(n, {});
+  notes_.assign(n, std::vector<std::string>(kFieldCount));
   anyUnified_ = false;
   static constexpr Field kMemoryFields[] = {Field::MemoryTotalBytes, Field::MemoryUsedBytes, Field::MemoryFreeBytes};
   // On NVLink-C2C unified-memory parts the PCIe figures describe no real link (gen 1 x1) and
@@ -243,7 +271,24 @@ void Sampler::planSources() {
       }
       for (Field f : kLinkFields) nvmlMask_[d].reset(idx(f));
     }
-    FieldMask covered = nvmlMask_[d] | meminfoMask_[d];
+    // Profiling signals and PCIe/NVLink rates: GPM where the GPU supports it (preferred over
+    // NVML's counters), never where a unified-memory part has no such links.
+    if (gpm_ && gpm_->supported(d)) {
+      gpmMask_[d] = GpmSource::provides();
+      if (info.unifiedMemory) {
+        for (Field f : kLinkFields) gpmMask_[d].reset(idx(f));
+      }
+      nvmlMask_[d] &= ~gpmMask_[d];
+    }
+    const std::string gpmWhy = gpm_ ? std::string("GPM: ") + (gpm_->code(d) == kCodeSymbolMissing
+                                                                    ? "the driver has no GPM"
+                                                                    : nvml::returnName(gpm_->code(d)))
+                                    : "GPM: " + gpmReport_.reason;
+    for (Field f : {Field::GrEngineActiveRatio, Field::SmActiveRatio, Field::SmOccupancyRatio, Field::TensorActiveRatio,
+                    Field::DramActiveRatio, Field::Fp64ActiveRatio, Field::Fp32ActiveRatio, Field::Fp16ActiveRatio}) {
+      notes_[d][idx(f)] = "needs DCGM or a Hopper-or-newer GPU with NVML GPM (" + gpmWhy + ")";
+    }
+    FieldMask covered = nvmlMask_[d] | meminfoMask_[d] | gpmMask_[d];
     if (xid_->supported(d)) {
       covered.set(idx(Field::XidErrors));
       covered.set(idx(Field::LastXid));
@@ -301,6 +346,7 @@ void Sampler::sampleOnce() {
     applyFixed(d, row);
     nvmlSource_->sample(d, row, nvmlMask_[d], now);
     if (meminfoMask_[d].any()) sampleMeminfo(row, meminfoMask_[d], meminfo);
+    if (gpmMask_[d].any() && !nvmlSource_->deviceLost(d)) gpm_->sample(d, row, gpmMask_[d]);
     if (xid_->supported(d)) {
       row.set(Field::XidErrors, static_cast<double>(xid_->count(d)), Source::Nvml);
       row.set(Field::LastXid, static_cast<double>(xid_->lastXid(d)), Source::Nvml);
@@ -371,6 +417,7 @@ SamplerStats Sampler::stats() const {
 void Sampler::closeBackend() {
   // The event thread waits inside NVML: stop it before NVML shuts down.
   if (xid_) xid_->stop();
+  gpm_.reset();  // frees its sample buffers while NVML is still up
   nvmlSource_.reset();
   if (nvmlInitialized_) {
     TrackedCall tracked(tracker_, "nvmlShutdown", -1);

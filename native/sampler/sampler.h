@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../sources/device_info.h"
+#include "../sources/gpm_source.h"
 #include "../sources/meminfo.h"
 #include "../sources/nvml_source.h"
 #include "../sources/xid_watcher.h"
@@ -23,6 +24,9 @@
 
 namespace gt {
 
+// Whether a backend may, must or must not be used.
+enum class SourceMode { Auto = 0, Required = 1, Disabled = 2 };
+
 struct SamplerOptions {
   std::vector<std::string> nvmlCandidates;  // library paths/sonames to try, in order
   std::string simulatorScenario;            // JSON text: the library is the simulator; configure it
@@ -31,6 +35,13 @@ struct SamplerOptions {
   int64_t lostRetryNs = 5'000'000'000;
   int64_t slowCallMinGapNs = 1'000'000'000;
   std::string meminfoPath = "/proc/meminfo";  // memory figures of unified-memory GPUs
+  SourceMode gpm = SourceMode::Auto;
+};
+
+// What became of each optional backend at open, for users and logs.
+struct BackendReport {
+  std::string state;   // "active", "unavailable", "disabled"
+  std::string reason;  // why it is not active (empty when active)
 };
 
 // Why open failed, in words a user can act on. `code` is one of the GpuTelemetryError codes.
@@ -91,6 +102,9 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   const std::vector<DeviceInfo>& devices() const { return devices_; }
   const SystemInfo& system() const { return system_; }
   const OpenError& openError() const { return openError_; }
+  const BackendReport& gpmReport() const { return gpmReport_; }
+  // Why a field that no source covers on a device is not supported (empty: see its code).
+  const std::string& fieldNote(size_t device, Field f) const { return notes_[device][idx(f)]; }
 
   // Copies the latest sample into `dest` (layout from SnapshotLayout::forDevices) unless its
   // sequence number equals `knownSeq`; always fills `header`. Never calls the driver.
@@ -111,6 +125,7 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   void publish(int64_t durationNs);
   void closeBackend();
   void planSources();
+  bool openGpm();
   void applyFixed(size_t device, DeviceRow& row);
   void sampleMeminfo(DeviceRow& row, const FieldMask& mask, const MeminfoReading& reading);
   void failOpen(std::string code, std::string message);
@@ -133,6 +148,10 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   // covers there (re-applied every sample, so a recovered GPU gets them back).
   std::vector<FieldMask> nvmlMask_;
   std::vector<FieldMask> meminfoMask_;
+  std::vector<FieldMask> gpmMask_;
+  std::unique_ptr<GpmSource> gpm_;
+  BackendReport gpmReport_;
+  std::vector<std::vector<std::string>> notes_;
   std::vector<std::vector<std::pair<Field, int32_t>>> fixed_;
   std::unique_ptr<MeminfoSource> meminfo_;
   std::unique_ptr<XidWatcher> xid_;

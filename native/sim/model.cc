@@ -89,6 +89,25 @@ double Model::loadAverage(size_t d, int64_t k, int window) const {
   return sum / window;
 }
 
+double Model::activity(size_t d, Activity a, int64_t k) const {
+  const DeviceSpec& s = scenario_.devices[d];
+  const int i = static_cast<int>(a);
+  if (s.hasProfileShape[i]) {
+    const LoadShape& shape = s.profile[i];
+    double v = rawShape(shape, static_cast<double>(k) * scenario_.tickMs);
+    if (shape.noise > 0) v += shape.noise * (2 * unit(scenario_.seed, d * 16 + i, static_cast<uint64_t>(k) + 7000) - 1);
+    return std::clamp(v, 0.0, 1.0);
+  }
+  // Typical LLM-serving proportions of the device load.
+  static constexpr double kShare[] = {1.0, 0.9, 0.45, 0.7, 0.55, 0.0, 0.12, 0.06};
+  return std::clamp(load(d, k) * kShare[i], 0.0, 1.0);
+}
+
+bool Model::gpmSupported(size_t d) const {
+  const DeviceSpec& s = scenario_.devices[d];
+  return s.gpm == -1 ? s.ccMajor >= 9 : s.gpm == 1;
+}
+
 unsigned int Model::gpuUtilPercent(size_t d, int64_t k) const {
   return static_cast<unsigned int>(std::lround(100 * load(d, k)));
 }

@@ -46,6 +46,9 @@ class Model {
   double loadAverage(size_t d, int64_t k, int window) const;
 
   // Derived readings at tick k (units as NVML reports them).
+  // Profiling activity (0-1) of device d at tick k: the scenario's shape, else a share of load.
+  double activity(size_t d, Activity a, int64_t k) const;
+  bool gpmSupported(size_t d) const;
   unsigned int gpuUtilPercent(size_t d, int64_t k) const;
   unsigned int memoryUtilPercent(size_t d, int64_t k) const;
   unsigned int powerMilliwatts(size_t d, int64_t k) const;

@@ -690,3 +690,107 @@ SIM_EXPORT simNvmlReturn nvmlEventSetWait_v2(simNvmlEventSet_t set, simNvmlEvent
 SIM_EXPORT simNvmlReturn nvmlEventSetWait(simNvmlEventSet_t set, simNvmlEventData* data, unsigned int timeoutMs) {
   return nvmlEventSetWait_v2(set, data, timeoutMs);
 }
+
+// ---- GPM (Hopper and later) -------------------------------------------------------------------
+#ifndef GTSIM_LEGACY_DRIVER
+
+struct simNvmlGpmSample {
+  bool filled = false;
+  size_t device = 0;
+  double atMs = 0;
+  int64_t tick = 0;
+  gtsim::Counters counters;
+};
+
+namespace {
+
+bool validSample(simNvmlGpmSample_t s) {
+  gtsim::SimState& st = gtsim::state();
+  std::lock_guard<std::mutex> lock(st.eventSetsMutex);
+  return s != nullptr && st.gpmSamples.count(s) > 0;
+}
+
+}  // namespace
+
+SIM_EXPORT simNvmlReturn nvmlGpmQueryDeviceSupport(simNvmlDevice_t device, simNvmlGpmSupport* support) {
+  SIM_DEVICE_ENTER("nvmlGpmQueryDeviceSupport");
+  if (support == nullptr || support->version != 1) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  support->isSupportedDevice = m->gpmSupported(d) ? 1 : 0;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlGpmSampleAlloc(simNvmlGpmSample_t* sample) {
+  if (sample == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  gtsim::SimState& st = gtsim::state();
+  std::lock_guard<std::mutex> lock(st.eventSetsMutex);
+  *sample = new simNvmlGpmSample();
+  st.gpmSamples.insert(*sample);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlGpmSampleFree(simNvmlGpmSample_t sample) {
+  gtsim::SimState& st = gtsim::state();
+  std::lock_guard<std::mutex> lock(st.eventSetsMutex);
+  if (sample == nullptr || st.gpmSamples.erase(sample) == 0) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  delete sample;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlGpmSampleGet(simNvmlDevice_t device, simNvmlGpmSample_t sample) {
+  SIM_DEVICE_ENTER("nvmlGpmSampleGet");
+  if (!validSample(sample)) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (!m->gpmSupported(d)) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  std::lock_guard<std::mutex> lock(m->mutex());
+  sample->filled = true;
+  sample->device = d;
+  sample->atMs = m->nowMs();
+  sample->tick = m->tickAt(sample->atMs);
+  sample->counters = m->countersAt(d, sample->atMs);
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlGpmMetricsGet(simNvmlGpmMetricsGet* request) {
+  SIM_SYSTEM_ENTER("nvmlGpmMetricsGet");
+  if (request == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (request->version != 1) return SIM_NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+  if (request->numMetrics > 98 || !validSample(request->sample1) || !validSample(request->sample2)) {
+    return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  }
+  const simNvmlGpmSample& a = *request->sample1;
+  const simNvmlGpmSample& b = *request->sample2;
+  if (!a.filled || !b.filled || a.device != b.device || b.atMs <= a.atMs) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  const size_t d = b.device;
+  const double seconds = (b.atMs - a.atMs) / 1000.0;
+  const double mib = 1048576.0;
+  for (unsigned int i = 0; i < request->numMetrics; ++i) {
+    simNvmlGpmMetric& metric = request->metrics[i];
+    metric.nvmlReturn = SIM_NVML_SUCCESS;
+    metric.metricInfo = {nullptr, nullptr, nullptr};
+    // Activities are the shape's value at the later sample (deterministic; the real counters
+    // average over the interval); rates come from the integrated counters.
+    auto pct = [&](gtsim::Activity act) { return 100.0 * m->activity(d, act, b.tick); };
+    switch (metric.metricId) {
+      case 1: metric.value = pct(gtsim::Activity::GrEngine); break;
+      case 2: metric.value = pct(gtsim::Activity::SmActive); break;
+      case 3: metric.value = pct(gtsim::Activity::SmOccupancy); break;
+      case 5: metric.value = pct(gtsim::Activity::Tensor); break;
+      case 10: metric.value = pct(gtsim::Activity::Dram); break;
+      case 11: metric.value = pct(gtsim::Activity::Fp64); break;
+      case 12: metric.value = pct(gtsim::Activity::Fp32); break;
+      case 13: metric.value = pct(gtsim::Activity::Fp16); break;
+      case 20: metric.value = (b.counters.pcieTxBytes - a.counters.pcieTxBytes) / seconds / mib; break;
+      case 21: metric.value = (b.counters.pcieRxBytes - a.counters.pcieRxBytes) / seconds / mib; break;
+      case 60:
+        metric.value = (b.counters.nvlinkRxKiB - a.counters.nvlinkRxKiB) * 1024 * m->spec(d).nvlinks / seconds / mib;
+        break;
+      case 61:
+        metric.value = (b.counters.nvlinkTxKiB - a.counters.nvlinkTxKiB) * 1024 * m->spec(d).nvlinks / seconds / mib;
+        break;
+      default: metric.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED; break;
+    }
+    if ((metric.metricId == 20 || metric.metricId == 21) && !m->spec(d).hasPcie) metric.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+    if ((metric.metricId == 60 || metric.metricId == 61) && m->spec(d).nvlinks == 0) metric.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+  }
+  return SIM_NVML_SUCCESS;
+}
+#endif

@@ -70,6 +70,28 @@ struct simNvmlEventData {  // nvmlEventData_t
   unsigned long long eventData;
   unsigned int gpuInstanceId, computeInstanceId;
 };
+typedef struct simNvmlGpmSample* simNvmlGpmSample_t;
+struct simNvmlGpmMetric {  // nvmlGpmMetric_t
+  unsigned int metricId;
+  simNvmlReturn nvmlReturn;
+  double value;
+  struct {
+    char* shortName;
+    char* longName;
+    char* unit;
+  } metricInfo;
+};
+struct simNvmlGpmMetricsGet {  // nvmlGpmMetricsGet_t (version 1)
+  unsigned int version;
+  unsigned int numMetrics;
+  simNvmlGpmSample_t sample1;
+  simNvmlGpmSample_t sample2;
+  simNvmlGpmMetric metrics[98];
+};
+struct simNvmlGpmSupport {  // nvmlGpmSupport_t
+  unsigned int version;
+  unsigned int isSupportedDevice;
+};
 struct simNvmlTemperatureV1 {  // nvmlTemperature_v1_t
   unsigned int version;
   int sensorType;

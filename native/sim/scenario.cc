@@ -145,7 +145,7 @@ bool parseLoad(Reader& r, const Json& j, const std::string& path, LoadShape& loa
 bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& d, size_t& count, double& phaseStepMs) {
   if (!r.onlyKeys(j, path, {"name", "count", "phaseStepMs", "memoryTotalBytes", "memoryReservedBytes", "memoryInfo",
                             "computeCapability", "pciDeviceId", "pcie", "clocksMHz", "power", "thermal", "fan", "ecc",
-                            "nvlink", "load", "processes", "remappedRows", "encoder", "decoder"})) {
+                            "nvlink", "load", "processes", "remappedRows", "encoder", "decoder", "gpm", "profile"})) {
     return false;
   }
   if (!r.string(j, path, "name", d.name, true, 80)) return false;
@@ -220,6 +220,25 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
   if (!r.boolean(j, path, "fan", d.hasFan) || !r.boolean(j, path, "encoder", d.hasEncoder) ||
       !r.boolean(j, path, "decoder", d.hasDecoder)) {
     return false;
+  }
+  if (const Json* g = j.find("gpm")) {
+    if (!g->isBool()) return r.fail(path + ".gpm", "must be true or false");
+    d.gpm = g->boolean() ? 1 : 0;
+  }
+  if (const Json* prof = j.find("profile")) {
+    static const char* kNames[] = {"grEngineActive", "smActive", "smOccupancy", "tensorActive",
+                                   "dramActive", "fp64Active", "fp32Active", "fp16Active"};
+    const std::string p = path + ".profile";
+    if (!r.onlyKeys(*prof, p, {"grEngineActive", "smActive", "smOccupancy", "tensorActive", "dramActive", "fp64Active",
+                               "fp32Active", "fp16Active"})) {
+      return false;
+    }
+    for (int a = 0; a < static_cast<int>(Activity::Count); ++a) {
+      if (const Json* shape = prof->find(kNames[a])) {
+        if (!parseLoad(r, *shape, p + "." + kNames[a], d.profile[a])) return false;
+        d.hasProfileShape[a] = true;
+      }
+    }
   }
   if (const Json* rr = j.find("remappedRows")) {
     const std::string p = path + ".remappedRows";

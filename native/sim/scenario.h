@@ -26,6 +26,10 @@ struct ProcessSpec {
   double usedMemoryBytes = 0;  // < 0: the driver cannot tell (NVML_VALUE_NOT_AVAILABLE)
 };
 
+// Profiling activities (0-1) a GPU's counters report. Each follows its own shape when the
+// scenario gives one, else a fixed fraction of the device load.
+enum class Activity { GrEngine, SmActive, SmOccupancy, Tensor, Dram, Fp64, Fp32, Fp16, Count };
+
 struct DeviceSpec {
   std::string name;
   double memoryTotalBytes = 0;
@@ -56,6 +60,9 @@ struct DeviceSpec {
   double nvlinkMaxBytesPerSecondPerLink = 25e9;
   LoadShape load;
   std::vector<ProcessSpec> processes;
+  int gpm = -1;  // -1: by compute capability (Hopper 9.0 and later), 0 no, 1 yes
+  bool hasProfileShape[static_cast<int>(Activity::Count)] = {};
+  LoadShape profile[static_cast<int>(Activity::Count)];
 };
 
 struct FaultSpec {

@@ -17,6 +17,7 @@ struct simNvmlDevice {
   size_t index;
 };
 struct simNvmlEventSet;
+struct simNvmlGpmSample;
 
 namespace gtsim {
 
@@ -28,6 +29,7 @@ class SimState {
   // Live event sets, so a stale or bogus pointer is an error rather than a crash.
   std::mutex eventSetsMutex;
   std::set<simNvmlEventSet*> eventSets;
+  std::set<simNvmlGpmSample*> gpmSamples;  // guarded by eventSetsMutex too
 
   int configure(const std::string& json, std::string& error) {
     std::lock_guard<std::mutex> lock(configureMutex_);

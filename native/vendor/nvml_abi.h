@@ -203,4 +203,52 @@ struct TemperatureV1 {
 };
 constexpr unsigned int kTemperatureV1Version = structVersion(sizeof(TemperatureV1), 1);
 
+// ---- GPM (GPU Performance Monitoring, Hopper and later) ----
+// nvmlGpmMetricId_t values this project reads. Utilisations are percent (0-100), rates MiB/s.
+enum GpmMetricId : unsigned int {
+  kGpmGraphicsUtil = 1,
+  kGpmSmUtil = 2,
+  kGpmSmOccupancy = 3,
+  kGpmAnyTensorUtil = 5,
+  kGpmDramBwUtil = 10,
+  kGpmFp64Util = 11,
+  kGpmFp32Util = 12,
+  kGpmFp16Util = 13,
+  kGpmPcieTxPerSec = 20,
+  kGpmPcieRxPerSec = 21,
+  kGpmNvlinkTotalRxPerSec = 60,
+  kGpmNvlinkTotalTxPerSec = 61,
+};
+// NVML_GPM_METRIC_MAX as of the version-1 layout of nvmlGpmMetricsGet_t (the array bound).
+constexpr unsigned int kGpmMetricMaxV1 = 98;
+
+// nvmlGpmMetric_t
+struct GpmMetric {
+  unsigned int metricId;
+  Return nvmlReturn;
+  double value;
+  struct {
+    char* shortName;
+    char* longName;
+    char* unit;
+  } metricInfo;
+};
+
+// nvmlGpmMetricsGet_t, version 1 (NVML_GPM_METRICS_GET_VERSION)
+struct GpmMetricsGet {
+  unsigned int version;
+  unsigned int numMetrics;
+  GpmSample sample1;
+  GpmSample sample2;
+  GpmMetric metrics[kGpmMetricMaxV1];
+};
+constexpr unsigned int kGpmMetricsGetVersion = 1;
+
+// nvmlGpmSupport_t, version 1 (NVML_GPM_SUPPORT_VERSION)
+struct GpmSupport {
+  unsigned int version;
+  unsigned int isSupportedDevice;
+};
+constexpr unsigned int kGpmSupportVersion = 1;
+
 }  // namespace gt::nvml

@@ -65,7 +65,12 @@ namespace gt::nvml {
   X(deviceGetSupportedEventTypes, Return, (Device, unsigned long long*),                           \
     "nvmlDeviceGetSupportedEventTypes")                                                            \
   X(deviceRegisterEvents, Return, (Device, unsigned long long, EventSet), "nvmlDeviceRegisterEvents") \
-  X(eventSetWait, Return, (EventSet, EventData*, unsigned int), "nvmlEventSetWait_v2")
+  X(eventSetWait, Return, (EventSet, EventData*, unsigned int), "nvmlEventSetWait_v2")             \
+  X(gpmQueryDeviceSupport, Return, (Device, GpmSupport*), "nvmlGpmQueryDeviceSupport")            \
+  X(gpmSampleAlloc, Return, (GpmSample*), "nvmlGpmSampleAlloc")                                    \
+  X(gpmSampleFree, Return, (GpmSample), "nvmlGpmSampleFree")                                       \
+  X(gpmSampleGet, Return, (Device, GpmSample), "nvmlGpmSampleGet")                                 \
+  X(gpmMetricsGet, Return, (GpmMetricsGet*), "nvmlGpmMetricsGet")
 
 struct Api {
 #define GT_NVML_MEMBER(member, ret, params, ...) \
