@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { describeError, processIo, UsageError, type Io } from './cli/common.js';
 import { scenariosCommand, SCENARIOS_HELP } from './cli/scenarios.js';
+import { serveCommand, SERVE_HELP } from './cli/serve.js';
 import { snapshotCommand, SNAPSHOT_HELP } from './cli/snapshot.js';
 
 export const MAIN_HELP = `Usage: gpu-telemetry <command> [options]
@@ -11,6 +12,7 @@ NVIDIA GPU telemetry from NVML (and the built-in driver simulator).
 
 Commands:
   snapshot     print one sample of every GPU and field (--json for JSON)
+  serve        a Prometheus exporter: /metrics, /healthz, /readyz
   scenarios    list the driver-simulator scenarios
   help [cmd]   show help for a command
 
@@ -18,7 +20,7 @@ Run "gpu-telemetry <command> --help" for a command's options.
 Without a GPU, add --simulate h100-sxm-8 (or set GPU_TELEMETRY_SIMULATE).
 `;
 
-const HELP: Record<string, string> = { snapshot: SNAPSHOT_HELP, scenarios: SCENARIOS_HELP };
+const HELP: Record<string, string> = { snapshot: SNAPSHOT_HELP, scenarios: SCENARIOS_HELP, serve: SERVE_HELP };
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const [command, ...rest] = argv;
@@ -44,6 +46,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         return await snapshotCommand(rest, io);
       case 'scenarios':
         return scenariosCommand(rest, io);
+      case 'serve':
+        return await serveCommand(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

@@ -1,0 +1,134 @@
+/** `gpu-telemetry serve`: a standalone Prometheus exporter. */
+import { createRequire } from 'node:module';
+import type { GpuTelemetryOptions } from '../options.js';
+import { createTelemetryServer } from '../server.js';
+import { TelemetrySupervisor } from '../supervisor.js';
+import type { GpuTelemetry } from '../telemetry.js';
+import { intOption, parse, UsageError, type Io } from './common.js';
+
+export const SERVE_HELP = `Usage: gpu-telemetry serve [options]
+
+Serves the GPU metrics for Prometheus at http://HOST:PORT/metrics (Prometheus text, or
+OpenMetrics when the scraper asks for it), plus /healthz and /readyz. Without a usable
+driver it keeps answering, with gpu_telemetry_up 0 and the reason, and retries.
+
+Options:
+  --host HOST         address to bind (default 127.0.0.1: loopback only)
+  --port N            port (default 9400)
+  --interval-ms N     sampling interval (default 1000)
+  --names MODE        metric names: default (gpu_*, base units) or dcgm
+                      (dcgm-exporter's names, units and labels)
+  --per-link          add per-link NVLink series
+  --processes         add per-process GPU memory series
+  --simulate NAME     use the driver simulator (see "gpu-telemetry scenarios")
+  --nvml PATH         NVML library to load (default libnvidia-ml.so.1)
+  --reopen-ms N       retry interval while the GPUs are unavailable (default 30000)
+  -h, --help          show this help
+
+Stops cleanly on SIGTERM / SIGINT.
+`;
+
+function version(): string {
+  const require = createRequire(import.meta.url);
+  return (require('../../package.json') as { version: string }).version;
+}
+
+export function describeInstance(gpu: GpuTelemetry): string {
+  const models = [...new Set(gpu.devices.map((d) => d.name))].join(', ');
+  const active = (['gpm', 'dcgm'] as const).filter((b) => gpu.backends[b].state === 'active');
+  const inactive = (['dcgm', 'gpm'] as const)
+    .filter((b) => gpu.backends[b].state !== 'active')
+    .map((b) => `${b}: ${gpu.backends[b].state}${gpu.backends[b].reason ? ` (${gpu.backends[b].reason})` : ''}`);
+  return (
+    `driver ${gpu.driver.driverVersion || '?'} (NVML ${gpu.driver.nvmlVersion || '?'}) · ` +
+    `${gpu.devices.length} GPU${gpu.devices.length === 1 ? '' : 's'}${models ? ` (${models})` : ''} · ` +
+    `sources: ${['nvml', ...active].join(', ')}${inactive.length ? `; ${inactive.join('; ')}` : ''}` +
+    (gpu.driver.simulated ? ` · SIMULATED (scenario ${gpu.driver.scenario})` : '')
+  );
+}
+
+export async function serveCommand(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<number> {
+  const { values } = parse(argv, {
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'interval-ms': { type: 'string' },
+    names: { type: 'string' },
+    'per-link': { type: 'boolean' },
+    processes: { type: 'boolean' },
+    simulate: { type: 'string' },
+    nvml: { type: 'string' },
+    'reopen-ms': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    io.out(SERVE_HELP);
+    return 0;
+  }
+  const host = values.host ?? '127.0.0.1';
+  const port = intOption('port', values.port, 9400, 0, 65535);
+  const intervalMs = intOption('interval-ms', values['interval-ms'], 1000, 10, 3_600_000);
+  const reopenMs = intOption('reopen-ms', values['reopen-ms'], 30_000, 100, 86_400_000);
+  const names = values.names ?? 'default';
+  if (names !== 'default' && names !== 'dcgm') throw new UsageError(`--names must be default or dcgm, not "${names}"`);
+
+  const options: GpuTelemetryOptions = {
+    intervalMs,
+    ...(values.simulate !== undefined ? { simulate: values.simulate } : {}),
+    ...(values.nvml !== undefined ? { libraries: { nvml: values.nvml } } : {}),
+  };
+  let announced = false;
+  const supervisor = new TelemetrySupervisor(options, {
+    reopenMs,
+    onAttempt: ({ gpu, error }) => {
+      if (gpu) {
+        io.out(`${announced ? 'GPUs available again' : 'found'}: ${describeInstance(gpu)}\n`);
+      } else if (error && !announced) {
+        io.err(
+          `GPUs unavailable: ${error.code}: ${error.message}\n` +
+            `  /metrics reports gpu_telemetry_up 0; retrying every ${reopenMs / 1000} s\n`,
+        );
+      }
+      announced = true;
+    },
+  });
+  await supervisor.start();
+  const err = supervisor.lastError();
+  if (err && (err.code === 'INVALID_OPTION' || err.code === 'INVALID_SCENARIO')) {
+    await supervisor.close();
+    return 1;
+  }
+
+  const server = createTelemetryServer(supervisor, {
+    names,
+    perLink: values['per-link'] === true,
+    processes: values.processes === true,
+  });
+  let address;
+  try {
+    address = await server.listen(port, host);
+  } catch (e) {
+    await supervisor.close();
+    io.err(`cannot listen on ${host}:${port}: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  io.out(
+    `gpu-telemetry ${version()} serving http://${shown}:${address.port}/metrics (names: ${names})` +
+      (host === '127.0.0.1' || host === '::1' || host === 'localhost'
+        ? ' · loopback only (use --host 0.0.0.0 to expose it)'
+        : ` · WARNING: listening on ${host}, reachable from the network`) +
+      '\n',
+  );
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      io.out(`${signal}: stopping\n`);
+      void Promise.all([server.close(), supervisor.close()]).then(() => resolve(0));
+    };
+    signals.once('SIGTERM', () => stop('SIGTERM'));
+    signals.once('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,320 @@
+/**
+ * The prom-client collector. Every value is read from the latest snapshot at scrape time (no
+ * driver call on scrape); one snapshot serves a whole scrape. A value series appears only for a
+ * real reading; the health series are always there and say why a value series is missing.
+ */
+import os from 'node:os';
+import { createRequire } from 'node:module';
+import type { Registry } from 'prom-client';
+import { CLOCK_EVENT_REASONS, FIELDS, type FieldName, type FieldSpec } from '../fields.js';
+import type { DeviceSample, GpuSnapshot } from '../snapshot.js';
+import type { GpuTelemetry } from '../telemetry.js';
+import { DCGM_DEFAULT_METRICS, type DcgmMetricSpec } from './dcgm-names.js';
+import { asProvider, type GpuMetricsSource, type TelemetryProvider } from './source.js';
+
+export interface PrometheusExportOptions {
+  /** `default`: gpu_* names in base units. `dcgm`: dcgm-exporter's names, units and labels. */
+  names?: 'default' | 'dcgm';
+  /** Per-link NVLink series (adds `link` to the labels: up to 18 series per GPU per metric). */
+  perLink?: boolean;
+  /** Per-process memory series (adds `pid`: up to 64 series per GPU). */
+  processes?: boolean;
+  /** The Hostname label in dcgm mode (default os.hostname()). */
+  hostname?: string;
+}
+
+type Labels = Record<string, string | number>;
+interface Sample {
+  labels: Labels;
+  value: number;
+}
+interface MetricValue {
+  name: string;
+  help: string;
+  type: 'gauge' | 'counter';
+  aggregator: 'sum';
+  values: Sample[];
+}
+
+/** A metric object prom-client's Registry can hold: it only calls get() and reads name/type. */
+class SnapshotMetric {
+  readonly aggregator = 'sum' as const;
+  constructor(
+    public name: string,
+    readonly help: string,
+    readonly type: 'gauge' | 'counter',
+    private readonly read: (scrape: Scrape) => Sample[],
+    private readonly scrapes: ScrapeCache,
+  ) {}
+
+  get(): MetricValue {
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.read(this.scrapes.current()) };
+  }
+
+  // Registry.merge / reset hooks some code calls on metrics; nothing to reset here.
+  reset(): void {}
+}
+
+/** The state one scrape reads: a single snapshot for every metric of the scrape. */
+interface Scrape {
+  gpu: GpuTelemetry | null;
+  snapshot: GpuSnapshot | null;
+}
+
+/**
+ * One snapshot per scrape: prom-client asks every metric within the same tick, so the scrape's
+ * state is taken once and reused until the microtask queue drains.
+ */
+class ScrapeCache {
+  private cached: Scrape | null = null;
+  constructor(private readonly provider: TelemetryProvider) {}
+
+  current(): Scrape {
+    if (this.cached) return this.cached;
+    const gpu = this.provider.telemetry();
+    let snapshot: GpuSnapshot | null = null;
+    if (gpu) {
+      try {
+        snapshot = gpu.snapshot();
+      } catch {
+        snapshot = null; // closed between the two calls: report as down
+      }
+    }
+    this.cached = { gpu: snapshot ? gpu : null, snapshot };
+    queueMicrotask(() => {
+      this.cached = null;
+    });
+    return this.cached;
+  }
+}
+
+function packageVersion(): string {
+  try {
+    const require = createRequire(import.meta.url);
+    return (require('../../package.json') as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export interface RegisteredGpuMetrics {
+  /** The metric names registered. */
+  readonly names: readonly string[];
+  /** Removes every metric this call registered. */
+  unregister(): void;
+}
+
+/**
+ * Registers the GPU metrics with a prom-client Registry (or several). Works with a GpuTelemetry,
+ * or a provider whose instance may come and go (see `serve`).
+ */
+export function registerGpuMetrics(
+  registry: Registry | Registry[],
+  source: GpuMetricsSource,
+  options: PrometheusExportOptions = {},
+): RegisteredGpuMetrics {
+  const registries = Array.isArray(registry) ? registry : [registry];
+  const provider = asProvider(source);
+  const scrapes = new ScrapeCache(provider);
+  const names = options.names ?? 'default';
+  if (names !== 'default' && names !== 'dcgm') throw new TypeError(`names must be 'default' or 'dcgm', not ${String(names)}`);
+  const hostname = options.hostname ?? os.hostname();
+  const version = packageVersion();
+
+  // Devices ever seen: a device that disappears keeps its device_up series (at 0) for as long as
+  // the process runs, so an alert on it can fire instead of the series silently vanishing.
+  const seenDevices = new Map<string, Labels>();
+
+  const defaultLabels = (d: DeviceSample): Labels => ({ gpu: d.index, uuid: d.uuid, model: d.name });
+  const dcgmLabels = (gpu: GpuTelemetry, d: DeviceSample): Labels => ({
+    gpu: d.index,
+    UUID: d.uuid,
+    pci_bus_id: gpu.devices[d.index]?.pciBusId ?? '',
+    device: `nvidia${d.index}`,
+    modelName: d.name,
+    Hostname: hostname,
+    DCGM_FI_DRIVER_VERSION: gpu.driver.driverVersion,
+  });
+
+  // Metric definitions; each registry gets its own metric objects, because prom-client's
+  // OpenMetrics rendering renames counters in place (strips "_total") on the objects it holds.
+  const definitions: { name: string; help: string; type: 'gauge' | 'counter'; read: (s: Scrape) => Sample[] }[] = [];
+  const add = (name: string, help: string, type: 'gauge' | 'counter', read: (s: Scrape) => Sample[]) =>
+    definitions.push({ name, help, type, read });
+
+  const realValues = (field: FieldName, scale: number, labelsOf: (gpu: GpuTelemetry, d: DeviceSample) => Labels) => {
+    return (s: Scrape): Sample[] => {
+      if (!s.snapshot || !s.gpu || s.snapshot.stale) return [];
+      const out: Sample[] = [];
+      for (const d of s.snapshot.devices) {
+        const v = d.fields[field];
+        if (v !== null && d.status[field] === 'ok') out.push({ labels: labelsOf(s.gpu, d), value: v * scale });
+      }
+      return out;
+    };
+  };
+
+  if (names === 'dcgm') {
+    for (const spec of DCGM_DEFAULT_METRICS) {
+      add(spec.name, spec.help, spec.type, realValues(spec.field, spec.scale, dcgmLabels));
+    }
+  } else {
+    for (const field of FIELDS) {
+      if (field.name === 'clockEventReasons') continue; // emitted per reason below
+      add(field.prometheus, helpFor(field), field.kind, realValues(field.name, 1, (_g, d) => defaultLabels(d)));
+    }
+    add(
+      'gpu_clock_event_reason_active',
+      'Whether a clock-event (throttle) reason is holding clocks down: 1 active, 0 not. Labels: reason.',
+      'gauge',
+      (s) => {
+        if (!s.snapshot || s.snapshot.stale) return [];
+        const out: Sample[] = [];
+        for (const d of s.snapshot.devices) {
+          if (!d.clockEventReasons) continue;
+          for (const r of CLOCK_EVENT_REASONS) {
+            out.push({ labels: { ...defaultLabels(d), reason: r.name }, value: d.clockEventReasons.includes(r.name) ? 1 : 0 });
+          }
+        }
+        return out;
+      },
+    );
+    if (options.perLink) {
+      const linkMetric = (name: string, help: string, pick: (l: DeviceSample['nvlinks'][number]) => number | null) =>
+        add(name, help, 'gauge', (s) => {
+          if (!s.snapshot || s.snapshot.stale) return [];
+          const out: Sample[] = [];
+          for (const d of s.snapshot.devices) {
+            for (const l of d.nvlinks) {
+              const v = pick(l);
+              if (v !== null) out.push({ labels: { ...defaultLabels(d), link: l.link }, value: v });
+            }
+          }
+          return out;
+        });
+      linkMetric('gpu_nvlink_link_up', 'Whether an NVLink link is up (1) or down (0). Labels: link.', (l) => (l.up === null ? null : l.up ? 1 : 0));
+      linkMetric('gpu_nvlink_link_transmit_bytes_per_second', 'NVLink data bytes sent per second on one link.', (l) => l.txBytesPerSecond);
+      linkMetric('gpu_nvlink_link_receive_bytes_per_second', 'NVLink data bytes received per second on one link.', (l) => l.rxBytesPerSecond);
+    }
+    if (options.processes) {
+      add('gpu_process_used_memory_bytes', 'GPU memory used by one compute process (bytes). Labels: pid.', 'gauge', (s) => {
+        if (!s.snapshot || s.snapshot.stale) return [];
+        const out: Sample[] = [];
+        for (const d of s.snapshot.devices) {
+          for (const p of d.processes) {
+            if (p.usedMemoryBytes !== null) out.push({ labels: { ...defaultLabels(d), pid: p.pid }, value: p.usedMemoryBytes });
+          }
+        }
+        return out;
+      });
+    }
+  }
+
+  // ---- health series: always present ----
+  add('gpu_telemetry_up', 'Whether gpu-telemetry can read the GPUs (1) or not (0; see gpu_telemetry_down_info).', 'gauge', (s) => [
+    { labels: {}, value: s.snapshot ? 1 : 0 },
+  ]);
+  add('gpu_telemetry_down_info', 'Why gpu-telemetry cannot read the GPUs (present only while it cannot). Labels: code.', 'gauge', (s) => {
+    if (s.snapshot) return [];
+    const err = provider.lastError();
+    return [{ labels: { code: err?.code ?? 'CLOSED' }, value: 1 }];
+  });
+  add(
+    'gpu_telemetry_device_up',
+    'Whether a GPU answers (1) or is lost or in error (0). Kept for every GPU seen while the process runs.',
+    'gauge',
+    (s) => {
+      const current = new Map<string, number>();
+      if (s.snapshot) {
+        for (const d of s.snapshot.devices) {
+          const labels = defaultLabels(d);
+          const key = `${d.index}/${d.uuid}`;
+          seenDevices.set(key, labels);
+          current.set(key, d.state === 'ok' ? 1 : 0);
+        }
+      }
+      return [...seenDevices].map(([key, labels]) => ({ labels, value: current.get(key) ?? 0 }));
+    },
+  );
+  add('gpu_telemetry_sample_age_seconds', 'Age of the sample this scrape reports (seconds).', 'gauge', (s) =>
+    s.snapshot ? [{ labels: {}, value: s.snapshot.ageMs / 1000 }] : [],
+  );
+  add('gpu_telemetry_sample_stale', 'Whether the sampler is stuck (1: no fresh sample for staleAfterMs; value series are withheld).', 'gauge', (s) =>
+    s.snapshot ? [{ labels: {}, value: s.snapshot.stale ? 1 : 0 }] : [],
+  );
+  add(
+    'gpu_telemetry_field_supported',
+    'Whether a field can be read on a GPU (1) or not (0: not supported, no permission, error, GPU lost). Labels: field, source.',
+    'gauge',
+    (s) => {
+      if (!s.snapshot) return [];
+      const out: Sample[] = [];
+      for (const d of s.snapshot.devices) {
+        for (const f of FIELDS) {
+          const st = d.status[f.name];
+          out.push({
+            labels: { gpu: d.index, uuid: d.uuid, field: f.name, source: d.source[f.name] },
+            value: st === 'ok' || st === 'pending' || st === 'stale' ? 1 : 0,
+          });
+        }
+      }
+      return out;
+    },
+  );
+  add('gpu_telemetry_build_info', 'gpu-telemetry build and environment. Labels: version, driver, nvml, backend, simulated.', 'gauge', (s) => {
+    const gpu = s.gpu;
+    const backends = gpu ? ['nvml', ...(['dcgm', 'gpm'] as const).filter((b) => gpu.backends[b].state === 'active')] : [];
+    return [
+      {
+        labels: {
+          version,
+          driver: gpu?.driver.driverVersion ?? '',
+          nvml: gpu?.driver.nvmlVersion ?? '',
+          backend: backends.join('+'),
+          simulated: gpu?.driver.simulated ? 'true' : 'false',
+        },
+        value: 1,
+      },
+    ];
+  });
+
+  const registered: [Registry, SnapshotMetric][] = [];
+  for (const r of registries) {
+    for (const def of definitions) {
+      const metric = new SnapshotMetric(def.name, def.help, def.type, def.read, scrapes);
+      r.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+      registered.push([r, metric]);
+    }
+  }
+  return {
+    names: Object.freeze(definitions.map((d) => d.name)),
+    unregister() {
+      for (const [r, metric] of registered) {
+        if (r.getSingleMetric(metric.name) === (metric as unknown)) r.removeSingleMetric(metric.name);
+      }
+    },
+  };
+}
+
+function helpFor(field: FieldSpec): string {
+  const unit: Record<string, string> = {
+    Hz: 'hertz',
+    bytes: 'bytes',
+    'bytes/s': 'bytes per second',
+    W: 'watts',
+    J: 'joules',
+    Cel: 'degrees Celsius',
+    ratio: 'ratio 0-1',
+    count: 'count',
+    errors: 'count',
+    pstate: 'P-state number',
+    generation: 'PCIe generation',
+    lanes: 'lanes',
+    links: 'links',
+    boolean: '1 yes, 0 no',
+    xid: 'XID code',
+  };
+  return `${field.help} Unit: ${unit[field.unit] ?? field.unit}. Only real readings are exported (see gpu_telemetry_field_supported).`;
+}
+
+export type { DcgmMetricSpec };

@@ -1,0 +1,195 @@
+/** The prom-client collector: names, units, labels, health series, and what is withheld when. */
+import { Registry, type OpenMetricsContentType } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { DCGM_DEFAULT_METRICS, DCGM_LABEL_NAMES, FIELDS, registerGpuMetrics, TelemetrySupervisor } from '../src/index.js';
+import { constantScenario, nextSamples, waitFor, withTelemetry, writeScenario } from './helpers.js';
+
+interface Line {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses Prometheus text exposition into sample lines (enough for these tests). */
+export function parseExposition(text: string): { lines: Line[]; types: Map<string, string> } {
+  const lines: Line[] = [];
+  const types = new Map<string, string>();
+  for (const raw of text.split('\n')) {
+    if (raw.startsWith('# TYPE ')) {
+      const [, , name, type] = raw.split(' ');
+      types.set(name, type);
+      continue;
+    }
+    if (raw === '' || raw.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(raw);
+    if (!m) throw new Error(`bad exposition line: ${raw}`);
+    const labels: Record<string, string> = {};
+    for (const pair of (m[3] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
+      const eq = pair.indexOf('=');
+      labels[pair.slice(0, eq)] = pair.slice(eq + 2, -1);
+    }
+    lines.push({ name: m[1], labels, value: Number(m[4]) });
+  }
+  return { lines, types };
+}
+
+const byName = (lines: Line[], name: string) => lines.filter((l) => l.name === name);
+
+describe('registerGpuMetrics (default names)', () => {
+  it('exports every real reading with gpu/uuid/model labels and base units', async () => {
+    await withTelemetry({ simulate: 'h100-sxm-8', intervalMs: 100 }, async (gpu) => {
+      await nextSamples(gpu, 2);
+      const registry = new Registry();
+      registerGpuMetrics(registry, gpu);
+      const { lines, types } = parseExposition(await registry.metrics());
+      const snap = gpu.snapshot();
+      const clocks = byName(lines, 'gpu_sm_clock_hertz');
+      expect(clocks).toHaveLength(8);
+      expect(Object.keys(clocks[0].labels)).toEqual(['gpu', 'uuid', 'model']);
+      expect(clocks.find((l) => l.labels.gpu === '3')!.labels.uuid).toBe(gpu.devices[3].uuid);
+      expect(types.get('gpu_energy_joules_total')).toBe('counter');
+      expect(types.get('gpu_power_watts')).toBe('gauge');
+      // A field with no real reading has no value series, and its health series says so.
+      expect(byName(lines, 'gpu_fan_speed_ratio')).toHaveLength(0);
+      const fan = byName(lines, 'gpu_telemetry_field_supported').filter((l) => l.labels.field === 'fanSpeedRatio');
+      expect(fan).toHaveLength(8);
+      expect(fan.every((l) => l.value === 0 && l.labels.source === 'nvml')).toBe(true);
+      const tensor = byName(lines, 'gpu_telemetry_field_supported').find((l) => l.labels.field === 'tensorActiveRatio' && l.labels.gpu === '0')!;
+      expect(tensor).toMatchObject({ value: 1, labels: { source: 'gpm' } });
+      // Every ok field of the snapshot is exported, once per GPU.
+      for (const f of FIELDS) {
+        if (f.name === 'clockEventReasons') continue;
+        const okCount = snap.devices.filter((d) => d.status[f.name] === 'ok').length;
+        expect.soft(byName(lines, f.prometheus).length, f.prometheus).toBe(okCount);
+      }
+      expect(byName(lines, 'gpu_telemetry_up')[0].value).toBe(1);
+      expect(byName(lines, 'gpu_telemetry_device_up').map((l) => l.value)).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+      expect(byName(lines, 'gpu_telemetry_build_info')[0].labels).toMatchObject({
+        simulated: 'true',
+        driver: '550.90.07',
+        backend: 'nvml+gpm',
+      });
+      expect(byName(lines, 'gpu_telemetry_sample_age_seconds')[0].value).toBeLessThan(5);
+      expect(byName(lines, 'gpu_clock_event_reason_active')).toHaveLength(8 * 9);
+    });
+  });
+
+  it('scraping makes no driver call', async () => {
+    await withTelemetry({ simulate: 'a100-pcie-2', intervalMs: 60_000 }, async (gpu) => {
+      const registry = new Registry();
+      registerGpuMetrics(registry, gpu);
+      const before = gpu.stats().vendorCalls;
+      for (let i = 0; i < 50; i++) await registry.metrics();
+      expect(gpu.stats().vendorCalls).toBe(before);
+    });
+  });
+
+  it('a lost GPU keeps gpu_telemetry_device_up at 0 and loses only its value series', async () => {
+    const base = constantScenario();
+    const file = writeScenario({ ...base, devices: [{ ...base.devices[0], count: 3 }], faults: [{ type: 'gpu_lost', device: 1, atMs: 300 }] });
+    await withTelemetry({ simulate: file, intervalMs: 50 }, async (gpu) => {
+      await waitFor(() => gpu.snapshot().devices[1].state === 'gpu_lost');
+      const registry = new Registry();
+      registerGpuMetrics(registry, gpu);
+      const { lines } = parseExposition(await registry.metrics());
+      expect(byName(lines, 'gpu_telemetry_device_up').map((l) => [l.labels.gpu, l.value])).toEqual([
+        ['0', 1],
+        ['1', 0],
+        ['2', 1],
+      ]);
+      expect(byName(lines, 'gpu_power_watts').map((l) => l.labels.gpu)).toEqual(['0', '2']);
+    });
+  });
+
+  it('per-link and per-process series are opt-in', async () => {
+    await withTelemetry({ simulate: 'h100-sxm-8', intervalMs: 100 }, async (gpu) => {
+      await nextSamples(gpu, 2);
+      const plain = new Registry();
+      registerGpuMetrics(plain, gpu);
+      const plainLines = parseExposition(await plain.metrics()).lines;
+      expect(byName(plainLines, 'gpu_nvlink_link_up')).toHaveLength(0);
+      expect(byName(plainLines, 'gpu_process_used_memory_bytes')).toHaveLength(0);
+      const detailed = new Registry();
+      registerGpuMetrics(detailed, gpu, { perLink: true, processes: true });
+      const lines = parseExposition(await detailed.metrics()).lines;
+      expect(byName(lines, 'gpu_nvlink_link_up')).toHaveLength(8 * 18);
+      expect(byName(lines, 'gpu_nvlink_link_transmit_bytes_per_second')[0].labels).toMatchObject({ link: '0' });
+      expect(byName(lines, 'gpu_process_used_memory_bytes')).toHaveLength(8 * 2);
+    });
+  });
+
+  it('OpenMetrics output: counters carry _total, the body ends with # EOF', async () => {
+    await withTelemetry({ simulate: 'a100-pcie-2', intervalMs: 100 }, async (gpu) => {
+      const om = new Registry<OpenMetricsContentType>();
+      om.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+      const text = new Registry();
+      registerGpuMetrics([text, om as unknown as Registry], gpu);
+      const body = await om.metrics();
+      expect(body.endsWith('# EOF\n')).toBe(true);
+      expect(body).toMatch(/^# TYPE gpu_energy_joules counter$/m);
+      expect(body).toMatch(/^gpu_energy_joules_total\{/m);
+      // Rendering OpenMetrics does not disturb the text registry's names.
+      expect(await text.metrics()).toMatch(/^# TYPE gpu_energy_joules_total counter$/m);
+    });
+  });
+});
+
+describe('when the GPUs cannot be read', () => {
+  it('gpu_telemetry_up is 0 with the reason; the health series stay', async () => {
+    const supervisor = new TelemetrySupervisor({ libraries: { nvml: '/nonexistent/libnvidia-ml.so.1' } }, { reopenMs: 60_000 });
+    await supervisor.start();
+    try {
+      const registry = new Registry();
+      registerGpuMetrics(registry, supervisor);
+      const { lines } = parseExposition(await registry.metrics());
+      expect(byName(lines, 'gpu_telemetry_up')[0].value).toBe(0);
+      expect(byName(lines, 'gpu_telemetry_down_info')[0]).toMatchObject({ value: 1, labels: { code: 'LIBRARY_NOT_FOUND' } });
+      expect(byName(lines, 'gpu_telemetry_build_info')).toHaveLength(1);
+      expect(byName(lines, 'gpu_sm_clock_hertz')).toHaveLength(0);
+    } finally {
+      await supervisor.close();
+    }
+  });
+
+  it('a stuck sampler withholds value series and says so', async () => {
+    const base = constantScenario();
+    const file = writeScenario({ ...base, faults: [{ type: 'hang', call: 'nvmlDeviceGetPowerUsage', atMs: 300, durationMs: 3000 }] });
+    await withTelemetry({ simulate: file, intervalMs: 50, staleAfterMs: 500, closeTimeoutMs: 100 }, async (gpu) => {
+      await waitFor(() => gpu.snapshot().stale);
+      const registry = new Registry();
+      registerGpuMetrics(registry, gpu);
+      const { lines } = parseExposition(await registry.metrics());
+      expect(byName(lines, 'gpu_telemetry_sample_stale')[0].value).toBe(1);
+      expect(byName(lines, 'gpu_telemetry_sample_age_seconds')[0].value).toBeGreaterThan(0.5);
+      expect(byName(lines, 'gpu_sm_clock_hertz')).toHaveLength(0);
+      expect(byName(lines, 'gpu_telemetry_device_up')).toHaveLength(1);
+    });
+  });
+});
+
+describe('names: dcgm', () => {
+  it('emits dcgm-exporter\'s names, types, units and labels', async () => {
+    await withTelemetry({ simulate: 'h100-sxm-8', intervalMs: 100 }, async (gpu) => {
+      await nextSamples(gpu, 2);
+      const registry = new Registry();
+      registerGpuMetrics(registry, gpu, { names: 'dcgm', hostname: 'node-7' });
+      const { lines, types } = parseExposition(await registry.metrics());
+      const snap = gpu.snapshot();
+      const dcgmNames = new Set(lines.map((l) => l.name).filter((n) => n.startsWith('DCGM_')));
+      expect([...dcgmNames].sort()).toEqual(DCGM_DEFAULT_METRICS.map((m) => m.name).filter((n) => byName(lines, n).length > 0).sort());
+      for (const spec of DCGM_DEFAULT_METRICS) expect.soft(types.get(spec.name), spec.name).toBe(spec.type);
+      const sm = byName(lines, 'DCGM_FI_DEV_SM_CLOCK').find((l) => l.labels.gpu === '0')!;
+      expect(Object.keys(sm.labels)).toEqual([...DCGM_LABEL_NAMES]);
+      expect(sm.labels).toMatchObject({ device: 'nvidia0', Hostname: 'node-7', UUID: gpu.devices[0].uuid, pci_bus_id: gpu.devices[0].pciBusId });
+      expect(sm.value).toBe(snap.devices[0].fields.smClockHz! / 1e6);
+      const fb = byName(lines, 'DCGM_FI_DEV_FB_USED').find((l) => l.labels.gpu === '0')!;
+      expect(fb.value).toBe(snap.devices[0].fields.memoryUsedBytes! / 1048576);
+      const util = byName(lines, 'DCGM_FI_DEV_GPU_UTIL').find((l) => l.labels.gpu === '0')!;
+      expect(util.value).toBeCloseTo(snap.devices[0].fields.gpuUtilizationRatio! * 100, 9);
+      const energy = byName(lines, 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION').find((l) => l.labels.gpu === '0')!;
+      expect(energy.value).toBeCloseTo(snap.devices[0].fields.energyJoules! * 1000, 3);
+      // Our health series are there too (dcgm-exporter has none).
+      expect(byName(lines, 'gpu_telemetry_up')[0].value).toBe(1);
+    });
+  });
+});
