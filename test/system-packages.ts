@@ -23,3 +23,20 @@ export function skipReason(what: string, pkg: string): string {
   process.stderr.write(`SKIP: ${reason}\n`);
   return reason;
 }
+
+function which(cmd: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    const full = `${dir}/${cmd}`;
+    try {
+      fs.accessSync(full, fs.constants.X_OK);
+      return full;
+    } catch {
+      // keep looking
+    }
+  }
+  return null;
+}
+
+/** Debian's prometheus package: the server and promtool. */
+export const PROMETHEUS = which('prometheus');
+export const PROMTOOL = which('promtool');
