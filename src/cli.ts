@@ -5,6 +5,7 @@ import { describeError, processIo, UsageError, type Io } from './cli/common.js';
 import { scenariosCommand, SCENARIOS_HELP } from './cli/scenarios.js';
 import { serveCommand, SERVE_HELP } from './cli/serve.js';
 import { snapshotCommand, SNAPSHOT_HELP } from './cli/snapshot.js';
+import { watchCommand, WATCH_HELP } from './cli/watch.js';
 
 export const MAIN_HELP = `Usage: gpu-telemetry <command> [options]
 
@@ -12,6 +13,7 @@ NVIDIA GPU telemetry from NVML (and the built-in driver simulator).
 
 Commands:
   snapshot     print one sample of every GPU and field (--json for JSON)
+  watch        a live terminal view of every GPU (like nvitop)
   serve        a Prometheus exporter: /metrics, /healthz, /readyz
   scenarios    list the driver-simulator scenarios
   help [cmd]   show help for a command
@@ -20,7 +22,7 @@ Run "gpu-telemetry <command> --help" for a command's options.
 Without a GPU, add --simulate h100-sxm-8 (or set GPU_TELEMETRY_SIMULATE).
 `;
 
-const HELP: Record<string, string> = { snapshot: SNAPSHOT_HELP, scenarios: SCENARIOS_HELP, serve: SERVE_HELP };
+const HELP: Record<string, string> = { snapshot: SNAPSHOT_HELP, scenarios: SCENARIOS_HELP, serve: SERVE_HELP, watch: WATCH_HELP };
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
   const [command, ...rest] = argv;
@@ -48,6 +50,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         return scenariosCommand(rest, io);
       case 'serve':
         return await serveCommand(rest, io);
+      case 'watch':
+        return await watchCommand(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

@@ -86,3 +86,15 @@ describe('the installed bin', () => {
     expect(JSON.parse(r.stdout).devices).toHaveLength(2);
   });
 });
+
+describe('gpu-telemetry watch', () => {
+  it('renders every GPU with bars, memory source and throttle reasons, then stops after --count', async () => {
+    const r = await run(['watch', '--simulate', 'gb10', '--count', '2', '--interval-ms', '50']);
+    expect(r.code).toBe(0);
+    const frames = r.out.trim().split('\n\n\n');
+    expect(r.out.match(/^gpu-telemetry watch · driver 580\.95\.05 · 1 GPU\(s\)/gm)).toHaveLength(2);
+    expect(frames[0]).toMatch(/GPU 0 NVIDIA GB10 \(simulated\)/);
+    expect(r.out).toMatch(/memory [█░]+ +\d+%.*\(system, unified\)/);
+    expect(r.out).toMatch(/clocks held by: /);
+  });
+});
