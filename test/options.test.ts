@@ -90,6 +90,7 @@ describe('scenario files', () => {
     [{ name: 'x', devices: [{ name: 'G', memoryTotalBytes: 1e9, load: { shape: 'zigzag' } }] }, /load\.shape: must be one of constant, cycle, square, sequence/],
     [{ name: 'x', devices: [{ name: 'G', memoryTotalBytes: 1e9 }], faults: [{ type: 'gpu_lost', device: 3 }] }, /faults\[0\]\.device: must be between -1 and 0/],
     [{ name: 'x', devices: [{ name: 'G', memoryTotalBytes: 1e9 }], faults: [{ type: 'error' }] }, /faults\[0\]\.code: is required/],
+    [{ name: 'x', devices: [{ name: 'G', memoryTotalBytes: 1e9 }], faults: [{ type: 'gpu_lost', whenFileExists: 'rel/path' }] }, /faults\[0\]\.whenFileExists: must be an absolute path/],
   ])('the simulator rejects %j naming the path', async (scenario, message) => {
     const e = await rejection({ simulate: writeScenario(scenario) });
     expect(e.code).toBe('INVALID_SCENARIO');

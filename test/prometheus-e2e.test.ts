@@ -45,7 +45,10 @@ describe.skipIf(!PROMETHEUS)('Prometheus scraping gpu-telemetry serve', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-prom-'));
     const scenario = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'scenarios', 'h100-sxm-8.json'), 'utf8'));
     scenario.name = 'h100-sxm-8-loses-gpu-5';
-    scenario.faults = [{ type: 'gpu_lost', device: 5, atMs: 6000 }];
+    // GPU 5 falls off the bus when the test creates this file, not on a timer: Prometheus can take
+    // a while to come up on a loaded machine, and the first half needs all 8 GPUs present.
+    const trigger = path.join(dir, 'lose-gpu-5');
+    scenario.faults = [{ type: 'gpu_lost', device: 5, whenFileExists: trigger }];
     const scenarioFile = path.join(dir, 'scenario.json');
     fs.writeFileSync(scenarioFile, JSON.stringify(scenario));
 
@@ -110,7 +113,7 @@ describe.skipIf(!PROMETHEUS)('Prometheus scraping gpu-telemetry serve', () => {
     expect((await query(promPort, 'gpu_tensor_pipe_active_ratio')).length).toBe(8);
     expect((await query(promPort, 'gpu_telemetry_build_info'))[0].metric).toMatchObject({ simulated: 'true' });
 
-    // GPU 5 falls off the bus 6 s after the exporter started.
+    fs.writeFileSync(trigger, '');
     let lost: Awaited<ReturnType<typeof query>> = [];
     const lostDeadline = Date.now() + 30_000;
     while (Date.now() < lostDeadline) {

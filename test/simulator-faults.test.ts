@@ -1,4 +1,7 @@
 /** Unhappy paths against the simulator: a lost GPU, a hung call, a missing symbol, no permission. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { FIELD_NAMES, openGpuTelemetry } from '../src/index.js';
@@ -33,6 +36,20 @@ describe('GPU lost mid-run', () => {
       }
       expect(later.devices[1].state).toBe('gpu_lost');
       expect(later.stale).toBe(false);
+    });
+  });
+
+  it('a fault armed by a file fires when the file appears and clears when it goes', async () => {
+    const trigger = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gt-trigger-')), 'lose');
+    const file = writeScenario(multi(2, [{ type: 'gpu_lost', device: 1, whenFileExists: trigger }]));
+    await withTelemetry({ simulate: file, intervalMs: 50, lostRetryMs: 100 }, async (gpu) => {
+      await nextSamples(gpu, 3);
+      expect(gpu.snapshot().devices[1].state).toBe('ok');
+      fs.writeFileSync(trigger, '');
+      await waitFor(() => gpu.snapshot().devices[1].state === 'gpu_lost');
+      expect(gpu.snapshot().devices[0].state).toBe('ok');
+      fs.rmSync(trigger);
+      await waitFor(() => gpu.snapshot().devices[1].state === 'ok');
     });
   });
 

@@ -1,3 +1,4 @@
+#include <unistd.h>
 #include "model.h"
 
 #include <algorithm>
@@ -221,6 +222,7 @@ FaultAction Model::faultFor(const char* call, int d) const {
     if (ms < f.atMs) continue;
     if (f.durationMs >= 0 && ms >= f.atMs + f.durationMs) continue;
     if (f.call != "*" && f.call != call) continue;
+    if (!f.whenFileExists.empty() && ::access(f.whenFileExists.c_str(), F_OK) != 0) continue;
     switch (f.kind) {
       case FaultSpec::Kind::DriverGone:
         action.returnCode = f.code;

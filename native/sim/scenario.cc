@@ -296,7 +296,7 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
 }
 
 bool parseFault(Reader& r, const Json& j, const std::string& path, FaultSpec& f, size_t deviceCount) {
-  if (!r.onlyKeys(j, path, {"type", "device", "call", "atMs", "durationMs", "code", "delayMs"})) return false;
+  if (!r.onlyKeys(j, path, {"type", "device", "call", "atMs", "durationMs", "code", "delayMs", "whenFileExists"})) return false;
   std::string type;
   if (!r.string(j, path, "type", type, true)) return false;
   if (type == "gpu_lost") f.kind = FaultSpec::Kind::GpuLost;
@@ -308,9 +308,11 @@ bool parseFault(Reader& r, const Json& j, const std::string& path, FaultSpec& f,
   if (!r.integer(j, path, "device", f.device, -1, static_cast<double>(deviceCount) - 1) ||
       !r.string(j, path, "call", f.call, false, 128) || !r.number(j, path, "atMs", f.atMs, 0, 1e12) ||
       !r.number(j, path, "durationMs", f.durationMs, -1, 1e12) || !r.integer(j, path, "code", f.code, -1e9, 1e9) ||
-      !r.number(j, path, "delayMs", f.delayMs, 0, 600000)) {
+      !r.number(j, path, "delayMs", f.delayMs, 0, 600000) ||
+      !r.string(j, path, "whenFileExists", f.whenFileExists, false, 4096)) {
     return false;
   }
+  if (!f.whenFileExists.empty() && f.whenFileExists[0] != '/') return r.fail(path + ".whenFileExists", "must be an absolute path");
   if (f.kind == FaultSpec::Kind::Error && j.find("code") == nullptr) return r.fail(path + ".code", "is required for an error fault");
   if (f.kind == FaultSpec::Kind::DriverGone && j.find("code") == nullptr) f.code = 999;  // NVML_ERROR_UNKNOWN
   if (f.kind == FaultSpec::Kind::Slow && j.find("delayMs") == nullptr) return r.fail(path + ".delayMs", "is required for a slow fault");

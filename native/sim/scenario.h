@@ -74,6 +74,9 @@ struct FaultSpec {
   double durationMs = -1;   // -1: until the end (a hang with -1 never returns)
   int code = 0;             // Error/DriverGone: the return code
   double delayMs = 0;       // Slow: added to every matching call
+  // When set, the fault is active only while this file exists: a test (or an operator trying an
+  // alert) triggers it at a moment it controls instead of racing a timer.
+  std::string whenFileExists;
 };
 
 // XID events the driver reports: `count` events, `ratePerSecond` apart, from `atMs` on.
