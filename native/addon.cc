@@ -147,6 +147,15 @@ class Handle : public Napi::ObjectWrap<Handle> {
     options.lostRetryNs = static_cast<int64_t>(numberOr(o, "lostRetryMs", 5000) * 1e6);
     options.slowCallMinGapNs = static_cast<int64_t>(numberOr(o, "slowCallMinGapMs", 1000) * 1e6);
     options.gpm = static_cast<SourceMode>(static_cast<int>(numberOr(o, "gpmMode", 0)));
+    options.dcgm = static_cast<SourceMode>(static_cast<int>(numberOr(o, "dcgmMode", 0)));
+    options.dcgmCandidates = stringArray(o.Get("dcgmCandidates"));
+    options.dcgmFromNvmlLibrary = o.Get("dcgmFromNvmlLibrary").ToBoolean().Value();
+    Napi::Value absent = o.Get("dcgmAbsentReason");
+    if (absent.IsString()) options.dcgmAbsentReason = absent.As<Napi::String>().Utf8Value();
+    Napi::Value host = o.Get("dcgmHost");
+    if (host.IsString()) options.dcgmHost = host.As<Napi::String>().Utf8Value();
+    options.dcgmHostIsUnixSocket = o.Get("dcgmHostIsUnixSocket").ToBoolean().Value();
+    options.dcgmConnectTimeoutMs = static_cast<unsigned int>(numberOr(o, "dcgmConnectTimeoutMs", 5000));
     Napi::Value meminfo = o.Get("meminfoPath");
     if (meminfo.IsString()) options.meminfoPath = meminfo.As<Napi::String>().Utf8Value();
 
@@ -215,9 +224,11 @@ class Handle : public Napi::ObjectWrap<Handle> {
       Napi::Object b = Napi::Object::New(env);
       b.Set("state", r.state);
       b.Set("reason", r.reason);
+      b.Set("detail", r.detail);
       return b;
     };
     backends.Set("gpm", report(sampler_->gpmReport()));
+    backends.Set("dcgm", report(sampler_->dcgmReport()));
     o.Set("backends", backends);
     // Static notes for fields no source covers on a device: [device][field] -> text or null.
     Napi::Array notes = Napi::Array::New(env, sampler_->devices().size());

@@ -97,3 +97,26 @@ export const NVML_RETURN_NAMES: Readonly<Record<number, string>> = Object.freeze
 export function nvmlReturnName(code: number): string {
   return NVML_RETURN_NAMES[code] ?? `NVML return code ${code}`;
 }
+
+const DCGM_RETURN_NAMES: Readonly<Record<number, string>> = Object.freeze({
+  0: 'DCGM_ST_OK',
+  [-1]: 'DCGM_ST_BADPARAM',
+  [-3]: 'DCGM_ST_GENERIC_ERROR',
+  [-6]: 'DCGM_ST_NOT_SUPPORTED',
+  [-7]: 'DCGM_ST_INIT_ERROR',
+  [-10]: 'DCGM_ST_UNINITIALIZED',
+  [-11]: 'DCGM_ST_TIMEOUT',
+  [-12]: 'DCGM_ST_VER_MISMATCH',
+  [-14]: 'DCGM_ST_NO_DATA',
+  [-15]: 'DCGM_ST_STALE_DATA',
+  [-16]: 'DCGM_ST_NOT_WATCHED',
+  [-17]: 'DCGM_ST_NO_PERMISSION',
+  [-18]: 'DCGM_ST_GPU_IS_LOST',
+  [-21]: 'DCGM_ST_CONNECTION_NOT_VALID',
+  [-29]: 'DCGM_ST_REQUIRES_ROOT',
+  [-36]: 'DCGM_ST_PROFILING_NOT_SUPPORTED',
+});
+
+export function dcgmReturnName(code: number): string {
+  return DCGM_RETURN_NAMES[code] ?? `DCGM return code ${code}`;
+}

@@ -128,7 +128,8 @@ export const FIELDS = Object.freeze([
     'gauge',
     'gpu_pcie_transmit_bytes_per_second',
     'nvmlDeviceGetFieldValues(NVML_FI_DEV_PCIE_COUNT_TX_BYTES)',
-    'PCIe bytes sent by the GPU per second, between the last two samples.',
+    'PCIe bytes sent by the GPU per second (DCGM: over its update interval; GPM/NVML: between the last two samples).',
+    ['dcgm', 'gpm', 'nvml'],
   ),
   f(
     'pcieRxBytesPerSecond',
@@ -136,7 +137,8 @@ export const FIELDS = Object.freeze([
     'gauge',
     'gpu_pcie_receive_bytes_per_second',
     'nvmlDeviceGetFieldValues(NVML_FI_DEV_PCIE_COUNT_RX_BYTES)',
-    'PCIe bytes received by the GPU per second, between the last two samples.',
+    'PCIe bytes received by the GPU per second (DCGM: over its update interval; GPM/NVML: between the last two samples).',
+    ['dcgm', 'gpm', 'nvml'],
   ),
   f('pcieLinkGeneration', 'generation', 'gauge', 'gpu_pcie_link_generation', 'nvmlDeviceGetCurrPcieLinkGeneration', 'Current PCIe link generation.'),
   f('pcieLinkWidth', 'lanes', 'gauge', 'gpu_pcie_link_width', 'nvmlDeviceGetCurrPcieLinkWidth', 'Current PCIe link width.'),
@@ -188,6 +190,7 @@ export const FIELDS = Object.freeze([
     'gpu_nvlink_transmit_bytes_per_second',
     'nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX)',
     'NVLink data bytes sent per second, all links, between the last two samples.',
+    ['dcgm', 'gpm', 'nvml'],
   ),
   f(
     'nvlinkRxBytesPerSecond',
@@ -196,6 +199,7 @@ export const FIELDS = Object.freeze([
     'gpu_nvlink_receive_bytes_per_second',
     'nvmlDeviceGetFieldValues(NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX)',
     'NVLink data bytes received per second, all links, between the last two samples.',
+    ['dcgm', 'gpm', 'nvml'],
   ),
   f(
     'encoderUtilizationRatio',

@@ -19,7 +19,14 @@ export interface NativeOptions {
   meminfoPath: string;
   /** 0 auto, 1 required, 2 disabled */
   gpmMode: number;
+  /** 0 auto, 1 required, 2 disabled */
   dcgmMode: number;
+  dcgmCandidates: string[];
+  dcgmFromNvmlLibrary: boolean;
+  dcgmAbsentReason: string;
+  dcgmHost: string;
+  dcgmHostIsUnixSocket: boolean;
+  dcgmConnectTimeoutMs: number;
 }
 
 export interface NativeDeviceInfo {
@@ -42,7 +49,7 @@ export interface NativeSystemInfo {
   cudaDriverVersion: number;
   nvmlLibraryPath: string;
   resolvedSymbols: Record<string, string | null>;
-  backends: Record<string, { state: string; reason: string }>;
+  backends: Record<string, { state: string; reason: string; detail: string }>;
   fieldNotes: (string | null)[][];
 }
 

@@ -27,6 +27,14 @@ export interface SourceSelection {
 
 export type SourceMode = 'auto' | 'required' | 'disabled';
 
+/** How to reach DCGM. Default: an embedded host engine inside this process (`dcgmStartEmbedded`). */
+export interface DcgmConnection {
+  /** A running nv-hostengine: "host:port" (e.g. "localhost:5555"), or an absolute unix socket path. */
+  host?: string;
+  /** How long connecting may take (100 to 60,000 ms; default 5,000). */
+  connectTimeoutMs?: number;
+}
+
 export interface GpuTelemetryOptions {
   /** Sampling interval in milliseconds (10 to 3,600,000; default 1000). */
   intervalMs?: number;
@@ -52,6 +60,8 @@ export interface GpuTelemetryOptions {
   meminfoPath?: string;
   /** Force or forbid backends, e.g. { dcgm: false }. */
   sources?: SourceSelection;
+  /** Where DCGM runs: embedded (default) or a running nv-hostengine, e.g. { host: 'localhost:5555' }. */
+  dcgm?: DcgmConnection;
 }
 
 export interface ResolvedOptions {
@@ -64,6 +74,14 @@ export interface ResolvedOptions {
   scenario: ResolvedScenario | null;
   meminfoPath: string;
   sources: { dcgm: SourceMode; gpm: SourceMode };
+  /** DCGM libraries to try; empty with `dcgmAbsentReason` when there is nothing to try. */
+  dcgmCandidates: string[];
+  /** The simulator: DCGM's entry points are in the simulator library itself. */
+  dcgmFromNvmlLibrary: boolean;
+  dcgmAbsentReason: string;
+  dcgmHost: string;
+  dcgmHostIsUnixSocket: boolean;
+  dcgmConnectTimeoutMs: number;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -76,10 +94,12 @@ const KNOWN_OPTIONS = new Set([
   'closeTimeoutMs',
   'meminfoPath',
   'sources',
+  'dcgm',
 ]);
 const KNOWN_SOURCES = new Set(['dcgm', 'gpm']);
 const KNOWN_LIBRARIES = new Set(['nvml', 'dcgm', 'cupti']);
 const DEFAULT_NVML = ['libnvidia-ml.so.1', 'libnvidia-ml.so'];
+const DEFAULT_DCGM = ['libdcgm.so.4', 'libdcgm.so.3'];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -192,7 +212,50 @@ export function resolveOptions(options: GpuTelemetryOptions | undefined): Resolv
       sources[key as 'dcgm' | 'gpm'] = value ? 'required' : 'disabled';
     }
   }
+  let dcgmCandidates: string[] = [];
+  let dcgmFromNvmlLibrary = false;
+  let dcgmAbsentReason = '';
+  if (scenario !== null) {
+    // The simulator library plays DCGM too, when the simulated machine has it.
+    if (libraries.dcgm !== undefined) throw invalidOption('libraries.dcgm', 'cannot be combined with simulate: the simulator plays DCGM');
+    dcgmFromNvmlLibrary = scenario.hasDcgm;
+    if (!scenario.hasDcgm) dcgmAbsentReason = `the simulated machine has no DCGM (scenario "${scenario.name}" has no "dcgm" key)`;
+  } else if (libraries.dcgm !== undefined) {
+    dcgmCandidates = [libraries.dcgm as string];
+  } else {
+    const fromEnv = envValue('GPU_TELEMETRY_DCGM_LIB');
+    dcgmCandidates = fromEnv !== undefined ? [fromEnv] : [...DEFAULT_DCGM];
+  }
+  let dcgmHost = '';
+  let dcgmHostIsUnixSocket = false;
+  let dcgmConnectTimeoutMs = 5000;
+  if (o.dcgm !== undefined) {
+    if (!isPlainObject(o.dcgm)) throw invalidOption('dcgm', `must be an object like { host: 'localhost:5555' }, not ${describe(o.dcgm)}`);
+    for (const key of Object.keys(o.dcgm)) {
+      if (key !== 'host' && key !== 'connectTimeoutMs') throw invalidOption(`dcgm.${key}`, 'unknown option (allowed: host, connectTimeoutMs)');
+    }
+    const host = o.dcgm.host;
+    if (host !== undefined) {
+      if (typeof host !== 'string' || host.length === 0 || host.length > 255 || /[\s\0]/.test(host)) {
+        throw invalidOption('dcgm.host', `must be "host:port" (e.g. "localhost:5555") or an absolute unix socket path, not ${describe(host)}`);
+      }
+      dcgmHostIsUnixSocket = host.startsWith('/');
+      if (!dcgmHostIsUnixSocket && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(host)) {
+        throw invalidOption('dcgm.host', `must be "host:port" (e.g. "localhost:5555") or an absolute unix socket path, not ${describe(host)}`);
+      }
+      dcgmHost = host;
+    }
+    if (o.dcgm.connectTimeoutMs !== undefined) {
+      dcgmConnectTimeoutMs = checkNumber('dcgm.connectTimeoutMs', o.dcgm.connectTimeoutMs, 100, 60_000, true);
+    }
+  }
   return {
+    dcgmCandidates,
+    dcgmFromNvmlLibrary,
+    dcgmAbsentReason,
+    dcgmHost,
+    dcgmHostIsUnixSocket,
+    dcgmConnectTimeoutMs,
     intervalMs,
     staleAfterMs,
     openTimeoutMs,

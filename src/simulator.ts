@@ -22,6 +22,8 @@ export interface ResolvedScenario {
   libraryPath: string;
   /** The meminfo file the scenario's unified-memory devices read (its "meminfo" key), if any. */
   meminfoPath: string | null;
+  /** Whether the simulated machine has DCGM (the scenario's "dcgm" key). */
+  hasDcgm: boolean;
 }
 
 const MAX_SCENARIO_BYTES = 4 << 20;
@@ -108,7 +110,8 @@ export function resolveScenario(simulate: string): ResolvedScenario {
     }
     meminfoPath = path.resolve(path.dirname(file), meminfo);
   }
-  return { name, path: file, text, library, libraryPath, meminfoPath };
+  const hasDcgm = (parsed as { dcgm?: unknown }).dcgm !== undefined;
+  return { name, path: file, text, library, libraryPath, meminfoPath, hasDcgm };
 }
 
 function readLibrary(parsed: unknown): 'current' | 'legacy' {

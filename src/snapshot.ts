@@ -4,7 +4,7 @@
  * sample turned stale; otherwise snapshot() reuses it (the cost of a call is one native memcpy
  * check and one small object).
  */
-import { nvmlReturnName } from './errors.js';
+import { dcgmReturnName, nvmlReturnName } from './errors.js';
 import {
   decodeClockEventReasons,
   FIELD_BY_NAME,
@@ -124,7 +124,34 @@ const NOT_PROBED_REASON: Partial<Record<FieldName, string>> = {
   lastXid: 'XID events are not being watched',
 };
 
+// DCGM's in-band sentinels (native kCodeDcgmBlank + offset) and our DCGM-specific codes.
+const DCGM_SENTINEL_REASONS: Readonly<Record<number, string>> = {
+  1000: 'DCGM has no value yet (BLANK: the first value arrives after one update cycle)',
+  1001: 'DCGM answered NOT_FOUND for this field',
+  1002: 'DCGM answered NOT_SUPPORTED for this field on this GPU',
+  1003: 'DCGM answered NOT_PERMISSIONED: the host engine may not read this field',
+  1004: 'DCGM answered with an unknown blank value',
+  1010: 'DCGM answered with a value of the wrong type',
+  1011: 'DCGM has not refreshed this value for several update cycles',
+};
+
+function dcgmReason(status: FieldStatus, code: number): string {
+  const sentinel = DCGM_SENTINEL_REASONS[code];
+  if (sentinel) return sentinel;
+  if (code === -21) return 'the connection to the DCGM host engine is gone (DCGM_ST_CONNECTION_NOT_VALID); reconnecting';
+  const name = dcgmReturnName(code);
+  switch (status) {
+    case 'not_supported': return `not supported by this GPU (DCGM: ${name})`;
+    case 'no_permission': return `DCGM: ${name}; the host engine needs more privileges to read it`;
+    case 'pending': return `no reading yet (DCGM: ${name})`;
+    case 'gpu_lost': return `the GPU is lost (DCGM: ${name})`;
+    case 'stale': return `DCGM reports stale data (${name})`;
+    default: return `DCGM failed: ${name} (${code})`;
+  }
+}
+
 export function reasonFor(field: FieldName, status: FieldStatus, source: FieldSource, code: number): string {
+  if (source === 'dcgm' && status !== 'ok') return dcgmReason(status, code);
   const call = FIELD_BY_NAME.get(field)?.nvmlCall ?? 'the vendor call';
   const via = source === 'nvml' || source === 'none' ? call : `${source}`;
   switch (status) {

@@ -3,6 +3,7 @@
  * synchronous snapshot() that never touches the driver, sample events, and close().
  */
 import { EventEmitter } from 'node:events';
+import { debuglog } from 'node:util';
 import { closedError, GpuTelemetryError, type GpuTelemetryErrorCode } from './errors.js';
 import { loadNative, NativeEvent, type NativeHandle, type NativeOpenError, type NativeStats } from './native.js';
 import { resolveOptions, type GpuTelemetryOptions, type ResolvedOptions } from './options.js';
@@ -65,10 +66,14 @@ const RECENT_XIDS = 100;
 const HEADER_LENGTH = 8;
 const MODE = { auto: 0, required: 1, disabled: 2 } as const;
 
+const debug = debuglog('gpu-telemetry');
+
 export interface BackendStatus {
   /** `active`: in use; `unavailable`: tried and not usable (see reason); `disabled` by options. */
   readonly state: 'active' | 'unavailable' | 'disabled';
   readonly reason: string | null;
+  /** When active: how it runs (e.g. "embedded host engine, libdcgm.so.4"). */
+  readonly detail: string | null;
 }
 
 export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
@@ -307,10 +312,10 @@ class SampleIterator implements AsyncIterableIterator<GpuSnapshot> {
   }
 }
 
-function backendStatus(raw: { state: string; reason: string } | undefined): BackendStatus {
-  if (!raw) return Object.freeze({ state: 'unavailable', reason: 'not implemented in this build' });
+function backendStatus(raw: { state: string; reason: string; detail?: string } | undefined): BackendStatus {
+  if (!raw) return Object.freeze({ state: 'unavailable', reason: 'not implemented in this build', detail: null });
   const state = raw.state === 'active' || raw.state === 'disabled' ? raw.state : 'unavailable';
-  return Object.freeze({ state, reason: raw.reason ? raw.reason : null });
+  return Object.freeze({ state, reason: raw.reason ? raw.reason : null, detail: raw.detail ? raw.detail : null });
 }
 
 function openErrorToError(e: NativeOpenError): GpuTelemetryError {
@@ -400,6 +405,11 @@ export async function openGpuTelemetry(options?: GpuTelemetryOptions): Promise<G
           gpm: backendStatus(driver.backends.gpm),
           dcgm: backendStatus(driver.backends.dcgm),
         }), driver.fieldNotes);
+        // A preferred backend that could not be used falls back quietly: say why where a user
+        // debugging it will look (NODE_DEBUG=gpu-telemetry, and gpu.backends).
+        for (const [name, b] of Object.entries(instance.backends)) {
+          if (b.state === 'unavailable') debug('%s unavailable, falling back: %s', name, b.reason);
+        }
         handle.setRef(false); // an idle instance does not keep the process alive
         resolve(instance);
       } else if (event === NativeEvent.OpenFailed) {
@@ -421,6 +431,12 @@ export async function openGpuTelemetry(options?: GpuTelemetryOptions): Promise<G
         meminfoPath: resolved.meminfoPath,
         gpmMode: MODE[resolved.sources.gpm],
         dcgmMode: MODE[resolved.sources.dcgm],
+        dcgmCandidates: resolved.dcgmCandidates,
+        dcgmFromNvmlLibrary: resolved.dcgmFromNvmlLibrary,
+        dcgmAbsentReason: resolved.dcgmAbsentReason,
+        dcgmHost: resolved.dcgmHost,
+        dcgmHostIsUnixSocket: resolved.dcgmHostIsUnixSocket,
+        dcgmConnectTimeoutMs: resolved.dcgmConnectTimeoutMs,
       },
       onEvent,
     );

@@ -35,3 +35,11 @@ describe.skipIf(!NVML_HEADER)('NVML ABI against /usr/include/nvml.h', () => {
     expect(Number(/(\d+) checks/.exec(out)![1])).toBeGreaterThan(100);
   });
 });
+
+describe('DCGM ABI against the facts of NVIDIA/DCGM dcgm_structs.h', () => {
+  it('dcgmFieldValue_v1, dcgmConnectV2Params_v2, versions, return codes, sentinels and field ids match', () => {
+    const out = compileAndRun('test/abi/dcgm_abi_check.cc', [path.join(PACKAGE_ROOT, 'native')]);
+    expect(out).toMatch(/dcgm ABI: \d+ checks passed/);
+    expect(Number(/(\d+) checks/.exec(out)![1])).toBeGreaterThan(50);
+  });
+});

@@ -55,7 +55,7 @@ describe('registerGpuMetrics (default names)', () => {
       expect(fan).toHaveLength(8);
       expect(fan.every((l) => l.value === 0 && l.labels.source === 'nvml')).toBe(true);
       const tensor = byName(lines, 'gpu_telemetry_field_supported').find((l) => l.labels.field === 'tensorActiveRatio' && l.labels.gpu === '0')!;
-      expect(tensor).toMatchObject({ value: 1, labels: { source: 'gpm' } });
+      expect(tensor).toMatchObject({ value: 1, labels: { source: 'dcgm' } });
       // Every ok field of the snapshot is exported, once per GPU.
       for (const f of FIELDS) {
         if (f.name === 'clockEventReasons') continue;
@@ -67,7 +67,7 @@ describe('registerGpuMetrics (default names)', () => {
       expect(byName(lines, 'gpu_telemetry_build_info')[0].labels).toMatchObject({
         simulated: 'true',
         driver: '550.90.07',
-        backend: 'nvml+gpm',
+        backend: 'nvml+dcgm+gpm',
       });
       expect(byName(lines, 'gpu_telemetry_sample_age_seconds')[0].value).toBeLessThan(5);
       expect(byName(lines, 'gpu_clock_event_reason_active')).toHaveLength(8 * 9);

@@ -50,6 +50,11 @@ constexpr int32_t kCodeCounterReset = -3;   // a cumulative counter went backwar
 constexpr int32_t kCodeHung = -4;           // the call did not return in time (set by the reader)
 constexpr int32_t kCodeUnifiedMemory = -5;  // meaningless on a unified-memory part (GB10 on NVLink-C2C)
 constexpr int32_t kCodeMeminfoError = -6;   // /proc/meminfo could not be read or parsed
+// DCGM answers with its own (negative) return codes; its in-band sentinels get positive codes:
+// kCodeDcgmBlank + 0 BLANK (no update cycle yet), +1 NOT_FOUND, +2 NOT_SUPPORTED, +3 NOT_PERMISSIONED.
+constexpr int32_t kCodeDcgmBlank = 1000;
+constexpr int32_t kCodeDcgmWrongType = 1010;  // the value has a type the field never has
+constexpr int32_t kCodeDcgmOld = 1011;        // DCGM has not refreshed the value for several cycles
 
 constexpr size_t kMaxLinks = 18;       // NVLink links per device (NVML_NVLINK_MAX_LINKS)
 constexpr size_t kLinkStride = 3;      // state, txBytesPerSecond, rxBytesPerSecond

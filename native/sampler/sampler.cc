@@ -200,6 +200,7 @@ bool Sampler::openBackend() {
     std::lock_guard<std::mutex> lock(xidMutex_);
     xid_ = std::move(watcher);
   }
+  if (!openDcgm()) return false;
   if (!openGpm()) return false;
   planSources();
   working_.resize(devices_.size());
@@ -212,7 +213,7 @@ bool Sampler::openBackend() {
 
 bool Sampler::openGpm() {
   if (options_.gpm == SourceMode::Disabled) {
-    gpmReport_ = {"disabled", "disabled by options.sources.gpm = false"};
+    gpmReport_ = {"disabled", "disabled by options.sources.gpm = false", ""};
     return true;
   }
   std::vector<nvml::Device> handles;
@@ -220,18 +221,56 @@ bool Sampler::openGpm() {
   gpm_ = std::make_unique<GpmSource>(nvml_, tracker_, std::move(handles));
   gpm_->probe();
   if (gpm_->anySupported()) {
-    gpmReport_ = {"active", ""};
+    gpmReport_ = {"active", "", "NVML GPM"};
     return true;
   }
   const int32_t code = devices_.empty() ? nvml::kErrorNotSupported : gpm_->code(0);
-  gpmReport_ = {"unavailable", code == kCodeSymbolMissing
-                                   ? "the loaded NVML has no GPM entry points (driver older than R520)"
-                                   : std::string("no GPU supports GPM (Hopper or newer): ") + nvml::returnName(code)};
+  gpmReport_ = {"unavailable",
+                code == kCodeSymbolMissing ? "the loaded NVML has no GPM entry points (driver older than R520)"
+                                           : std::string("no GPU supports GPM (Hopper or newer): ") + nvml::returnName(code),
+                ""};
   if (options_.gpm == SourceMode::Required) {
     failOpen("SOURCE_UNAVAILABLE", "options.sources.gpm is true but GPM cannot be used: " + gpmReport_.reason);
     return false;
   }
   gpm_.reset();
+  return true;
+}
+
+bool Sampler::openDcgm() {
+  if (options_.dcgm == SourceMode::Disabled) {
+    dcgmReport_ = {"disabled", "disabled by options.sources.dcgm = false", ""};
+    return true;
+  }
+  DcgmOptions o;
+  o.candidates = options_.dcgmCandidates;
+  o.sharedLibrary = options_.dcgmFromNvmlLibrary ? &nvmlLib_ : nullptr;
+  o.absentReason = options_.dcgmAbsentReason;
+  o.host = options_.dcgmHost;
+  o.hostIsUnixSocket = options_.dcgmHostIsUnixSocket;
+  o.connectTimeoutMs = options_.dcgmConnectTimeoutMs;
+  // DCGM's profiling module samples no faster than every 100 ms.
+  o.updateIntervalUs = std::max<int64_t>(options_.intervalNs / 1000, 100'000);
+  o.reconnectNs = options_.lostRetryNs;
+  auto source = std::make_unique<DcgmSource>(tracker_, std::move(o));
+  std::vector<std::string> uuids;
+  for (const DeviceInfo& info : devices_) uuids.push_back(info.uuid);
+  if (source->open(uuids)) {
+    dcgmReport_ = {"active", "", source->describeMode() + ", " + source->libraryPath()};
+    dcgm_ = std::move(source);
+    return true;
+  }
+  dcgmReport_ = {"unavailable", source->reason(), ""};
+  if (options_.dcgm == SourceMode::Required) {
+    if (source->vendorCode() != 0) {
+      openError_.hasVendorCode = true;
+      openError_.vendorCode = source->vendorCode();
+      openError_.vendorMessage = dcgm::returnName(source->vendorCode());
+    }
+    if (!source->libraryPath().empty()) openError_.libraryPath = source->libraryPath();
+    failOpen("SOURCE_UNAVAILABLE", "options.sources.dcgm is true but DCGM cannot be used: " + source->reason());
+    return false;
+  }
   return true;
 }
 
@@ -242,6 +281,7 @@ void Sampler::planSources() {
   nvmlMask_.assign(n, NvmlSource::provides());
   meminfoMask_.assign(n, FieldMask());
   gpmMask_.assign(n, FieldMask());
+  dcgmMask_.assign(n, FieldMask());
   fixed_.assign(n, {});
   notes_.assign(n, std::vector<std::string>(kFieldCount));
   anyUnified_ = false;
@@ -271,10 +311,17 @@ void Sampler::planSources() {
       }
       for (Field f : kLinkFields) nvmlMask_[d].reset(idx(f));
     }
-    // Profiling signals and PCIe/NVLink rates: GPM where the GPU supports it (preferred over
-    // NVML's counters), never where a unified-memory part has no such links.
+    // Profiling signals and PCIe/NVLink rates: DCGM first, then GPM where the GPU supports it
+    // (both preferred over NVML's counters), never where a unified-memory part has no such links.
+    if (dcgm_) {
+      dcgmMask_[d] = dcgm_->provides(d);
+      if (info.unifiedMemory) {
+        for (Field f : kLinkFields) dcgmMask_[d].reset(idx(f));
+      }
+      nvmlMask_[d] &= ~dcgmMask_[d];
+    }
     if (gpm_ && gpm_->supported(d)) {
-      gpmMask_[d] = GpmSource::provides();
+      gpmMask_[d] = GpmSource::provides() & ~dcgmMask_[d];
       if (info.unifiedMemory) {
         for (Field f : kLinkFields) gpmMask_[d].reset(idx(f));
       }
@@ -284,11 +331,13 @@ void Sampler::planSources() {
                                                                     ? "the driver has no GPM"
                                                                     : nvml::returnName(gpm_->code(d)))
                                     : "GPM: " + gpmReport_.reason;
+    const std::string dcgmWhy = dcgm_ ? (dcgm_->deviceReason(d).empty() ? std::string("does not give it here") : dcgm_->deviceReason(d))
+                                      : dcgmReport_.reason;
     for (Field f : {Field::GrEngineActiveRatio, Field::SmActiveRatio, Field::SmOccupancyRatio, Field::TensorActiveRatio,
                     Field::DramActiveRatio, Field::Fp64ActiveRatio, Field::Fp32ActiveRatio, Field::Fp16ActiveRatio}) {
-      notes_[d][idx(f)] = "needs DCGM or a Hopper-or-newer GPU with NVML GPM (" + gpmWhy + ")";
+      notes_[d][idx(f)] = "needs DCGM or a Hopper-or-newer GPU with NVML GPM (DCGM: " + dcgmWhy + "; " + gpmWhy + ")";
     }
-    FieldMask covered = nvmlMask_[d] | meminfoMask_[d] | gpmMask_[d];
+    FieldMask covered = nvmlMask_[d] | meminfoMask_[d] | gpmMask_[d] | dcgmMask_[d];
     if (xid_->supported(d)) {
       covered.set(idx(Field::XidErrors));
       covered.set(idx(Field::LastXid));
@@ -341,12 +390,14 @@ void Sampler::sampleOnce() {
   const int64_t now = monoNowNs();
   MeminfoReading meminfo;
   if (anyUnified_) meminfo = meminfo_->read();
+  if (dcgm_) dcgm_->beginSample(now);
   for (size_t d = 0; d < devices_.size(); ++d) {
     DeviceRow row(working_, d);
     applyFixed(d, row);
     nvmlSource_->sample(d, row, nvmlMask_[d], now);
     if (meminfoMask_[d].any()) sampleMeminfo(row, meminfoMask_[d], meminfo);
     if (gpmMask_[d].any() && !nvmlSource_->deviceLost(d)) gpm_->sample(d, row, gpmMask_[d]);
+    if (dcgmMask_[d].any() && !nvmlSource_->deviceLost(d)) dcgm_->sample(d, row, dcgmMask_[d], now);
     if (xid_->supported(d)) {
       row.set(Field::XidErrors, static_cast<double>(xid_->count(d)), Source::Nvml);
       row.set(Field::LastXid, static_cast<double>(xid_->lastXid(d)), Source::Nvml);
@@ -418,6 +469,7 @@ void Sampler::closeBackend() {
   // The event thread waits inside NVML: stop it before NVML shuts down.
   if (xid_) xid_->stop();
   gpm_.reset();  // frees its sample buffers while NVML is still up
+  dcgm_.reset();  // may use the NVML library's handle (the simulator): before it closes
   nvmlSource_.reset();
   if (nvmlInitialized_) {
     TrackedCall tracked(tracker_, "nvmlShutdown", -1);

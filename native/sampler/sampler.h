@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "../sources/dcgm_source.h"
 #include "../sources/device_info.h"
 #include "../sources/gpm_source.h"
 #include "../sources/meminfo.h"
@@ -36,12 +37,20 @@ struct SamplerOptions {
   int64_t slowCallMinGapNs = 1'000'000'000;
   std::string meminfoPath = "/proc/meminfo";  // memory figures of unified-memory GPUs
   SourceMode gpm = SourceMode::Auto;
+  SourceMode dcgm = SourceMode::Auto;
+  std::vector<std::string> dcgmCandidates;  // libdcgm.so.4, libdcgm.so.3 (or the user's path)
+  bool dcgmFromNvmlLibrary = false;         // the simulator: DCGM's entry points are in the NVML library
+  std::string dcgmAbsentReason;             // why there is nothing to try (simulated machine without DCGM)
+  std::string dcgmHost;                     // empty: embedded host engine
+  bool dcgmHostIsUnixSocket = false;
+  unsigned int dcgmConnectTimeoutMs = 5000;
 };
 
 // What became of each optional backend at open, for users and logs.
 struct BackendReport {
   std::string state;   // "active", "unavailable", "disabled"
   std::string reason;  // why it is not active (empty when active)
+  std::string detail;  // when active: how (library, mode)
 };
 
 // Why open failed, in words a user can act on. `code` is one of the GpuTelemetryError codes.
@@ -103,6 +112,7 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   const SystemInfo& system() const { return system_; }
   const OpenError& openError() const { return openError_; }
   const BackendReport& gpmReport() const { return gpmReport_; }
+  const BackendReport& dcgmReport() const { return dcgmReport_; }
   // Why a field that no source covers on a device is not supported (empty: see its code).
   const std::string& fieldNote(size_t device, Field f) const { return notes_[device][idx(f)]; }
 
@@ -126,6 +136,7 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   void closeBackend();
   void planSources();
   bool openGpm();
+  bool openDcgm();
   void applyFixed(size_t device, DeviceRow& row);
   void sampleMeminfo(DeviceRow& row, const FieldMask& mask, const MeminfoReading& reading);
   void failOpen(std::string code, std::string message);
@@ -151,6 +162,9 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   std::vector<FieldMask> gpmMask_;
   std::unique_ptr<GpmSource> gpm_;
   BackendReport gpmReport_;
+  std::vector<FieldMask> dcgmMask_;
+  std::unique_ptr<DcgmSource> dcgm_;
+  BackendReport dcgmReport_;
   std::vector<std::vector<std::string>> notes_;
   std::vector<std::vector<std::pair<Field, int32_t>>> fixed_;
   std::unique_ptr<MeminfoSource> meminfo_;

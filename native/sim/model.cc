@@ -1,5 +1,6 @@
-#include <unistd.h>
 #include "model.h"
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -223,6 +224,13 @@ FaultAction Model::faultFor(const char* call, int d) const {
     if (f.durationMs >= 0 && ms >= f.atMs + f.durationMs) continue;
     if (f.call != "*" && f.call != call) continue;
     if (!f.whenFileExists.empty() && ::access(f.whenFileExists.c_str(), F_OK) != 0) continue;
+    const bool dcgmCall = std::strncmp(call, "dcgm", 4) == 0;
+    if (f.kind == FaultSpec::Kind::DcgmDown) {
+      // The host engine is gone: every DCGM call fails, nothing else notices.
+      if (!dcgmCall) continue;
+      action.returnCode = -21;  // DCGM_ST_CONNECTION_NOT_VALID
+      return action;
+    }
     switch (f.kind) {
       case FaultSpec::Kind::DriverGone:
         action.returnCode = f.code;
@@ -250,6 +258,8 @@ FaultAction Model::faultFor(const char* call, int d) const {
         break;
       case FaultSpec::Kind::Slow:
         if (f.device == -1 || f.device == d) action.sleepMs += f.delayMs;
+        break;
+      case FaultSpec::Kind::DcgmDown:
         break;
     }
   }

@@ -295,6 +295,45 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
   return true;
 }
 
+bool intList(Reader& r, const Json& obj, const std::string& path, const char* key, std::vector<int>& out, double lo,
+             double hi) {
+  const Json* v = obj.find(key);
+  if (v == nullptr) return true;
+  const std::string p = path + "." + key;
+  if (!v->isArray()) return r.fail(p, "must be an array of integers");
+  if (v->items().size() > 4096) return r.fail(p, "has too many entries");
+  out.clear();
+  for (size_t i = 0; i < v->items().size(); ++i) {
+    const Json& item = v->items()[i];
+    if (!item.isNumber() || item.number() != static_cast<double>(static_cast<long long>(item.number())) ||
+        item.number() < lo || item.number() > hi) {
+      return r.fail(p + "[" + std::to_string(i) + "]", "must be an integer between " + std::to_string(static_cast<long long>(lo)) +
+                                                           " and " + std::to_string(static_cast<long long>(hi)));
+    }
+    out.push_back(static_cast<int>(item.number()));
+  }
+  return true;
+}
+
+bool parseDcgm(Reader& r, const Json& j, const std::string& path, DcgmSpec& d, size_t deviceCount) {
+  if (!r.onlyKeys(j, path, {"embedded", "hostengines", "profiling", "noProfilingDevices", "unsupportedFields"}) ||
+      !r.boolean(j, path, "embedded", d.embedded) || !r.boolean(j, path, "profiling", d.profiling) ||
+      !intList(r, j, path, "noProfilingDevices", d.noProfilingDevices, 0, static_cast<double>(deviceCount) - 1) ||
+      !intList(r, j, path, "unsupportedFields", d.unsupportedFields, 1, 65535)) {
+    return false;
+  }
+  if (const Json* h = j.find("hostengines")) {
+    if (!h->isArray()) return r.fail(path + ".hostengines", "must be an array of addresses");
+    d.hostengines.clear();
+    for (size_t i = 0; i < h->items().size() && i < 64; ++i) {
+      if (!h->items()[i].isString()) return r.fail(path + ".hostengines[" + std::to_string(i) + "]", "must be a string");
+      d.hostengines.push_back(h->items()[i].string());
+    }
+  }
+  d.present = true;
+  return true;
+}
+
 bool parseFault(Reader& r, const Json& j, const std::string& path, FaultSpec& f, size_t deviceCount) {
   if (!r.onlyKeys(j, path, {"type", "device", "call", "atMs", "durationMs", "code", "delayMs", "whenFileExists"})) return false;
   std::string type;
@@ -304,7 +343,8 @@ bool parseFault(Reader& r, const Json& j, const std::string& path, FaultSpec& f,
   else if (type == "error") f.kind = FaultSpec::Kind::Error;
   else if (type == "slow") f.kind = FaultSpec::Kind::Slow;
   else if (type == "driver_gone") f.kind = FaultSpec::Kind::DriverGone;
-  else return r.fail(path + ".type", "must be one of gpu_lost, hang, error, slow, driver_gone, not \"" + type + "\"");
+  else if (type == "dcgm_down") f.kind = FaultSpec::Kind::DcgmDown;
+  else return r.fail(path + ".type", "must be one of gpu_lost, hang, error, slow, driver_gone, dcgm_down, not \"" + type + "\"");
   if (!r.integer(j, path, "device", f.device, -1, static_cast<double>(deviceCount) - 1) ||
       !r.string(j, path, "call", f.call, false, 128) || !r.number(j, path, "atMs", f.atMs, 0, 1e12) ||
       !r.number(j, path, "durationMs", f.durationMs, -1, 1e12) || !r.integer(j, path, "code", f.code, -1e9, 1e9) ||
@@ -332,7 +372,7 @@ bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
   const std::string top = "scenario";
   // "meminfo" is read by the host side (the file unified-memory devices' memory figures come from).
   if (!r.onlyKeys(root, top, {"name", "description", "seed", "tickMs", "driver", "devices", "faults", "meminfo",
-                              "xids"})) {
+                              "xids", "dcgm"})) {
     return false;
   }
   if (!r.string(root, top, "name", s.name, true, 128) || !r.string(root, top, "description", s.description, false, 4096) ||
@@ -386,6 +426,9 @@ bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
       }
       s.xids.push_back(x);
     }
+  }
+  if (const Json* dj = root.find("dcgm")) {
+    if (!parseDcgm(r, *dj, top + ".dcgm", s.dcgm, s.devices.size())) return false;
   }
   return true;
 }

@@ -66,7 +66,7 @@ struct DeviceSpec {
 };
 
 struct FaultSpec {
-  enum class Kind { GpuLost, Hang, Error, Slow, DriverGone };
+  enum class Kind { GpuLost, Hang, Error, Slow, DriverGone, DcgmDown };
   Kind kind = Kind::Error;
   int device = -1;          // -1: every device
   std::string call = "*";   // NVML symbol name, or "*" for every call
@@ -88,6 +88,17 @@ struct XidSpec {
   double ratePerSecond = 1;
 };
 
+// The machine's DCGM, when it has one (the scenario's "dcgm" key; absent: DCGM is not installed).
+struct DcgmSpec {
+  bool present = false;
+  bool embedded = true;  // dcgmStartEmbedded works (else it answers DCGM_ST_INIT_ERROR)
+  // Addresses a running nv-hostengine answers on (dcgmConnect_v2); any other is unreachable.
+  std::vector<std::string> hostengines{"localhost:5555", "127.0.0.1:5555", "/tmp/nv-hostengine"};
+  bool profiling = true;                     // the profiling fields (1001-1012) can be watched
+  std::vector<int> noProfilingDevices;       // devices where watching them answers PROFILING_NOT_SUPPORTED
+  std::vector<int> unsupportedFields;        // field ids answered with the NOT_SUPPORTED sentinel
+};
+
 struct Scenario {
   std::string name;
   std::string description;
@@ -100,6 +111,7 @@ struct Scenario {
   std::vector<DeviceSpec> devices;
   std::vector<FaultSpec> faults;
   std::vector<XidSpec> xids;
+  DcgmSpec dcgm;
 };
 
 // Parses and validates; on error returns false with a message naming the JSON path.
