@@ -1,7 +1,10 @@
 /** The prom-client collector: names, units, labels, health series, and what is withheld when. */
+import fs from 'node:fs';
+import path from 'node:path';
 import { Registry, type OpenMetricsContentType } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DCGM_DEFAULT_METRICS, DCGM_LABEL_NAMES, FIELDS, registerGpuMetrics, TelemetrySupervisor } from '../src/index.js';
+import { PACKAGE_ROOT } from '../src/paths.js';
 import { constantScenario, nextSamples, waitFor, withTelemetry, writeScenario } from './helpers.js';
 
 interface Line {
@@ -168,6 +171,27 @@ describe('when the GPUs cannot be read', () => {
 });
 
 describe('names: dcgm', () => {
+  it('covers dcgm-exporter\'s published default counters: same name, type and help, or a stated reason', () => {
+    const published = JSON.parse(
+      fs.readFileSync(path.join(PACKAGE_ROOT, 'test', 'fixtures', 'dcgm-exporter-default-counters.json'), 'utf8'),
+    ) as { counters: { name: string; type: string; help: string }[]; notEmitted: Record<string, string> };
+    const ours = new Map(DCGM_DEFAULT_METRICS.map((m) => [m.name, m]));
+    for (const c of published.counters) {
+      if (c.type === 'label') {
+        expect.soft(DCGM_LABEL_NAMES as readonly string[], c.name).toContain(c.name);
+        continue;
+      }
+      if (published.notEmitted[c.name]) {
+        expect.soft(ours.has(c.name), c.name).toBe(false);
+        continue;
+      }
+      expect.soft(ours.get(c.name), c.name).toMatchObject({ type: c.type, help: c.help });
+    }
+    // Nothing of ours claims a dcgm-exporter name the file does not have.
+    const publishedNames = new Set(published.counters.map((c) => c.name));
+    for (const m of DCGM_DEFAULT_METRICS) expect.soft(publishedNames.has(m.name), m.name).toBe(true);
+  });
+
   it('emits dcgm-exporter\'s names, types, units and labels', async () => {
     await withTelemetry({ simulate: 'h100-sxm-8', intervalMs: 100 }, async (gpu) => {
       await nextSamples(gpu, 2);

@@ -22,7 +22,11 @@ function m(name: string, type: 'gauge' | 'counter', field: FieldName, scale: num
   return Object.freeze({ name, type, field, scale, unit, help });
 }
 
-/** dcgm-exporter's default counters that have an equivalent here, in its file's order. */
+/**
+ * dcgm-exporter's default counters that have an equivalent here, in its file's order. Not emitted:
+ * DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL (a cumulative byte counter; we keep a rate and do not invent a
+ * counter from it) and DCGM_FI_DEV_VGPU_LICENSE_STATUS (vGPU is out of scope).
+ */
 export const DCGM_DEFAULT_METRICS: readonly DcgmMetricSpec[] = Object.freeze([
   m('DCGM_FI_DEV_SM_CLOCK', 'gauge', 'smClockHz', MHZ, 'MHz', 'SM clock frequency (in MHz).'),
   m('DCGM_FI_DEV_MEM_CLOCK', 'gauge', 'memoryClockHz', MHZ, 'MHz', 'Memory clock frequency (in MHz).'),
@@ -38,6 +42,7 @@ export const DCGM_DEFAULT_METRICS: readonly DcgmMetricSpec[] = Object.freeze([
   m('DCGM_FI_DEV_XID_ERRORS', 'gauge', 'lastXid', 1, 'code', 'Value of the last XID error encountered.'),
   m('DCGM_FI_DEV_FB_FREE', 'gauge', 'memoryFreeBytes', MIB, 'MiB', 'Framebuffer memory free (in MiB).'),
   m('DCGM_FI_DEV_FB_USED', 'gauge', 'memoryUsedBytes', MIB, 'MiB', 'Framebuffer memory used (in MiB).'),
+  m('DCGM_FI_DEV_FB_RESERVED', 'gauge', 'memoryReservedBytes', MIB, 'MiB', 'Framebuffer memory reserved (in MiB).'),
   m(
     'DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS',
     'counter',
@@ -58,8 +63,8 @@ export const DCGM_DEFAULT_METRICS: readonly DcgmMetricSpec[] = Object.freeze([
     'ratio',
     'Ratio of cycles the device memory interface is active sending or receiving data.',
   ),
-  m('DCGM_FI_PROF_PCIE_TX_BYTES', 'gauge', 'pcieTxBytesPerSecond', 1, 'B/s', 'The rate of data transmitted over the PCIe bus (bytes per second).'),
-  m('DCGM_FI_PROF_PCIE_RX_BYTES', 'gauge', 'pcieRxBytesPerSecond', 1, 'B/s', 'The rate of data received over the PCIe bus (bytes per second).'),
+  m('DCGM_FI_PROF_PCIE_TX_BYTES', 'gauge', 'pcieTxBytesPerSecond', 1, 'B/s', 'The rate of data transmitted over the PCIe bus - including both protocol headers and data payloads - in bytes per second.'),
+  m('DCGM_FI_PROF_PCIE_RX_BYTES', 'gauge', 'pcieRxBytesPerSecond', 1, 'B/s', 'The rate of data received over the PCIe bus - including both protocol headers and data payloads - in bytes per second.'),
 ]);
 
 /** The label names dcgm-exporter puts on every GPU series, in its order. */
