@@ -98,3 +98,23 @@ describe('gpu-telemetry watch', () => {
     expect(r.out).toMatch(/clocks held by: /);
   });
 });
+
+describe('gpu-telemetry serve', () => {
+  it('--dcgm-host reaches that nv-hostengine; an unreachable one is a stated fallback in the start-up line', async () => {
+    const { serveCommand } = await import('../src/cli/serve.js');
+    const { EventEmitter } = await import('node:events');
+    for (const [host, expected] of [
+      ['localhost:5555', /sources: nvml, dcgm \(nv-hostengine at localhost:5555, /],
+      ['10.255.0.9:5555', /sources: nvml, gpm \(NVML GPM\); dcgm: unavailable \(dcgmConnect_v2 to 10\.255\.0\.9:5555 failed with DCGM_ST_CONNECTION_NOT_VALID/],
+    ] as const) {
+      let out = '';
+      const signals = new EventEmitter();
+      const done = serveCommand(['--simulate', 'h100-sxm-8', '--port', '0', '--dcgm-host', host], { out: (t) => (out += t), err: (t) => (out += t) }, signals);
+      const deadline = Date.now() + 15_000;
+      while (!out.includes('serving http://') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      signals.emit('SIGTERM');
+      expect(await done).toBe(0);
+      expect(out).toMatch(expected);
+    }
+  });
+});

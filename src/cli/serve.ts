@@ -22,6 +22,9 @@ Options:
   --processes         add per-process GPU memory series
   --simulate NAME     use the driver simulator (see "gpu-telemetry scenarios")
   --nvml PATH         NVML library to load (default libnvidia-ml.so.1)
+  --dcgm-host ADDR    read the profiling fields from a running nv-hostengine
+                      ("host:port" or a unix socket path; default: embedded DCGM)
+  --no-dcgm           never use DCGM (profiling fields from NVML GPM, or none)
   --reopen-ms N       retry interval while the GPUs are unavailable (default 30000)
   -h, --help          show this help
 
@@ -35,7 +38,9 @@ function version(): string {
 
 export function describeInstance(gpu: GpuTelemetry): string {
   const models = [...new Set(gpu.devices.map((d) => d.name))].join(', ');
-  const active = (['gpm', 'dcgm'] as const).filter((b) => gpu.backends[b].state === 'active');
+  const active = (['dcgm', 'gpm'] as const)
+    .filter((b) => gpu.backends[b].state === 'active')
+    .map((b) => (gpu.backends[b].detail ? `${b} (${gpu.backends[b].detail})` : b));
   const inactive = (['dcgm', 'gpm'] as const)
     .filter((b) => gpu.backends[b].state !== 'active')
     .map((b) => `${b}: ${gpu.backends[b].state}${gpu.backends[b].reason ? ` (${gpu.backends[b].reason})` : ''}`);
@@ -57,6 +62,8 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
     processes: { type: 'boolean' },
     simulate: { type: 'string' },
     nvml: { type: 'string' },
+    'dcgm-host': { type: 'string' },
+    'no-dcgm': { type: 'boolean' },
     'reopen-ms': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -75,6 +82,8 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
     intervalMs,
     ...(values.simulate !== undefined ? { simulate: values.simulate } : {}),
     ...(values.nvml !== undefined ? { libraries: { nvml: values.nvml } } : {}),
+    ...(values['dcgm-host'] !== undefined ? { dcgm: { host: values['dcgm-host'] } } : {}),
+    ...(values['no-dcgm'] ? { sources: { dcgm: false } } : {}),
   };
   let announced = false;
   const supervisor = new TelemetrySupervisor(options, {
