@@ -102,9 +102,9 @@ export const FIELDS = Object.freeze([
     'nvmlDeviceGetUtilizationRates',
     'Fraction of the last sample period in which device memory was read or written.',
   ),
-  f('memoryTotalBytes', 'bytes', 'gauge', 'gpu_memory_total_bytes', 'nvmlDeviceGetMemoryInfo_v2', 'Total framebuffer memory.'),
-  f('memoryUsedBytes', 'bytes', 'gauge', 'gpu_memory_used_bytes', 'nvmlDeviceGetMemoryInfo_v2', 'Allocated framebuffer memory.'),
-  f('memoryFreeBytes', 'bytes', 'gauge', 'gpu_memory_free_bytes', 'nvmlDeviceGetMemoryInfo_v2', 'Unallocated framebuffer memory.'),
+  f('memoryTotalBytes', 'bytes', 'gauge', 'gpu_memory_total_bytes', 'nvmlDeviceGetMemoryInfo_v2', 'Total framebuffer memory (unified-memory GPUs: the system MemTotal).', ['nvml', 'meminfo']),
+  f('memoryUsedBytes', 'bytes', 'gauge', 'gpu_memory_used_bytes', 'nvmlDeviceGetMemoryInfo_v2', 'Allocated framebuffer memory (unified-memory GPUs: MemTotal - MemAvailable).', ['nvml', 'meminfo']),
+  f('memoryFreeBytes', 'bytes', 'gauge', 'gpu_memory_free_bytes', 'nvmlDeviceGetMemoryInfo_v2', 'Unallocated framebuffer memory (unified-memory GPUs: MemAvailable).', ['nvml', 'meminfo']),
   f(
     'memoryReservedBytes',
     'bytes',

@@ -41,3 +41,17 @@ describe('field catalogue', () => {
     expect(CLOCK_EVENT_REASONS.map((r) => r.bit)).toEqual([1, 2, 4, 8, 16, 32, 64, 128, 256]);
   });
 });
+
+describe('the README field table', () => {
+  it('lists every field with its unit and its sources in order', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const { PACKAGE_ROOT } = await import('../src/paths.js');
+    const readme = fs.readFileSync(path.join(PACKAGE_ROOT, 'README.md'), 'utf8');
+    for (const f of FIELDS) {
+      const row = readme.split('\n').find((l) => l.startsWith(`| \`${f.name}\` |`));
+      expect.soft(row, f.name).toBeDefined();
+      if (row) expect.soft(row.split('|').map((c) => c.trim()).slice(2, 5), f.name).toEqual([f.unit, f.kind, f.sources.join(' → ')]);
+    }
+  });
+});
