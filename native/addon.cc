@@ -42,7 +42,15 @@ class EventChannel {
     if (finalized_ || released_) return;
     tsfn_.NonBlockingCall([event](Napi::Env env, Napi::Function fn) {
       if (env == nullptr || fn.IsEmpty()) return;
-      fn.Call({Napi::Number::New(env, static_cast<int>(event))});
+      // Raw Node-API on purpose: while a worker is being terminated the call fails, and
+      // node-addon-api would then build a JS Error object, which also fails, which it turns into
+      // a fatal error. A failed call here only means nobody is left to tell.
+      napi_value arg;
+      napi_value undefined;
+      napi_value result;
+      if (napi_create_int32(env, static_cast<int32_t>(event), &arg) != napi_ok) return;
+      if (napi_get_undefined(env, &undefined) != napi_ok) return;
+      napi_call_function(env, undefined, fn, 1, &arg, &result);
     });
   }
 

@@ -113,4 +113,29 @@ describe('process and worker lifetimes', () => {
     await sleep(300);
     expect(threadCount()).toBeLessThanOrEqual(threads + 1);
   });
+
+  it('a worker terminated while samples are being delivered dies alone (25 times, in a child process)', () => {
+    // Regression: terminating a worker mid-delivery once made node-addon-api turn the failed
+    // callback into a fatal error of the whole process.
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      (async () => {
+        for (let i = 0; i < 25; i++) {
+          const w = new Worker(\`
+            import(${JSON.stringify(dist)}).then(async (m) => {
+              const gpu = await m.openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 10 });
+              gpu.on('sample', () => {});
+              require('node:worker_threads').parentPort.postMessage('open');
+            });\`, { eval: true });
+          await new Promise((r) => w.once('message', r));
+          await new Promise((r) => setTimeout(r, (i * 7) % 30));
+          await w.terminate();
+        }
+        console.log('survived');
+      })();`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.stderr).not.toMatch(/FATAL ERROR/);
+    expect(r.stdout.trim()).toBe('survived');
+    expect(r.status).toBe(0);
+  }, 130_000);
 });
