@@ -40,6 +40,7 @@ it('every alert has a for: and a runbook, and only uses metric names the exporte
     'gpu_telemetry_device_up',
     'gpu_telemetry_sample_stale',
     'gpu_telemetry_sample_age_seconds',
+    'gpu_telemetry_backend_up',
     'up',
   ]);
   const exprs = [...text.matchAll(/expr: (.*)/g)].map((m) => m[1]);

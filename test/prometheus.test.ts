@@ -5,36 +5,8 @@ import { Registry, type OpenMetricsContentType } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { DCGM_DEFAULT_METRICS, DCGM_LABEL_NAMES, FIELDS, registerGpuMetrics, TelemetrySupervisor } from '../src/index.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
+import { parseExposition, type Line } from './exposition.js';
 import { constantScenario, nextSamples, waitFor, withTelemetry, writeScenario } from './helpers.js';
-
-interface Line {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses Prometheus text exposition into sample lines (enough for these tests). */
-export function parseExposition(text: string): { lines: Line[]; types: Map<string, string> } {
-  const lines: Line[] = [];
-  const types = new Map<string, string>();
-  for (const raw of text.split('\n')) {
-    if (raw.startsWith('# TYPE ')) {
-      const [, , name, type] = raw.split(' ');
-      types.set(name, type);
-      continue;
-    }
-    if (raw === '' || raw.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(raw);
-    if (!m) throw new Error(`bad exposition line: ${raw}`);
-    const labels: Record<string, string> = {};
-    for (const pair of (m[3] ?? '').match(/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"/g) ?? []) {
-      const eq = pair.indexOf('=');
-      labels[pair.slice(0, eq)] = pair.slice(eq + 2, -1);
-    }
-    lines.push({ name: m[1], labels, value: Number(m[4]) });
-  }
-  return { lines, types };
-}
 
 const byName = (lines: Line[], name: string) => lines.filter((l) => l.name === name);
 

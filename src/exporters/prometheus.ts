@@ -261,6 +261,32 @@ export function registerGpuMetrics(
       return out;
     },
   );
+  add(
+    'gpu_telemetry_backend_up',
+    'Whether an optional backend in use since open (dcgm, gpm) still answers (1) or fails on every field it serves (0, e.g. the DCGM host engine is gone). Labels: backend.',
+    'gauge',
+    (s) => {
+      const gpu = s.gpu;
+      if (!gpu || !s.snapshot) return [];
+      const out: Sample[] = [];
+      for (const backend of ['dcgm', 'gpm'] as const) {
+        if (gpu.backends[backend].state !== 'active') continue;
+        let serving = 0;
+        let answering = 0;
+        for (const d of s.snapshot.devices) {
+          if (d.state !== 'ok') continue; // a lost GPU is reported by gpu_telemetry_device_up
+          for (const f of FIELDS) {
+            if (d.source[f.name] !== backend) continue;
+            serving++;
+            const st = d.status[f.name];
+            if (st === 'ok' || st === 'pending') answering++;
+          }
+        }
+        out.push({ labels: { backend }, value: serving === 0 || answering > 0 ? 1 : 0 });
+      }
+      return out;
+    },
+  );
   add('gpu_telemetry_build_info', 'gpu-telemetry build and environment. Labels: version, driver, nvml, backend, simulated.', 'gauge', (s) => {
     const gpu = s.gpu;
     const backends = gpu ? ['nvml', ...(['dcgm', 'gpm'] as const).filter((b) => gpu.backends[b].state === 'active')] : [];
