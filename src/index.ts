@@ -38,3 +38,42 @@ export { registerOtelGpuMetrics, EXTENSION_INSTRUMENTS } from './exporters/otel.
 export type { OtelExportOptions, RegisteredOtelMetrics } from './exporters/otel.js';
 export { DCGM_DEFAULT_METRICS, DCGM_LABEL_NAMES } from './exporters/dcgm-names.js';
 export type { DcgmMetricSpec } from './exporters/dcgm-names.js';
+export {
+  createKernelCapture,
+  KernelCapture,
+  CaptureHandle,
+  KernelTrace,
+  CaptureStore,
+  CAPTURE_LIMITS,
+  JS_NVTX_DOMAIN,
+} from './capture/index.js';
+export type {
+  KernelCaptureOptions,
+  CaptureState,
+  CaptureProgress,
+  CaptureOptions,
+  CaptureKinds,
+  KernelTraceMeta,
+  CaptureStopReason,
+  KernelRecord,
+  MemcpyRecord,
+  MemsetRecord,
+  ApiCallRecord,
+  RangeRecord,
+  StepRecord,
+  MemcpyDirection,
+  TimedRecord,
+  TraceSummary,
+  KernelNameStats,
+  DeviceBusy,
+  StreamBusy,
+  IdleGapStats,
+  StepSummary,
+  MemcpyVolume,
+  DistributionNs,
+  StoreOptions,
+  SavedCapture,
+  StoredCapture,
+} from './capture/index.js';
+export { nvtx } from './nvtx.js';
+export type { Nvtx } from './nvtx.js';
