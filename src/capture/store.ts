@@ -76,7 +76,16 @@ async function prepareDir(dir: string): Promise<string> {
     throw invalidOption('dir', `must be a directory path, not ${JSON.stringify(dir)}`);
   }
   const abs = path.resolve(dir);
-  await fs.mkdir(abs, { recursive: true, mode: 0o700 });
+  try {
+    await fs.mkdir(abs, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new GpuTelemetryError('INVALID_OPTION', `options.dir: cannot create the capture directory ${abs}: ${(e as Error).message}`, {
+        option: 'dir',
+        cause: e,
+      });
+    }
+  }
   const st = await fs.stat(abs);
   if (!st.isDirectory()) throw invalidOption('dir', `${abs} is not a directory`);
   return abs;
