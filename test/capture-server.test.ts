@@ -100,7 +100,7 @@ describe('capture endpoint', () => {
 
   it('401 without or with a wrong token (any length); 404 / 405 for routes', async () => {
     const port = await serve();
-    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer ${TOKEN}x` }, { authorization: TOKEN }, { authorization: `Basic ${TOKEN}` }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer nope' }, { authorization: `Bearer ${TOKEN}x` }, { authorization: TOKEN }, { authorization: `Basic ${TOKEN}` }]) {
       const r = await request(port, '/capture', { method: 'POST', headers, body: '{}' });
       expect(r.status, JSON.stringify(headers)).toBe(401);
       expect(r.headers['www-authenticate']).toMatch(/^Bearer/);
