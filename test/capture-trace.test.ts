@@ -224,6 +224,21 @@ describe('toChromeTrace()', () => {
     expect(kernels[0]).toMatchObject({ ph: 'X', name: FIXTURE_STRINGS[0], pid: GPU_PID_BASE, tid: 7, ts: 2, dur: 3 });
     expect(kernels[0].args).toMatchObject({ grid: [128, 1, 1], block: [256, 1, 1], correlationId: 1, registersPerThread: 32 });
     expect(kernels[4]).toMatchObject({ pid: GPU_PID_BASE + 1, tid: 7, ts: 15, dur: 1 });
+    // Every kernel event carries its own record's values (the encoder reuses repeated shapes).
+    trace.kernels.forEach((k, i) => {
+      expect(kernels[i]).toMatchObject({ name: k.name, pid: GPU_PID_BASE + k.deviceId, tid: k.streamId, ts: k.startNs / 1000, dur: k.durationNs / 1000 });
+      expect(kernels[i].args).toEqual({
+        correlationId: k.correlationId,
+        grid: [k.gridX, k.gridY, k.gridZ],
+        block: [k.blockX, k.blockY, k.blockZ],
+        registersPerThread: k.registersPerThread,
+        staticSharedBytes: k.staticSharedBytes,
+        dynamicSharedBytes: k.dynamicSharedBytes,
+        device: k.deviceId,
+        context: k.contextId,
+        stream: k.streamId,
+      });
+    });
     expect(processName(GPU_PID_BASE)).toBe('GPU 0');
     expect(processName(GPU_PID_BASE + 1)).toBe('GPU 1');
     expect(trackName(GPU_PID_BASE, 7)).toBe('stream 7');
@@ -275,9 +290,27 @@ describe('toChromeTrace()', () => {
     expect(otherData).toMatchObject({ id: '20261122T230000Z-0123abcd', reason: 'steps', baseNs: '1763851234567890123', droppedByCupti: 3 });
   });
 
-  it('streams in chunks that concatenate to the same JSON', () => {
-    const chunks = [...trace.chromeTraceChunks(256)];
-    expect(chunks.length).toBeGreaterThan(5);
-    expect(chunks.join('')).toBe(trace.toChromeTrace());
+  it('streams in Buffer chunks that concatenate to the same JSON', () => {
+    const chunks = [...trace.chromeTraceChunks(4096)];
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(Buffer.concat(chunks).toString('utf8')).toBe(trace.toChromeTrace());
+  });
+
+  it('writes µs with exact ns fractions and large or negative times', () => {
+    const t = fixtureTrace(
+      fixtureResult({
+        kernels: Float64Array.from([
+          [-1500, 1, 0, 1, 7, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0],
+          [123456789012345, 123456789012345 + 1005, 0, 1, 7, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0],
+          [7, 2057, 0, 1, 7, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0],
+        ].flat()),
+      }),
+    );
+    const kernels = validateChromeTrace(t.toChromeTrace()).events.filter((e) => e.cat === 'kernel');
+    expect(kernels.map((k) => [k.ts, k.dur])).toEqual([
+      [-1.5, 1.501],
+      [123456789012.345, 1.005],
+      [0.007, 2.05],
+    ]);
   });
 });

@@ -26,8 +26,9 @@ export interface CaptureOptions {
   /** Step boundaries to let pass before capturing, 0 – 1,000,000 (default 0: the next step). */
   startAfterSteps?: number;
   /**
-   * Count steps by NVTX ranges of this name (from CUDA code through NVTX, or from JS through
-   * nvtx.range(name, fn)) instead of cap.step() calls. Default null: cap.step() marks the steps.
+   * Count steps by NVTX ranges of this name, as CUPTI records them (NVTX calls in native code, which
+   * need NVTX_INJECTION64_PATH; JS nvtx.range() calls do not count), instead of cap.step() calls.
+   * Default null: cap.step() marks the steps.
    */
   stepRange?: string | null;
   /** Cap on all capture memory (CUPTI buffers + records + names), 1 MiB – 4 GiB (default 64 MiB). */

@@ -91,8 +91,7 @@ async function prepareDir(dir: string): Promise<string> {
   return abs;
 }
 
-async function writeAll(handle: fs.FileHandle, text: string): Promise<void> {
-  const buf = Buffer.from(text, 'utf8');
+async function writeAll(handle: fs.FileHandle, buf: Uint8Array): Promise<void> {
   let off = 0;
   while (off < buf.length) {
     const { bytesWritten } = await handle.write(buf, off, buf.length - off);
@@ -101,7 +100,11 @@ async function writeAll(handle: fs.FileHandle, text: string): Promise<void> {
 }
 
 /** Writes one file inside `dir` from chunks: 0600, never through a symlink, atomically renamed. */
-export async function writeFileSafely(dir: string, fileName: string, chunks: Iterable<string> | AsyncIterable<string>): Promise<string> {
+export async function writeFileSafely(
+  dir: string,
+  fileName: string,
+  chunks: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
+): Promise<string> {
   if (fileName.includes('/') || fileName.startsWith('.')) throw new Error(`bad file name ${fileName}`);
   const tmp = path.join(dir, `.${fileName}.${randomBytes(6).toString('hex')}.tmp`);
   const final = path.join(dir, fileName);
@@ -109,18 +112,9 @@ export async function writeFileSafely(dir: string, fileName: string, chunks: Ite
   let ok = false;
   try {
     await handle.chmod(0o600); // exactly 0600 whatever the umask
-    let buffered: string[] = [];
-    let size = 0;
     for await (const chunk of chunks) {
-      buffered.push(chunk);
-      size += chunk.length;
-      if (size >= 1 << 20) {
-        await writeAll(handle, buffered.join(''));
-        buffered = [];
-        size = 0;
-      }
+      await writeAll(handle, typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
     }
-    if (buffered.length) await writeAll(handle, buffered.join(''));
     await handle.sync();
     ok = true;
   } finally {
@@ -159,7 +153,7 @@ export class CaptureStore {
   }
 
   /** Writes a capture's two files, then applies retention. */
-  async write(id: string, trace: Iterable<string> | AsyncIterable<string>, summary: string): Promise<SavedCapture> {
+  async write(id: string, trace: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>, summary: string): Promise<SavedCapture> {
     checkCaptureId(id);
     const summaryPath = await writeFileSafely(this.dir, `${PREFIX}${id}.summary.json`, [summary]);
     const tracePath = await writeFileSafely(this.dir, `${PREFIX}${id}.trace.json`, trace);

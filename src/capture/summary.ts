@@ -125,21 +125,34 @@ export function distribution(values: Float64Array): DistributionNs {
   };
 }
 
-/** Union of the intervals of the rows `idx` of `data` clipped to [lo, hi]; flat [s0, e0, s1, e1, …]. */
+/** Row indices of `data` ordered by start time (no sort when they already are). */
+function orderByStart(data: Float64Array, stride: number): Uint32Array {
+  const n = Math.floor(data.length / stride);
+  const order = new Uint32Array(n);
+  let sorted = true;
+  for (let r = 0; r < n; r++) {
+    order[r] = r;
+    if (r > 0 && data[r * stride] < data[(r - 1) * stride]) sorted = false;
+  }
+  if (!sorted) {
+    const starts = new Float64Array(n);
+    for (let r = 0; r < n; r++) starts[r] = data[r * stride];
+    order.sort((a, b) => starts[a] - starts[b]);
+  }
+  return order;
+}
+
+/**
+ * Union of the intervals of the rows `idx` (ordered by start) of `data`, clipped to [lo, hi]; flat
+ * [s0, e0, s1, e1, …].
+ */
 function mergeIntervals(data: Float64Array, stride: number, idx: ArrayLike<number>, lo: number, hi: number): Float64Array {
   const m = idx.length;
-  const starts = new Float64Array(m);
-  const order = new Uint32Array(m);
-  for (let k = 0; k < m; k++) {
-    starts[k] = data[idx[k] * stride];
-    order[k] = k;
-  }
-  order.sort((a, b) => starts[a] - starts[b]);
   const out: number[] = [];
   let cs = NaN;
   let ce = NaN;
   for (let k = 0; k < m; k++) {
-    const row = idx[order[k]] * stride;
+    const row = idx[k] * stride;
     const s = Math.max(data[row], lo);
     const e = Math.min(data[row + 1], hi);
     if (!(e > s)) continue;
@@ -203,18 +216,6 @@ function gapStats(pieces: Float64Array, stepTime: number | null): IdleGapStats {
   };
 }
 
-function groupBy(data: Float64Array, stride: number, key: (o: number) => number): Map<number, number[]> {
-  const groups = new Map<number, number[]>();
-  const n = Math.floor(data.length / stride);
-  for (let r = 0; r < n; r++) {
-    const k = key(r * stride);
-    let g = groups.get(k);
-    if (!g) groups.set(k, (g = []));
-    g.push(r);
-  }
-  return groups;
-}
-
 export function summarize(raw: CaptureNativeResult, kernelSteps: Int32Array, extra: { truncated: boolean; reason: string }): TraceSummary {
   const K = raw.kernels;
   const KS = STRIDE.kernels;
@@ -250,42 +251,51 @@ export function summarize(raw: CaptureNativeResult, kernelSteps: Int32Array, ext
   for (let i = 0; i < nSteps; i++) stepTime += steps[i * 2 + 1] - steps[i * 2];
 
   // Per kernel name.
-  const byName = groupBy(K, KS, (o) => K[o + 15]);
+  const byName = new Map<number, number[]>();
   let kernelTotal = 0;
-  for (let o = 0; o < nK * KS; o += KS) kernelTotal += K[o + 1] - K[o];
+  for (let o = 0; o < nK * KS; o += KS) {
+    const d = K[o + 1] - K[o];
+    kernelTotal += d;
+    let list = byName.get(K[o + 15]);
+    if (list === undefined) byName.set(K[o + 15], (list = []));
+    list.push(d);
+  }
   const topKernels: KernelNameStats[] = [];
-  for (const [nameIndex, rows] of byName) {
-    const d = new Float64Array(rows.length);
-    for (let k = 0; k < rows.length; k++) d[k] = K[rows[k] * KS + 1] - K[rows[k] * KS];
-    const dist = distribution(d);
+  for (const [nameIndex, durations] of byName) {
+    const dist = distribution(Float64Array.from(durations));
     topKernels.push({ name: raw.strings[nameIndex] ?? '', ...dist, shareOfKernelTime: kernelTotal > 0 ? dist.totalNs / kernelTotal : 0 });
   }
   topKernels.sort((a, b) => b.totalNs - a.totalNs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
-  // Per device and stream.
+  // Per device and stream: rows grouped in start order, so every merge is one linear pass.
+  const order = orderByStart(K, KS);
+  const byDevice = new Map<number, { rows: number[]; streams: Map<number, number[]> }>();
+  for (let k = 0; k < nK; k++) {
+    const r = order[k];
+    const deviceId = K[r * KS + 2];
+    const streamId = K[r * KS + 4];
+    let dev = byDevice.get(deviceId);
+    if (dev === undefined) byDevice.set(deviceId, (dev = { rows: [], streams: new Map() }));
+    dev.rows.push(r);
+    let srows = dev.streams.get(streamId);
+    if (srows === undefined) dev.streams.set(streamId, (srows = []));
+    srows.push(r);
+  }
   const devices: DeviceBusy[] = [];
-  const byDevice = groupBy(K, KS, (o) => K[o + 2]);
   for (const deviceId of [...byDevice.keys()].sort((a, b) => a - b)) {
-    const rows = byDevice.get(deviceId)!;
-    const merged = mergeIntervals(K, KS, rows, lo, hi);
+    const dev = byDevice.get(deviceId)!;
+    const merged = mergeIntervals(K, KS, dev.rows, lo, hi);
     const busy = totalLength(merged);
-    const byStream = new Map<number, number[]>();
-    for (const r of rows) {
-      const s = K[r * KS + 4];
-      let g = byStream.get(s);
-      if (!g) byStream.set(s, (g = []));
-      g.push(r);
-    }
-    const streams: StreamBusy[] = [...byStream.keys()]
+    const streams: StreamBusy[] = [...dev.streams.keys()]
       .sort((a, b) => a - b)
       .map((streamId) => {
-        const srows = byStream.get(streamId)!;
+        const srows = dev.streams.get(streamId)!;
         const sb = totalLength(mergeIntervals(K, KS, srows, lo, hi));
         return { deviceId, streamId, kernels: srows.length, busyNs: sb, busyRatio: ratio(sb) };
       });
     devices.push({
       deviceId,
-      kernels: rows.length,
+      kernels: dev.rows.length,
       busyNs: busy,
       busyRatio: ratio(busy),
       idleGaps: gapStats(gapPieces(merged, steps), nSteps > 0 ? stepTime : null),
@@ -296,9 +306,7 @@ export function summarize(raw: CaptureNativeResult, kernelSteps: Int32Array, ext
   // Per step (all devices merged).
   const stepSummaries: StepSummary[] = [];
   if (nSteps > 0) {
-    const all = new Uint32Array(nK);
-    for (let r = 0; r < nK; r++) all[r] = r;
-    const merged = mergeIntervals(K, KS, all, lo, hi);
+    const merged = mergeIntervals(K, KS, order, lo, hi);
     const counts = new Float64Array(nSteps);
     const kernelNs = new Float64Array(nSteps);
     for (let r = 0; r < nK; r++) {

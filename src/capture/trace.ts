@@ -3,7 +3,7 @@
  * native record arrays (on first access), the summary once, and the Chrome trace is streamed.
  */
 import type { Writable } from 'node:stream';
-import { chromeTraceChunks, chromeTraceString } from './chrome.js';
+import { chromeTraceBuffer, chromeTraceChunks } from './chrome.js';
 import { STRIDE, type CaptureNativeKinds, type CaptureNativeResult } from './native-capture.js';
 import {
   buildApiCalls,
@@ -138,14 +138,17 @@ export class KernelTrace {
     }));
   }
 
-  /** The Chrome trace JSON as one string (for large traces prefer writeChromeTrace() or save()). */
+  /**
+   * The Chrome trace JSON as one string. For large traces prefer save(), writeChromeTrace() or
+   * chromeTraceChunks(): a string is limited to about 512 MiB.
+   */
   toChromeTrace(): string {
-    return chromeTraceString({ raw: this.raw, otherData: { ...this.meta } });
+    return chromeTraceBuffer({ raw: this.raw, otherData: { ...this.meta } }).toString('utf8');
   }
 
-  /** The Chrome trace JSON in chunks of about `chunkChars` characters. */
-  chromeTraceChunks(chunkChars?: number): Generator<string> {
-    return chromeTraceChunks({ raw: this.raw, otherData: { ...this.meta } }, chunkChars);
+  /** The Chrome trace JSON (UTF-8) in Buffers of about `chunkBytes` bytes (default 1 MiB). */
+  chromeTraceChunks(chunkBytes?: number): Generator<Buffer> {
+    return chromeTraceChunks({ raw: this.raw, otherData: { ...this.meta } }, chunkBytes);
   }
 
   /** Streams the Chrome trace JSON into `stream` (honours back-pressure; does not end it). */
