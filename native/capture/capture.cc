@@ -249,6 +249,11 @@ StartResult Engine::start() {
   if (!loaded->resolved) {
     return fail("SYMBOL_MISSING", libraryPath_ + " is not a usable CUPTI library: it lacks " + loaded->missing);
   }
+  {
+    // Before touching the library's configuration: one capture at a time in this process.
+    std::lock_guard<std::mutex> lock(router().mutex);
+    if (router().active) return fail("CAPTURE_BUSY", "another kernel-trace capture is live in this process");
+  }
   using ConfigureFn = int (*)(const char*, char*, unsigned int);
   simulated_ = loaded->lib.symbol("gtsim_cupti_state") != nullptr;
   if (options_.hasScenario) {
