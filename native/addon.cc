@@ -104,6 +104,18 @@ class CaptureChannel {
     tsfn_.Release();
   }
 
+  // Referenced (keeps the process alive) only while a capture is live: a constructed but never
+  // started capture must not hold the event loop open.
+  void setRef(Napi::Env env, bool ref) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finalized_ || released_) return;
+    if (ref) {
+      tsfn_.Ref(env);
+    } else {
+      tsfn_.Unref(env);
+    }
+  }
+
   // A capture that never started: nothing will be posted.
   void release() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -457,6 +469,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
       options.kinds.nvtx = flag("nvtx", true);
     }
     channel_ = CaptureChannel::create(env, info[1].As<Napi::Function>());
+    channel_->setRef(env, false);
     std::weak_ptr<CaptureChannel> weakChannel = channel_;
     engine_ = capture::Engine::create(std::move(options), [weakChannel](const std::string& reason) {
       if (auto ch = weakChannel.lock()) ch->stopped(reason);
@@ -484,6 +497,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     o.Set("ok", r.ok);
     if (!r.libraryPath.empty()) o.Set("libraryPath", r.libraryPath);
     if (r.cuptiVersion != 0) o.Set("cuptiVersion", static_cast<double>(r.cuptiVersion));
+    if (r.ok) channel_->setRef(env, true);  // until the 'stopped' event
     if (!r.ok) {
       o.Set("code", r.code);
       o.Set("message", r.message);

@@ -4,7 +4,9 @@
  * Every test ends by asserting that nothing is left enabled or subscribed in the loaded CUPTI.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   loadNative,
@@ -12,7 +14,7 @@ import {
   type NativeCaptureOptions,
   type NativeCaptureResult,
 } from '../src/native.js';
-import { SCENARIO_DIR, simulatorLibraryPath } from '../src/paths.js';
+import { PACKAGE_ROOT, SCENARIO_DIR, simulatorLibraryPath } from '../src/paths.js';
 import { rssBytes, sleep, waitFor } from './helpers.js';
 import { skipReason } from './system-packages.js';
 
@@ -335,6 +337,29 @@ describe('NativeCapture on the simulator', () => {
     expectNothingEnabled();
     expect(await stopped).toBe('cancelled');
     cap.close(); // idempotent
+  });
+
+  it('a worker that exits mid-capture: the environment cleanup stops and frees it; nothing left enabled', async () => {
+    // The addon file this process loaded (node-gyp-build: a prebuild or the local build).
+    const addon = (createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string }).path(PACKAGE_ROOT);
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const b = require(workerData.addon);
+      const cap = new b.NativeCapture(workerData.options, () => {});
+      const r = cap.start();
+      const t = setInterval(() => {
+        if (cap.progress().records > 0) { clearInterval(t); parentPort.postMessage(r.ok); process.exit(0); }
+      }, 5);`;
+    const worker = new Worker(code, { eval: true, workerData: { addon, options: options({ steps: 1000 }) } });
+    const started = new Promise((resolve) => worker.once('message', resolve));
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    expect(await started).toBe(true);
+    expect(await exited).toBe(0);
+    expectNothingEnabled();
+    const next = create(options({ steps: 1 }));
+    expect(next.cap.start().ok).toBe(true);
+    next.cap.step();
+    expect(await next.stopped).toBe('steps');
   });
 
   it('a second live capture in the process → CAPTURE_BUSY, the first is untouched', async () => {
