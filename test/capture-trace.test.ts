@@ -6,53 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { GPU_PID_BASE, STEPS_PID } from '../src/capture/chrome.js';
 import { tagSteps } from '../src/capture/records.js';
 import { percentile } from '../src/capture/summary.js';
-import { emptyResult, fixtureMeta, fixtureResult, fixtureTrace, FIXTURE_STRINGS } from './capture-fixtures.js';
-
-interface ChromeEvent {
-  ph: string;
-  name: string;
-  cat?: string;
-  pid: number;
-  tid: number;
-  ts: number;
-  dur?: number;
-  id?: number;
-  bp?: string;
-  s?: string;
-  args?: Record<string, unknown>;
-}
-
-/** Validates the Chrome trace event format rules this package relies on; returns the events. */
-export function validateChromeTrace(json: string): { events: ChromeEvent[]; otherData: Record<string, unknown> } {
-  const parsed = JSON.parse(json) as { traceEvents: ChromeEvent[]; displayTimeUnit: string; otherData: Record<string, unknown> };
-  expect(Array.isArray(parsed.traceEvents)).toBe(true);
-  expect(['ms', 'ns']).toContain(parsed.displayTimeUnit);
-  const phases = new Set(['X', 'M', 's', 'f', 'b', 'e', 'i']);
-  const flows = new Map<number, { s: number; f: number }>();
-  const asyncOpen = new Map<number, number>();
-  for (const e of parsed.traceEvents) {
-    expect(phases.has(e.ph), `unknown ph ${e.ph}`).toBe(true);
-    expect(Number.isInteger(e.pid), `pid of ${JSON.stringify(e)}`).toBe(true);
-    expect(Number.isInteger(e.tid), `tid of ${JSON.stringify(e)}`).toBe(true);
-    expect(typeof e.ts === 'number' && Number.isFinite(e.ts), `ts of ${JSON.stringify(e)}`).toBe(true);
-    expect(typeof e.name).toBe('string');
-    if (e.ph === 'X') {
-      expect(typeof e.dur === 'number' && e.dur >= 0, `dur of ${JSON.stringify(e)}`).toBe(true);
-    }
-    if (e.ph === 's' || e.ph === 'f') {
-      const f = flows.get(e.id!) ?? { s: 0, f: 0 };
-      f[e.ph]++;
-      flows.set(e.id!, f);
-      if (e.ph === 'f') expect(e.bp).toBe('e');
-    }
-    if (e.ph === 'b') asyncOpen.set(e.id!, (asyncOpen.get(e.id!) ?? 0) + 1);
-    if (e.ph === 'e') asyncOpen.set(e.id!, (asyncOpen.get(e.id!) ?? 0) - 1);
-    if (e.ph === 'i') expect(['t', 'p', 'g']).toContain(e.s);
-  }
-  for (const [id, f] of flows) expect(f, `flow ${id}`).toEqual({ s: 1, f: 1 });
-  for (const [id, n] of asyncOpen) expect(n, `async slice ${id}`).toBe(0);
-  return { events: parsed.traceEvents, otherData: parsed.otherData };
-}
+import { emptyResult, fixtureMeta, fixtureResult, fixtureTrace, FIXTURE_STRINGS, validateChromeTrace, type ChromeEvent } from './capture-fixtures.js';
 
 describe('step tagging', () => {
   it('tags by start inside a step, else by the step it runs into, else -1', () => {
