@@ -149,6 +149,19 @@ describe('CaptureHandle', () => {
     expect(native.stepCalls).toBe(calls);
   });
 
+  it('capture.step() reaches the live capture, and is a no-op without one or in stepRange mode', async () => {
+    capture.step(); // nothing live: nothing happens
+    expect(FakeNative.instances).toHaveLength(0);
+    const cap = capture.arm({ steps: 2 });
+    capture.step();
+    capture.step();
+    expect((await cap.done).meta.stepsCaptured).toBe(2);
+    const ranged = capture.arm({ steps: 2, stepRange: 'decode_step' });
+    expect(() => capture.step()).not.toThrow();
+    expect(FakeNative.last.stepCalls).toBe(0);
+    await ranged.cancel();
+  });
+
   it('startAfterSteps: waits for that many boundaries first', async () => {
     const cap = capture.arm({ steps: 2, startAfterSteps: 3 });
     expect(cap.state).toBe('waiting');

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createKernelCapture, GpuTelemetryError, JS_NVTX_DOMAIN, nvtx, openGpuTelemetry, type GpuTelemetry, type KernelTrace } from '../src/index.js';
+import { createKernelCapture, createTelemetryServer, GpuTelemetryError, JS_NVTX_DOMAIN, nvtx, openGpuTelemetry, type GpuTelemetry, type KernelTrace } from '../src/index.js';
 import { loadNative } from '../src/native.js';
 import { SCENARIO_DIR } from '../src/paths.js';
 import { validateChromeTrace } from './capture-fixtures.js';
@@ -162,6 +162,34 @@ describe('capture on the simulator', () => {
     const saved = await trace.save(dir, { keepFiles: 5 });
     validateChromeTrace(fs.readFileSync(saved.tracePath, 'utf8'));
     expect(fs.statSync(saved.tracePath).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('capture endpoint on the simulator', () => {
+  it('POST arms, the serving loop marks steps with gpu.capture.step(), GET serves the trace', async () => {
+    const gpu = await open();
+    const server = createTelemetryServer(gpu, { capture: { token: 'a-long-enough-test-token' } });
+    const { port } = await server.listen(0);
+    try {
+      const headers = { authorization: 'Bearer a-long-enough-test-token' };
+      const posted = await fetch(`http://127.0.0.1:${port}/capture`, { method: 'POST', headers, body: '{"steps": 3}' });
+      expect(posted.status).toBe(201);
+      const { id } = (await posted.json()) as { id: string };
+      let res = await fetch(`http://127.0.0.1:${port}/capture/${id}`, { headers });
+      for (let i = 0; i < 200 && res.status === 202; i++) {
+        await res.text();
+        await sleep(10);
+        gpu.capture.step(); // the service's loop, unaware of who armed the capture
+        res = await fetch(`http://127.0.0.1:${port}/capture/${id}`, { headers });
+      }
+      expect(res.status).toBe(200);
+      const { events, otherData } = validateChromeTrace(await res.text());
+      expect(otherData).toMatchObject({ id, reason: 'steps', stepsCaptured: 3 });
+      expect(events.some((e) => e.cat === 'kernel')).toBe(true);
+      expectNothingEnabled();
+    } finally {
+      await server.close();
+    }
   });
 });
 

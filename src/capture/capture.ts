@@ -157,6 +157,16 @@ export class KernelCapture {
     return handle;
   }
 
+  /**
+   * Marks a step boundary for whatever capture is live (armed here, or remotely through the
+   * capture endpoint); a no-op when none is, or when the live one counts NVTX ranges (stepRange).
+   * Call it once per step from the serving loop: it costs a null check while nobody captures.
+   */
+  step(): void {
+    const h = live;
+    if (h !== null && h.options.stepRange === null) h.step();
+  }
+
   /** @internal Called when the owning GpuTelemetry closes: a live capture ends with reason 'closed'. */
   closeInstance(): void {
     if (live && live.creator === this) live.stopWith('closed');
