@@ -601,6 +601,11 @@ uint64_t Engine::heldLocked() const {
   return b;
 }
 
+// The buffers may take at most half the budget (at least one buffer): the records parsed out of
+// every buffer CUPTI holds must still fit in the other half (a normalized row is smaller than the
+// CUPTI record it comes from).
+uint64_t Engine::poolLimit() const { return std::max<uint64_t>(options_.bufferBytes, options_.maxBytes / 2); }
+
 void Engine::noteHeldLocked() { peakBytes_ = std::max(peakBytes_, heldLocked()); }
 
 bool Engine::roomForRowLocked(Columns& c) {
@@ -631,7 +636,8 @@ void Engine::requestBuffer(uint8_t** buffer, size_t* size) {
   if (!freeBuffers_.empty()) {
     b = std::move(freeBuffers_.back());
     freeBuffers_.pop_back();
-  } else if (state_ != State::Finished && heldLocked() + options_.bufferBytes <= options_.maxBytes) {
+  } else if (state_ != State::Finished && heldLocked() + options_.bufferBytes <= options_.maxBytes &&
+             (buffersAllocated_ + 1) * options_.bufferBytes <= poolLimit()) {
     b.reset(new uint8_t[options_.bufferBytes]);
     ++buffersAllocated_;
   }

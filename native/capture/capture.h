@@ -9,7 +9,8 @@
 // flushes, unsubscribes and then calls onStopped(reason) from the capture thread.
 //
 // Memory: CUPTI buffers come from a byte-budgeted pool of fixed-size buffers (kineto style); the
-// budget `maxBytes` covers the buffers, the normalized columns and the strings together. When the
+// budget `maxBytes` covers the buffers, the normalized columns and the strings together, and the
+// buffers may take at most half of it. When the
 // pool is exhausted CUPTI gets no buffer (API version >= 27, where that is safe: CUPTI counts the
 // drops) or, on older CUPTI, a discard buffer whose records are counted as our drops; either way
 // the capture stops with reason max_bytes and `truncated`.
@@ -112,6 +113,8 @@ struct CuptiState {
 };
 CuptiState cuptiState();
 
+// Always close() an engine (the addon does, from its finalizer and the environment cleanup hook):
+// a started engine is also referenced by the CUPTI callback router until it stops.
 class Engine : public std::enable_shared_from_this<Engine> {
  public:
   using StoppedFn = std::function<void(const std::string& reason)>;
@@ -151,6 +154,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void run();
   void finish();
   uint64_t heldLocked() const;
+  uint64_t poolLimit() const;
   void noteHeldLocked();
   bool roomForRowLocked(Columns& c);
   double rel(uint64_t ts) const { return static_cast<double>(static_cast<int64_t>(ts - baseNs_)); }
