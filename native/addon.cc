@@ -96,9 +96,19 @@ class CaptureChannel {
   void stopped(const std::string& reason) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (finalized_ || released_) return;
+    // Raw Node-API, statuses ignored: node-addon-api's Call would build a JS Error when the
+    // environment is going away (a worker terminated mid-delivery), and that aborts the process.
     tsfn_.NonBlockingCall([reason](Napi::Env env, Napi::Function fn) {
       if (env == nullptr || fn.IsEmpty()) return;
-      fn.Call({Napi::String::New(env, "stopped"), Napi::String::New(env, reason)});
+      napi_value args[2];
+      napi_value recv;
+      napi_value ignored;
+      if (napi_create_string_utf8(env, "stopped", NAPI_AUTO_LENGTH, &args[0]) != napi_ok ||
+          napi_create_string_utf8(env, reason.data(), reason.size(), &args[1]) != napi_ok ||
+          napi_get_undefined(env, &recv) != napi_ok) {
+        return;
+      }
+      napi_call_function(env, recv, fn, 2, args, &ignored);
     });
     released_ = true;
     tsfn_.Release();

@@ -339,6 +339,25 @@ describe('NativeCapture on the simulator', () => {
     cap.close(); // idempotent
   });
 
+  it('a worker terminated mid-capture (steps flowing, stop event in flight): cleanup stops it, nothing left enabled', async () => {
+    const addon = (createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string }).path(PACKAGE_ROOT);
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const b = require(workerData.addon);
+      let n = 0;
+      const loop = () => {
+        const cap = new b.NativeCapture(workerData.options, () => setImmediate(loop));
+        if (!cap.start().ok) return;
+        if (++n === 3) parentPort.postMessage('running');
+        const t = setInterval(() => cap.step(), 1);
+      };
+      loop();`;
+    const worker = new Worker(code, { eval: true, workerData: { addon, options: options({ steps: 2, flushIntervalMs: 1 }) } });
+    expect(await new Promise((resolve) => worker.once('message', resolve))).toBe('running');
+    await worker.terminate();
+    expectNothingEnabled();
+  });
+
   it('a worker that exits mid-capture: the environment cleanup stops and frees it; nothing left enabled', async () => {
     // The addon file this process loaded (node-gyp-build: a prebuild or the local build).
     const addon = (createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string }).path(PACKAGE_ROOT);
