@@ -31,7 +31,7 @@ export { registerGpuMetrics } from './exporters/prometheus.js';
 export type { PrometheusExportOptions, RegisteredGpuMetrics } from './exporters/prometheus.js';
 export type { GpuMetricsSource, TelemetryProvider } from './exporters/source.js';
 export { createTelemetryServer } from './server.js';
-export type { TelemetryServer, TelemetryServerOptions } from './server.js';
+export type { TelemetryServer, TelemetryServerOptions, CaptureEndpointOptions } from './server.js';
 export { TelemetrySupervisor } from './supervisor.js';
 export type { SupervisorOptions } from './supervisor.js';
 export { registerOtelGpuMetrics, EXTENSION_INSTRUMENTS } from './exporters/otel.js';

@@ -14,7 +14,7 @@ import fsp from 'node:fs/promises';
 import type http from 'node:http';
 import { GpuTelemetryError, invalidOption } from '../errors.js';
 import type { TelemetryProvider } from '../exporters/source.js';
-import type { CaptureHandle } from './capture.js';
+import type { CaptureHandle, CaptureProgress, CaptureState } from './capture.js';
 import type { CaptureOptions } from './options.js';
 import { resolveStoreOptions, type SavedCapture } from './store.js';
 import type { KernelTrace } from './trace.js';
@@ -32,7 +32,11 @@ export interface CaptureEndpointOptions {
 }
 
 interface Entry {
-  handle: CaptureHandle;
+  id: string;
+  /** The live handle; dropped once the capture has ended (its done promise holds the trace). */
+  handle: CaptureHandle | null;
+  /** State and progress at the end. */
+  final: { state: CaptureState; progress: CaptureProgress } | null;
   trace: KernelTrace | null;
   saved: SavedCapture | null;
   error: GpuTelemetryError | null;
@@ -89,7 +93,7 @@ export function createCaptureEndpoint(provider: TelemetryProvider, options: Capt
   };
 
   const remember = (entry: Entry): void => {
-    entries.set(entry.handle.id, entry);
+    entries.set(entry.id, entry);
     while (entries.size > MAX_ENTRIES) entries.delete(entries.keys().next().value as string);
   };
 
@@ -112,20 +116,26 @@ export function createCaptureEndpoint(provider: TelemetryProvider, options: Capt
         entry.trace = null;
       },
       (e: unknown) => {
-        entry.error = new GpuTelemetryError('CAPTURE_FAILED', `saving capture ${entry.handle.id} into ${options.dir} failed: ${(e as Error).message}`, {
+        entry.error = new GpuTelemetryError('CAPTURE_FAILED', `saving capture ${entry.id} into ${options.dir} failed: ${(e as Error).message}`, {
           cause: e,
         });
       },
     );
   };
 
+  const stateOf = (entry: Entry): CaptureState => entry.final?.state ?? entry.handle!.state;
   const status = (entry: Entry) => ({
-    id: entry.handle.id,
-    state: entry.handle.state,
-    progress: entry.handle.progress,
-    trace: `/capture/${entry.handle.id}`,
-    summary: `/capture/${entry.handle.id}/summary`,
+    id: entry.id,
+    state: stateOf(entry),
+    progress: entry.final?.progress ?? entry.handle!.progress,
+    trace: `/capture/${entry.id}`,
+    summary: `/capture/${entry.id}/summary`,
   });
+  const settle = (entry: Entry): void => {
+    const h = entry.handle!;
+    entry.final = { state: h.state, progress: h.progress };
+    entry.handle = null;
+  };
 
   const post = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const declared = Number(req.headers['content-length']);
@@ -188,11 +198,15 @@ export function createCaptureEndpoint(provider: TelemetryProvider, options: Capt
         } else sendError(res, 503, `capture could not start: ${e.code}: ${e.message}`, { code: e.code, vendorMessage: e.vendorMessage });
         return;
       }
-      const entry: Entry = { handle, trace: null, saved: null, error: null, evicted: false };
+      const entry: Entry = { id: handle.id, handle, final: null, trace: null, saved: null, error: null, evicted: false };
       remember(entry);
       handle.done.then(
-        (trace) => onFinished(entry, trace),
+        (trace) => {
+          settle(entry);
+          onFinished(entry, trace);
+        },
         (e: unknown) => {
+          settle(entry);
           entry.error =
             e instanceof GpuTelemetryError ? e : new GpuTelemetryError('CAPTURE_FAILED', (e as Error).message, { cause: e });
         },
@@ -207,7 +221,7 @@ export function createCaptureEndpoint(provider: TelemetryProvider, options: Capt
       sendError(res, 404, `no capture with id ${id} (it may have been forgotten: the server remembers the last ${MAX_ENTRIES})`);
       return;
     }
-    const state = entry.handle.state;
+    const state = stateOf(entry);
     if (entry.error && !entry.trace && !entry.saved) {
       sendError(res, 500, `capture ${id} failed: ${entry.error.code}: ${entry.error.message}`, { id, state, code: entry.error.code });
       return;
