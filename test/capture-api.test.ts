@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { context, ROOT_CONTEXT, trace, type Context, type ContextManager, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
-import { CAPTURE_LIMITS, GpuTelemetryError, JS_NVTX_DOMAIN, nvtx } from '../src/index.js';
+import { CAPTURE_LIMITS, createKernelCapture, GpuTelemetryError, JS_NVTX_DOMAIN, nvtx, openGpuTelemetry } from '../src/index.js';
 import { KernelCapture, cuptiCandidates } from '../src/capture/capture.js';
 import { resolveCaptureOptions } from '../src/capture/options.js';
 import { fakeFactory, FakeNative } from './capture-fixtures.js';
@@ -88,6 +88,21 @@ describe('capture options', () => {
   it('arm() validates before anything native happens', () => {
     expect(errorOf(() => capture.arm({ steps: -3 })).code).toBe('INVALID_OPTION');
     expect(FakeNative.instances).toHaveLength(0);
+  });
+});
+
+describe('where the CUPTI library comes from', () => {
+  it('simulate and libraries.cupti exclude each other; createKernelCapture validates its options', async () => {
+    await expect(openGpuTelemetry({ simulate: 'a100-pcie-2', libraries: { cupti: '/x/libcupti.so' } })).rejects.toMatchObject({
+      code: 'INVALID_OPTION',
+      option: 'simulate',
+      message: expect.stringMatching(/the simulator is also the CUPTI library/),
+    });
+    expect(errorOf(() => createKernelCapture({ simulate: 'a100-pcie-2', libraries: { cupti: '/x' } })).option).toBe('simulate');
+    expect(errorOf(() => createKernelCapture({ libraries: { nvml: '/x' } } as never)).option).toBe('libraries.nvml');
+    expect(errorOf(() => createKernelCapture({ libraries: { cupti: '' } })).option).toBe('libraries.cupti');
+    expect(errorOf(() => createKernelCapture({ sample: 1 } as never)).option).toBe('sample');
+    expect(errorOf(() => createKernelCapture({ simulate: 'no-such-scenario' })).code).toBe('INVALID_OPTION');
   });
 });
 
