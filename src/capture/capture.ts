@@ -237,7 +237,12 @@ export class CaptureHandle {
       this.failStart(e);
       throw e;
     }
-    const r = native.start();
+    let r: ReturnType<CaptureNative['start']>;
+    try {
+      r = native.start();
+    } catch (cause) {
+      r = { ok: false, code: 'CUPTI_ERROR', message: `start() failed: ${(cause as Error).message}` };
+    }
     if (!r.ok) {
       native.close();
       const code = START_ERROR_CODES.includes(r.code as GpuTelemetryErrorCode) ? (r.code as GpuTelemetryErrorCode) : 'CUPTI_ERROR';
