@@ -170,6 +170,27 @@ describe('NativeCapture on the simulator', () => {
     expect(kernels.filter((k) => k[0] >= steps[0][0] && k[1] <= steps[3][1]).length).toBeGreaterThan(0);
   });
 
+  it('driver API calls (driverApi) come with their domain and CUPTI callback name, correlated to kernels', async () => {
+    const { cap, stopped } = create(
+      options({ steps: 2, kinds: { kernels: true, memcpy: false, memset: false, runtimeApi: false, driverApi: true, nvtx: false } }),
+    );
+    expect(cap.start().ok).toBe(true);
+    expect(native.captureCuptiState().enabledKinds.sort((a, b) => a - b)).toEqual([4, KIND.concurrentKernel]);
+    await stepsEvery(cap, 2, 20);
+    expect(await stopped).toBe('steps');
+    const r = cap.result();
+    const api = rows(r.apiCalls, STRIDE.apiCalls);
+    expect(api.length).toBeGreaterThan(0);
+    for (const a of api) {
+      expect(a[6]).toBe(1);
+      expect(a[5]).toBe(307);
+      expect(r.strings[a[7]]).toBe('cuLaunchKernel');
+    }
+    const correlations = new Set(rows(r.kernels, STRIDE.kernels).map((k) => k[5]));
+    expect(api.filter((a) => correlations.has(a[4])).length).toBeGreaterThan(0);
+    expect(r.memcpys.length + r.memsets.length + r.ranges.length).toBe(0);
+  });
+
   it('manual startAfterSteps: nothing enabled until the boundary, then the next steps are captured', async () => {
     const { cap, stopped } = create(options({ steps: 3, startAfterSteps: 2 }));
     expect(cap.start().ok).toBe(true);
