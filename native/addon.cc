@@ -502,6 +502,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
 
   Napi::Value start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    const bool first = !startCalled_;
+    startCalled_ = true;
     const capture::StartResult r = engine_->start();
     Napi::Object o = Napi::Object::New(env);
     o.Set("ok", r.ok);
@@ -515,7 +517,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
         o.Set("vendorCode", r.vendorCode);
         o.Set("vendorMessage", r.vendorMessage);
       }
-      channel_->release();  // no 'stopped' event follows a failed start
+      if (first) channel_->release();  // no 'stopped' event follows a failed first start
     }
     return o;
   }
@@ -580,6 +582,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
 
   std::shared_ptr<capture::Engine> engine_;
   std::shared_ptr<CaptureChannel> channel_;
+  bool startCalled_ = false;
   std::shared_ptr<AddonState> state_;
 };
 

@@ -429,6 +429,21 @@ describe('NativeCapture on the simulator', () => {
     });
   }
 
+  it('start() twice → CAPTURE_BUSY; start() after close() → CLOSED; methods after close() are safe', async () => {
+    const { cap, stopped } = create(options({ steps: 1 }));
+    expect(cap.start().ok).toBe(true);
+    expect(cap.start()).toMatchObject({ ok: false, code: 'CAPTURE_BUSY' });
+    cap.step();
+    expect(await stopped).toBe('steps');
+    cap.close();
+    expect(cap.progress().state).toBe('finished');
+    expect(cap.result().kernels.length).toBe(0);
+    const other = create(options());
+    other.cap.close();
+    expect(other.cap.start()).toMatchObject({ ok: false, code: 'CLOSED' });
+    expectNothingEnabled();
+  });
+
   it('a missing library → LIBRARY_NOT_FOUND listing what was tried', () => {
     const { cap } = create(options({ cuptiCandidates: ['/nonexistent/libcupti.so.13'], simulatorScenario: undefined }));
     const r = cap.start();

@@ -219,8 +219,8 @@ StartResult Engine::start() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (started_ || closed_) {
       StartResult r;
-      r.code = "CAPTURE_BUSY";
-      r.message = "this capture was already started";
+      r.code = closed_ ? "CLOSED" : "CAPTURE_BUSY";
+      r.message = closed_ ? "this capture was closed" : "this capture was already started";
       return r;
     }
     started_ = true;
