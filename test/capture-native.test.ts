@@ -444,6 +444,28 @@ describe('NativeCapture on the simulator', () => {
     expectNothingEnabled();
   });
 
+  it('a CUPTI without cuptiGetCallbackName / cuptiGetResultString: API names "cbid N", our result names', async () => {
+    const legacy = simulatorLibraryPath('legacy')!;
+    const { cap, stopped } = create(options({ cuptiCandidates: [legacy], steps: 1 }));
+    expect(cap.start()).toMatchObject({ ok: true, libraryPath: legacy });
+    await sleep(20);
+    cap.step();
+    expect(await stopped).toBe('steps');
+    const r = cap.result();
+    const api = rows(r.apiCalls, STRIDE.apiCalls);
+    expect(api.length).toBeGreaterThan(0);
+    for (const a of api) expect(r.strings[a[7]]).toBe('cbid 211');
+    const busy = create(options({ cuptiCandidates: [legacy], simulatorScenario: scenario('capture-decode-loop', { multipleSubscribers: true }) }));
+    expect(busy.cap.start()).toMatchObject({ ok: false, code: 'CUPTI_BUSY', vendorMessage: 'CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED' });
+  });
+
+  it('a library that is not CUPTI → SYMBOL_MISSING naming the entry point', () => {
+    const { cap } = create(options({ cuptiCandidates: ['libm.so.6'], simulatorScenario: undefined }));
+    const r = cap.start();
+    expect(r).toMatchObject({ ok: false, code: 'SYMBOL_MISSING' });
+    expect(r.message).toContain('cuptiGetVersion');
+  });
+
   it('a missing library → LIBRARY_NOT_FOUND listing what was tried', () => {
     const { cap } = create(options({ cuptiCandidates: ['/nonexistent/libcupti.so.13'], simulatorScenario: undefined }));
     const r = cap.start();

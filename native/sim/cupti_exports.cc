@@ -355,7 +355,7 @@ void stopProducer() {
   if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
 }
 
-const char* resultString(simCuptiResult r) {
+[[maybe_unused]] const char* resultString(simCuptiResult r) {
   switch (r) {
     case SIM_CUPTI_SUCCESS: return "CUPTI_SUCCESS";
     case SIM_CUPTI_ERROR_INVALID_PARAMETER: return "CUPTI_ERROR_INVALID_PARAMETER";
@@ -446,11 +446,15 @@ SIM_EXPORT simCuptiResult cuptiGetVersion(uint32_t* version) {
   return SIM_CUPTI_SUCCESS;
 }
 
+// The legacy build (GTSIM_LEGACY_DRIVER) also plays a minimal CUPTI without the optional
+// cuptiGetResultString and cuptiGetCallbackName, so clients' fallbacks run for real.
+#ifndef GTSIM_LEGACY_DRIVER
 SIM_EXPORT simCuptiResult cuptiGetResultString(simCuptiResult result, const char** str) {
   if (str == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
   *str = resultString(result);
   return SIM_CUPTI_SUCCESS;
 }
+#endif
 
 SIM_EXPORT simCuptiResult cuptiGetTimestamp(uint64_t* timestamp) {
   if (timestamp == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
@@ -548,6 +552,7 @@ SIM_EXPORT simCuptiResult cuptiActivityGetNumDroppedRecords(void* /*context*/, u
   return SIM_CUPTI_SUCCESS;
 }
 
+#ifndef GTSIM_LEGACY_DRIVER
 SIM_EXPORT simCuptiResult cuptiGetCallbackName(int domain, uint32_t cbid, const char** name) {
   if (name == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
   if (domain == SIM_CUPTI_DOMAIN_RUNTIME && cbid == 211) *name = "cudaLaunchKernel_v7000";
@@ -556,3 +561,4 @@ SIM_EXPORT simCuptiResult cuptiGetCallbackName(int domain, uint32_t cbid, const 
   else return SIM_CUPTI_ERROR_INVALID_PARAMETER;
   return SIM_CUPTI_SUCCESS;
 }
+#endif
