@@ -16,9 +16,14 @@ import { skipReason } from './system-packages.js';
 const CUDA13_INCLUDE = '/usr/local/cuda/include';
 const CUDA13_HEADER = fs.existsSync(path.join(CUDA13_INCLUDE, 'cupti_activity_deprecated.h'));
 const DEBIAN_HEADER = fs.existsSync('/usr/include/cupti_activity.h');
-// Debian's CUPTI 11.8 headers include <cuda.h>, which libcupti-dev does not ship: take it from
-// the CUDA toolkit when there is one (after /usr/include, so CUPTI's own headers stay the 11.8 ones).
-const CUDA_H_DIR = fs.existsSync(path.join(CUDA13_INCLUDE, 'cuda.h')) ? CUDA13_INCLUDE : null;
+// Debian's CUPTI 11.8 headers include <cuda.h> (and the runtime headers), which libcupti-dev does
+// not ship: Debian's nvidia-cuda-dev puts them in /usr/include; else take them from the CUDA
+// toolkit (searched after /usr/include, so CUPTI's own headers stay the 11.8 ones).
+const CUDA_H_DIR = fs.existsSync('/usr/include/cuda.h')
+  ? '/usr/include'
+  : fs.existsSync(path.join(CUDA13_INCLUDE, 'cuda.h'))
+    ? CUDA13_INCLUDE
+    : null;
 
 function compileAndRun(flags: string[]): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-cupti-abi-'));
@@ -43,7 +48,7 @@ function compileAndRun(flags: string[]): string {
 
 if (!CUDA13_HEADER) skipReason(`${CUDA13_INCLUDE}/cupti_activity_deprecated.h (CUDA 13 toolkit CUPTI headers)`, 'cuda-cupti-dev-13 (NVIDIA CUDA repository)');
 if (!DEBIAN_HEADER) skipReason('/usr/include/cupti_activity.h', 'libcupti-dev');
-else if (!CUDA_H_DIR) skipReason('cuda.h (needed by the CUPTI 11.8 headers)', 'nvidia-cuda-dev or a CUDA toolkit');
+else if (!CUDA_H_DIR) skipReason('cuda.h (needed by the CUPTI 11.8 headers)', 'nvidia-cuda-dev (or a CUDA toolkit in /usr/local/cuda)');
 
 describe('CUPTI ABI', () => {
   it.skipIf(!CUDA13_HEADER)('CUDA 13 and CUDA 12 record structs, constants and layouts match /usr/local/cuda/include', () => {
@@ -55,7 +60,7 @@ describe('CUPTI ABI', () => {
   });
 
   it.skipIf(!DEBIAN_HEADER || !CUDA_H_DIR)('CUDA 11.8 record structs and constants match Debian libcupti-dev (/usr/include)', () => {
-    const out = compileAndRun([`-idirafter`, CUDA_H_DIR ?? '/nonexistent']);
+    const out = compileAndRun(CUDA_H_DIR === '/usr/include' ? [] : ['-idirafter', CUDA_H_DIR ?? '/nonexistent']);
     expect(out).toMatch(/CUPTI_API_VERSION 18\): \d+ checks passed/);
     expect(Number(/(\d+) checks/.exec(out)![1])).toBeGreaterThan(150);
     expect(out).toContain('Kernel8 200');
