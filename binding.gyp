@@ -15,7 +15,9 @@
         "native/sources/dcgm_source.cc",
         "native/vendor/dynlib.cc",
         "native/vendor/nvml_api.cc",
-        "native/vendor/dcgm_api.cc"
+        "native/vendor/dcgm_api.cc",
+        "native/vendor/cupti_api.cc",
+        "native/capture/capture.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_ENABLE_TYPE_CHECK_ON_AS", "NAPI_CPP_EXCEPTIONS"],
@@ -28,7 +30,7 @@
       "target_name": "gpu_telemetry_sim",
       "type": "shared_library",
       "product_name": "gpu_telemetry_sim",
-      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/dcgm_exports.cc"],
+      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/dcgm_exports.cc", "native/sim/cupti_exports.cc"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["<@(gt_cflags)", "-fexceptions", "-fno-gnu-unique"],
       "libraries": ["-lpthread"]
@@ -37,7 +39,7 @@
       "target_name": "gpu_telemetry_sim_legacy",
       "type": "shared_library",
       "product_name": "gpu_telemetry_sim_legacy",
-      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/dcgm_exports.cc"],
+      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/dcgm_exports.cc", "native/sim/cupti_exports.cc"],
       "defines": ["GTSIM_LEGACY_DRIVER=1"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["<@(gt_cflags)", "-fexceptions", "-fno-gnu-unique"],

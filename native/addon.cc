@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 
+#include "capture/capture.h"
 #include "sampler/sampler.h"
 
 namespace gt {
@@ -80,19 +81,92 @@ class EventChannel {
   Napi::ThreadSafeFunction tsfn_;
 };
 
+// A capture's one event ('stopped', reason) into JS, from the capture thread. Same guards as
+// EventChannel: nothing is called after Node finalized the function.
+class CaptureChannel {
+ public:
+  static std::shared_ptr<CaptureChannel> create(Napi::Env env, Napi::Function callback) {
+    auto channel = std::make_shared<CaptureChannel>();
+    auto* finalizeData = new std::weak_ptr<CaptureChannel>(channel);
+    channel->tsfn_ = Napi::ThreadSafeFunction::New(
+        env, callback, "gpu-telemetry-capture", 0, 1, finalizeData,
+        [](Napi::Env, std::weak_ptr<CaptureChannel>* weak) {
+          if (auto ch = weak->lock()) {
+            std::lock_guard<std::mutex> lock(ch->mutex_);
+            ch->finalized_ = true;
+          }
+          delete weak;
+        });
+    return channel;
+  }
+
+  // From the capture thread: the stop event, then the function is released (one event per capture).
+  void stopped(const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finalized_ || released_) return;
+    // Raw Node-API, statuses ignored: node-addon-api's Call would build a JS Error when the
+    // environment is going away (a worker terminated mid-delivery), and that aborts the process.
+    tsfn_.NonBlockingCall([reason](Napi::Env env, Napi::Function fn) {
+      if (env == nullptr || fn.IsEmpty()) return;
+      napi_value args[2];
+      napi_value recv;
+      napi_value ignored;
+      if (napi_create_string_utf8(env, "stopped", NAPI_AUTO_LENGTH, &args[0]) != napi_ok ||
+          napi_create_string_utf8(env, reason.data(), reason.size(), &args[1]) != napi_ok ||
+          napi_get_undefined(env, &recv) != napi_ok) {
+        return;
+      }
+      napi_call_function(env, recv, fn, 2, args, &ignored);
+    });
+    released_ = true;
+    tsfn_.Release();
+  }
+
+  // Referenced (keeps the process alive) only while a capture is live: a constructed but never
+  // started capture must not hold the event loop open.
+  void setRef(Napi::Env env, bool ref) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finalized_ || released_) return;
+    if (ref) {
+      tsfn_.Ref(env);
+    } else {
+      tsfn_.Unref(env);
+    }
+  }
+
+  // A capture that never started: nothing will be posted.
+  void release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (finalized_ || released_) return;
+    released_ = true;
+    tsfn_.Release();
+  }
+
+ private:
+  std::mutex mutex_;
+  bool finalized_ = false;
+  bool released_ = false;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
 // Per-environment state: the live instances, so the cleanup hook can stop their threads.
 struct AddonState {
   std::mutex mutex;
   std::set<std::shared_ptr<Sampler>> live;
+  std::set<std::shared_ptr<capture::Engine>> captures;
 };
 
 void cleanupEnvironment(void* arg) {
   auto* state = static_cast<AddonState*>(arg);
   std::set<std::shared_ptr<Sampler>> live;
+  std::set<std::shared_ptr<capture::Engine>> captures;
   {
     std::lock_guard<std::mutex> lock(state->mutex);
     live.swap(state->live);
+    captures.swap(state->captures);
   }
+  // A live capture is stopped (every CUPTI kind disabled, the subscriber released) and freed.
+  for (const auto& c : captures) c->close();
   for (const auto& s : live) s->requestStop();
   // Bounded: a thread stuck in a hung driver call is left to finish on its own (it owns what it
   // uses); everything else is joined so a worker or the process exits cleanly.
@@ -363,6 +437,195 @@ class Handle : public Napi::ObjectWrap<Handle> {
   std::shared_ptr<AddonState> state_;  // shared: finalizers may run after the environment's data is gone
 };
 
+
+// new NativeCapture(options, onEvent): dormant until start(); see native/capture/capture.h.
+class Capture : public Napi::ObjectWrap<Capture> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeCapture",
+                       {
+                           InstanceMethod<&Capture::start>("start"),
+                           InstanceMethod<&Capture::step>("step"),
+                           InstanceMethod<&Capture::timestamp>("timestamp"),
+                           InstanceMethod<&Capture::progress>("progress"),
+                           InstanceMethod<&Capture::stop>("stop"),
+                           InstanceMethod<&Capture::result>("result"),
+                           InstanceMethod<&Capture::close>("close"),
+                       });
+  }
+
+  explicit Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      Napi::TypeError::New(env, "NativeCapture(options, onEvent)").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    capture::Options options;
+    options.cuptiCandidates = stringArray(o.Get("cuptiCandidates"));
+    Napi::Value scenario = o.Get("simulatorScenario");
+    if (scenario.IsString()) {
+      options.hasScenario = true;
+      options.simulatorScenario = scenario.As<Napi::String>().Utf8Value();
+    }
+    auto count = [&](const char* key, double fallback) {
+      const double d = numberOr(o, key, fallback);
+      return d > 0 ? static_cast<uint64_t>(d) : uint64_t{0};
+    };
+    options.maxBytes = count("maxBytes", 64.0 * 1024 * 1024);
+    options.bufferBytes = count("bufferBytes", 4.0 * 1024 * 1024);
+    options.maxRecords = count("maxRecords", 1e6);
+    options.steps = count("steps", 1);
+    options.startAfterSteps = count("startAfterSteps", 0);
+    options.flushIntervalMs = static_cast<int64_t>(numberOr(o, "flushIntervalMs", 100));
+    Napi::Value stepRange = o.Get("stepRange");
+    if (stepRange.IsString()) {
+      options.hasStepRange = true;
+      options.stepRange = stepRange.As<Napi::String>().Utf8Value();
+    }
+    Napi::Value kinds = o.Get("kinds");
+    if (kinds.IsObject()) {
+      Napi::Object k = kinds.As<Napi::Object>();
+      auto flag = [&](const char* key, bool fallback) {
+        Napi::Value v = k.Get(key);
+        return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
+      };
+      options.kinds.kernels = flag("kernels", true);
+      options.kinds.memcpy = flag("memcpy", true);
+      options.kinds.memset = flag("memset", true);
+      options.kinds.runtimeApi = flag("runtimeApi", true);
+      options.kinds.driverApi = flag("driverApi", false);
+      options.kinds.nvtx = flag("nvtx", true);
+    }
+    channel_ = CaptureChannel::create(env, info[1].As<Napi::Function>());
+    channel_->setRef(env, false);
+    std::weak_ptr<CaptureChannel> weakChannel = channel_;
+    engine_ = capture::Engine::create(std::move(options), [weakChannel](const std::string& reason) {
+      if (auto ch = weakChannel.lock()) ch->stopped(reason);
+    });
+    state_ = *env.GetInstanceData<std::shared_ptr<AddonState>>();
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->captures.insert(engine_);
+  }
+
+  ~Capture() override { shutdown(); }
+
+ private:
+  void shutdown() {
+    if (!engine_) return;
+    engine_->close();
+    if (channel_) channel_->release();
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->captures.erase(engine_);
+  }
+
+  Napi::Value start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const bool first = !startCalled_;
+    startCalled_ = true;
+    const capture::StartResult r = engine_->start();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ok", r.ok);
+    if (!r.libraryPath.empty()) o.Set("libraryPath", r.libraryPath);
+    if (r.cuptiVersion != 0) o.Set("cuptiVersion", static_cast<double>(r.cuptiVersion));
+    if (r.ok) channel_->setRef(env, true);  // until the 'stopped' event
+    if (!r.ok) {
+      o.Set("code", r.code);
+      o.Set("message", r.message);
+      if (r.hasVendorCode) {
+        o.Set("vendorCode", r.vendorCode);
+        o.Set("vendorMessage", r.vendorMessage);
+      }
+      if (first) channel_->release();  // no 'stopped' event follows a failed first start
+    }
+    return o;
+  }
+
+  Napi::Value step(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), engine_->step()); }
+  Napi::Value timestamp(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), engine_->timestamp()); }
+
+  Napi::Value progress(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const capture::Progress p = engine_->progress();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("state", capture::stateName(p.state));
+    o.Set("steps", static_cast<double>(p.steps));
+    o.Set("records", static_cast<double>(p.records));
+    o.Set("bytes", static_cast<double>(p.bytes));
+    o.Set("droppedByCupti", static_cast<double>(p.droppedByCupti));
+    o.Set("droppedByUs", static_cast<double>(p.droppedByUs));
+    return o;
+  }
+
+  void stop(const Napi::CallbackInfo& info) {
+    std::string reason = "cancelled";
+    if (info.Length() > 0 && info[0].IsString()) reason = info[0].As<Napi::String>().Utf8Value();
+    engine_->stop(reason);
+  }
+
+  static Napi::Value columns(Napi::Env env, capture::Columns* c) {
+    const size_t doubles = c ? c->rows() * c->stride() : 0;
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, doubles * sizeof(double));
+    if (doubles > 0) c->drainInto(static_cast<double*>(buffer.Data()));
+    return Napi::Float64Array::New(env, doubles, buffer, 0);
+  }
+
+  Napi::Value result(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    capture::Result r = engine_->result();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("baseNs", r.baseNs);
+    o.Set("cuptiVersion", static_cast<double>(r.cuptiVersion));
+    o.Set("layout", r.layout);
+    o.Set("libraryPath", r.libraryPath);
+    o.Set("simulated", r.simulated);
+    o.Set("reason", r.reason);
+    o.Set("truncated", r.truncated);
+    o.Set("kernels", columns(env, r.kernels.get()));
+    o.Set("memcpys", columns(env, r.memcpys.get()));
+    o.Set("memsets", columns(env, r.memsets.get()));
+    o.Set("apiCalls", columns(env, r.apiCalls.get()));
+    o.Set("ranges", columns(env, r.ranges.get()));
+    o.Set("steps", columns(env, r.steps.get()));
+    Napi::Array strings = Napi::Array::New(env, r.strings.size());
+    for (size_t i = 0; i < r.strings.size(); ++i) strings.Set(static_cast<uint32_t>(i), r.strings[i]);
+    o.Set("strings", strings);
+    o.Set("droppedByCupti", static_cast<double>(r.droppedByCupti));
+    o.Set("droppedByUs", static_cast<double>(r.droppedByUs));
+    o.Set("peakBytes", static_cast<double>(r.peakBytes));
+    o.Set("buffersCompleted", static_cast<double>(r.buffersCompleted));
+    return o;
+  }
+
+  void close(const Napi::CallbackInfo&) { shutdown(); }
+
+  std::shared_ptr<capture::Engine> engine_;
+  std::shared_ptr<CaptureChannel> channel_;
+  bool startCalled_ = false;
+  std::shared_ptr<AddonState> state_;
+};
+
+// captureCuptiState() -> what the loaded CUPTI has enabled (the simulator says so itself; for a
+// real CUPTI, what this process's captures enabled and have not disabled).
+Napi::Value captureCuptiState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const capture::CuptiState s = capture::cuptiState();
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array kinds = Napi::Array::New(env, s.enabledKinds.size());
+  for (size_t i = 0; i < s.enabledKinds.size(); ++i) kinds.Set(static_cast<uint32_t>(i), s.enabledKinds[i]);
+  o.Set("enabledKinds", kinds);
+  o.Set("subscribed", s.subscribed);
+  o.Set("source", s.source);
+  o.Set("libraryPath", s.libraryPath);
+  if (s.hasSimulatorCounters) {
+    Napi::Object c = Napi::Object::New(env);
+    const char* names[6] = {"recordsProduced", "recordsDropped", "nullBuffers", "unsafeNullBuffers", "buffersCompleted", "buffersHeld"};
+    for (int i = 0; i < 6; ++i) c.Set(names[i], s.simulatorCounters[i]);
+    o.Set("simulator", c);
+  }
+  return o;
+}
+
 Napi::Value fieldNames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env, kFieldCount);
@@ -389,6 +652,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<std::shared_ptr<AddonState>>(state);  // deleted when the environment goes
   napi_add_env_cleanup_hook(env, cleanupEnvironment, state->get());
   exports.Set("NativeHandle", Handle::define(env));
+  exports.Set("NativeCapture", Capture::define(env));
+  exports.Set("captureCuptiState", Napi::Function::New(env, captureCuptiState));
   exports.Set("fieldNames", Napi::Function::New(env, fieldNames));
   exports.Set("constants", Napi::Function::New(env, constants));
   return exports;

@@ -15,7 +15,12 @@ export type GpuTelemetryErrorCode =
   | 'SOURCE_UNAVAILABLE' // a backend required by options.sources cannot be used
   | 'CLOSED' // the instance was closed
   | 'TIMEOUT' // an operation did not finish in time
-  | 'ADDON_LOAD_FAILED'; // the native addon could not be loaded (not built for this platform)
+  | 'ADDON_LOAD_FAILED' // the native addon could not be loaded (not built for this platform)
+  | 'CAPTURE_BUSY' // a kernel-trace capture is already armed in this process (one at a time)
+  | 'CUPTI_BUSY' // another profiler (Nsight, PyTorch's Kineto, …) holds CUPTI's one subscriber slot
+  | 'UNSUPPORTED_CUPTI_VERSION' // the loaded CUPTI's record layout is not one this build knows
+  | 'CUPTI_ERROR' // any other CUPTI failure (vendorCode + CUPTI's own result string)
+  | 'CAPTURE_FAILED'; // a capture ended by an error before it recorded anything
 
 export interface GpuTelemetryErrorDetails {
   /** The vendor's return code (e.g. NVML's 9 for "Driver Not Loaded"), when a vendor call failed. */

@@ -31,10 +31,49 @@ export { registerGpuMetrics } from './exporters/prometheus.js';
 export type { PrometheusExportOptions, RegisteredGpuMetrics } from './exporters/prometheus.js';
 export type { GpuMetricsSource, TelemetryProvider } from './exporters/source.js';
 export { createTelemetryServer } from './server.js';
-export type { TelemetryServer, TelemetryServerOptions } from './server.js';
+export type { TelemetryServer, TelemetryServerOptions, CaptureEndpointOptions } from './server.js';
 export { TelemetrySupervisor } from './supervisor.js';
 export type { SupervisorOptions } from './supervisor.js';
 export { registerOtelGpuMetrics, EXTENSION_INSTRUMENTS } from './exporters/otel.js';
 export type { OtelExportOptions, RegisteredOtelMetrics } from './exporters/otel.js';
 export { DCGM_DEFAULT_METRICS, DCGM_LABEL_NAMES } from './exporters/dcgm-names.js';
 export type { DcgmMetricSpec } from './exporters/dcgm-names.js';
+export {
+  createKernelCapture,
+  KernelCapture,
+  CaptureHandle,
+  KernelTrace,
+  CaptureStore,
+  CAPTURE_LIMITS,
+  JS_NVTX_DOMAIN,
+} from './capture/index.js';
+export type {
+  KernelCaptureOptions,
+  CaptureState,
+  CaptureProgress,
+  CaptureOptions,
+  CaptureKinds,
+  KernelTraceMeta,
+  CaptureStopReason,
+  KernelRecord,
+  MemcpyRecord,
+  MemsetRecord,
+  ApiCallRecord,
+  RangeRecord,
+  StepRecord,
+  MemcpyDirection,
+  TimedRecord,
+  TraceSummary,
+  KernelNameStats,
+  DeviceBusy,
+  StreamBusy,
+  IdleGapStats,
+  StepSummary,
+  MemcpyVolume,
+  DistributionNs,
+  StoreOptions,
+  SavedCapture,
+  StoredCapture,
+} from './capture/index.js';
+export { nvtx } from './nvtx.js';
+export type { Nvtx } from './nvtx.js';

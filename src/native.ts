@@ -110,6 +110,11 @@ export interface NativeConstants {
 
 export interface NativeBinding {
   NativeHandle: new (options: NativeOptions, onEvent: (event: NativeEvent) => void) => NativeHandle;
+  NativeCapture: new (
+    options: NativeCaptureOptions,
+    onEvent: (event: 'stopped', reason: string) => void,
+  ) => NativeCapture;
+  captureCuptiState(): NativeCuptiState;
   fieldNames(): string[];
   constants(): NativeConstants;
 }
@@ -132,4 +137,115 @@ export function loadNative(): NativeBinding {
     );
   }
   return binding;
+}
+
+// ---- kernel-trace capture (native/capture, native/addon.cc): the contract in
+// /work/briefs/capture-contract.md. Options are validated in TypeScript; native trusts them.
+
+export interface NativeCaptureKinds {
+  kernels: boolean;
+  memcpy: boolean;
+  memset: boolean;
+  runtimeApi: boolean;
+  driverApi: boolean;
+  nvtx: boolean;
+}
+
+export interface NativeCaptureOptions {
+  /** CUPTI library paths/sonames, tried in order. */
+  cuptiCandidates: string[];
+  /** Scenario JSON text: when set, the loaded library (the simulator) is configured with it. */
+  simulatorScenario?: string;
+  /** Cap on all capture memory: CUPTI buffers + normalized records + strings (bytes). */
+  maxBytes: number;
+  /** Size of one CUPTI activity buffer (bytes, >= 64 KiB). */
+  bufferBytes: number;
+  maxRecords: number;
+  steps: number;
+  startAfterSteps: number;
+  /** null: steps are step() calls; else NVTX ranges with this name are the steps. */
+  stepRange: string | null;
+  kinds: NativeCaptureKinds;
+  flushIntervalMs: number;
+}
+
+export interface NativeCaptureProgress {
+  state: 'waiting' | 'capturing' | 'stopping' | 'finished';
+  steps: number;
+  records: number;
+  /** Capture memory held now (bytes). */
+  bytes: number;
+  droppedByCupti: number;
+  droppedByUs: number;
+}
+
+export interface NativeCaptureStartResult {
+  ok: boolean;
+  /** LIBRARY_NOT_FOUND | SYMBOL_MISSING | UNSUPPORTED_CUPTI_VERSION | CUPTI_BUSY | CUPTI_ERROR | CAPTURE_BUSY | INVALID_SCENARIO */
+  code?: string;
+  message?: string;
+  vendorCode?: number;
+  vendorMessage?: string;
+  libraryPath?: string;
+  cuptiVersion?: number;
+}
+
+/** Record columns (Float64Array, fixed stride; times in ns on the CUPTI clock relative to baseNs). */
+export interface NativeCaptureResult {
+  /** The absolute CUPTI timestamp at start() (ns, decimal: beyond 2^53). */
+  baseNs: string;
+  cuptiVersion: number;
+  layout: 'cuda11' | 'cuda12' | 'cuda13' | 'unsupported';
+  libraryPath: string;
+  simulated: boolean;
+  reason: string;
+  truncated: boolean;
+  /** stride 16: start, end, deviceId, contextId, streamId, correlationId, gridX..Z, blockX..Z, registersPerThread, staticSharedBytes, dynamicSharedBytes, nameIndex */
+  kernels: Float64Array;
+  /** stride 10: start, end, deviceId, contextId, streamId, correlationId, bytes, copyKind, srcKind, dstKind */
+  memcpys: Float64Array;
+  /** stride 8: start, end, deviceId, contextId, streamId, correlationId, bytes, value */
+  memsets: Float64Array;
+  /** stride 8: start, end, processId, threadId, correlationId, cbid, domain (0 runtime, 1 driver), nameIndex */
+  apiCalls: Float64Array;
+  /** stride 8: start, end, id, isRange, nameIndex, domainIndex (-1 none), processId, threadId */
+  ranges: Float64Array;
+  /** stride 2: start, end (row i = step i) */
+  steps: Float64Array;
+  strings: string[];
+  droppedByCupti: number;
+  droppedByUs: number;
+  peakBytes: number;
+  buffersCompleted: number;
+}
+
+export interface NativeCapture {
+  start(): NativeCaptureStartResult;
+  /** Manual step boundary; returns its CUPTI timestamp relative to baseNs (ns). */
+  step(): number;
+  timestamp(): number;
+  progress(): NativeCaptureProgress;
+  stop(reason: string): void;
+  /** Valid after the 'stopped' event; moves the data out (a second call returns empty arrays). */
+  result(): NativeCaptureResult;
+  close(): void;
+}
+
+export interface NativeCuptiState {
+  /** CUPTI activity kinds enabled now. */
+  enabledKinds: number[];
+  subscribed: boolean;
+  /** 'library': the loaded CUPTI said so (simulator); 'tracked': what this process's captures left enabled. */
+  source: 'library' | 'tracked';
+  libraryPath: string;
+  /** The simulator's counters, when the loaded CUPTI is the simulator. */
+  simulator?: {
+    recordsProduced: number;
+    recordsDropped: number;
+    nullBuffers: number;
+    /** Null buffers handed to a CUPTI older than API version 27 (where that is unsafe). */
+    unsafeNullBuffers: number;
+    buffersCompleted: number;
+    buffersHeld: number;
+  };
 }

@@ -82,6 +82,8 @@ export interface ResolvedOptions {
   dcgmHost: string;
   dcgmHostIsUnixSocket: boolean;
   dcgmConnectTimeoutMs: number;
+  /** libraries.cupti, for kernel-trace capture (null: $GPU_TELEMETRY_CUPTI_LIB or the defaults). */
+  cuptiLibrary: string | null;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -181,6 +183,9 @@ export function resolveOptions(options: GpuTelemetryOptions | undefined): Resolv
   if (simulate !== undefined && libraries.nvml !== undefined) {
     throw invalidOption('simulate', 'cannot be combined with libraries.nvml: the simulator is the NVML library');
   }
+  if (o.simulate !== undefined && libraries.cupti !== undefined) {
+    throw invalidOption('simulate', 'cannot be combined with libraries.cupti: the simulator is also the CUPTI library');
+  }
 
   let scenario: ResolvedScenario | null = null;
   let nvmlCandidates: string[];
@@ -265,5 +270,6 @@ export function resolveOptions(options: GpuTelemetryOptions | undefined): Resolv
     scenario,
     meminfoPath,
     sources,
+    cuptiLibrary: scenario === null && typeof libraries.cupti === 'string' ? libraries.cupti : null,
   };
 }

@@ -7,10 +7,18 @@ import type { AddressInfo } from 'node:net';
 import { Registry, type OpenMetricsContentType } from 'prom-client';
 import { registerGpuMetrics, type PrometheusExportOptions } from './exporters/prometheus.js';
 import { asProvider, type GpuMetricsSource } from './exporters/source.js';
+import { createCaptureEndpoint, type CaptureEndpointOptions, type CaptureRoute } from './capture/endpoint.js';
+
+export type { CaptureEndpointOptions } from './capture/endpoint.js';
 
 export interface TelemetryServerOptions extends PrometheusExportOptions {
   /** Header and request timeouts against slow clients (ms, default 10,000). */
   requestTimeoutMs?: number;
+  /**
+   * The kernel-trace capture endpoint (POST /capture, GET /capture/<id>), off unless set with a
+   * token: `{ token, dir?, maxBodyBytes?, keepFiles?, keepDays? }`.
+   */
+  capture?: CaptureEndpointOptions;
 }
 
 export interface TelemetryServer {
@@ -37,7 +45,9 @@ export function createTelemetryServer(source: GpuMetricsSource, options: Telemet
   const text = new Registry();
   const openMetrics = new Registry<OpenMetricsContentType>();
   openMetrics.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
-  registerGpuMetrics([text, openMetrics as unknown as Registry], provider, options);
+  const { capture: captureOptions, ...metricOptions } = options;
+  const captureRoute: CaptureRoute | null = captureOptions !== undefined ? createCaptureEndpoint(provider, captureOptions) : null;
+  registerGpuMetrics([text, openMetrics as unknown as Registry], provider, metricOptions);
 
   const routes: Record<string, Record<string, Handler>> = {
     '/metrics': {
@@ -72,6 +82,15 @@ export function createTelemetryServer(source: GpuMetricsSource, options: Telemet
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (captureRoute) {
+      try {
+        if (captureRoute(req, res, url.pathname)) return;
+      } catch (e) {
+        if (!res.headersSent) sendText(res, 500, `internal error: ${(e as Error).message}`);
+        else res.destroy();
+        return;
+      }
+    }
     const route = routes[url.pathname];
     if (!route) {
       sendText(res, 404, `not found: ${url.pathname} (try /metrics)`);

@@ -8,6 +8,7 @@ import { closedError, GpuTelemetryError, type GpuTelemetryErrorCode } from './er
 import { loadNative, NativeEvent, type NativeHandle, type NativeOpenError, type NativeStats } from './native.js';
 import { resolveOptions, type GpuTelemetryOptions, type ResolvedOptions } from './options.js';
 import { toXidEvent, type XidEvent } from './xid.js';
+import { KernelCapture } from './capture/capture.js';
 import {
   headerAge,
   headerSeq,
@@ -84,6 +85,11 @@ export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
   readonly backends: Backends;
   readonly intervalMs: number;
   readonly staleAfterMs: number;
+  /**
+   * Kernel-trace capture (CUPTI), dormant until armed: `gpu.capture.arm({ steps: 50 })`. Uses
+   * libraries.cupti, or the simulator's CUPTI when simulating.
+   */
+  readonly capture: KernelCapture;
 
   private readonly decoder: SnapshotDecoder;
   private readonly header = new Float64Array(HEADER_LENGTH);
@@ -113,6 +119,14 @@ export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
     this.intervalMs = options.intervalMs;
     this.staleAfterMs = options.staleAfterMs;
     this.closeTimeoutMs = options.closeTimeoutMs;
+    this.capture = new KernelCapture(
+      {
+        cuptiLibrary: options.cuptiLibrary,
+        simulator: options.scenario ? { libraryPath: options.scenario.libraryPath, scenarioText: options.scenario.text } : null,
+      },
+      undefined,
+      () => this.closed,
+    );
     this.decoder = new SnapshotDecoder(handle.layout(), loadNative().constants(), devices, fieldNotes);
     // Sampling notifications cost nothing until someone listens for them.
     const plain = this as EventEmitter;
@@ -194,6 +208,7 @@ export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
     this.closePromise = new Promise<void>((resolve) => {
       this.resolveClosed = resolve;
     });
+    this.capture.closeInstance(); // a live capture ends with reason 'closed' (its done still resolves)
     for (const it of this.iterators) it.finish();
     this.iterators.clear();
     this.handle.setSubscribed(false);

@@ -359,6 +359,60 @@ bool parseFault(Reader& r, const Json& j, const std::string& path, FaultSpec& f,
   return true;
 }
 
+bool parseCupti(Reader& r, const Json& j, const std::string& path, CuptiSpec& c) {
+  if (!r.onlyKeys(j, path, {"version", "kernelsPerSecond", "kernels", "memcpyPerSecond", "memsetPerSecond", "stepRange",
+                            "flood", "floodRecords", "holdBuffers", "multipleSubscribers", "seed"})) {
+    return false;
+  }
+  c.present = true;
+  if (!r.integer(j, path, "version", c.version, 1, 999999) || !r.number(j, path, "kernelsPerSecond", c.kernelsPerSecond, 0, 1e7) ||
+      !r.number(j, path, "memcpyPerSecond", c.memcpyPerSecond, 0, 1e6) ||
+      !r.number(j, path, "memsetPerSecond", c.memsetPerSecond, 0, 1e6) || !r.boolean(j, path, "flood", c.flood) ||
+      !r.number(j, path, "floodRecords", c.floodRecords, 1, 1e10) || !r.boolean(j, path, "holdBuffers", c.holdBuffers) ||
+      !r.boolean(j, path, "multipleSubscribers", c.multipleSubscribers) ||
+      !r.integer(j, path, "seed", c.seed, 0, 9007199254740991.0)) {
+    return false;
+  }
+  if (const Json* kernels = j.find("kernels")) {
+    if (!kernels->isArray() || kernels->items().empty() || kernels->items().size() > 1024) {
+      return r.fail(path + ".kernels", "must be an array of 1 to 1024 kernel entries");
+    }
+    for (size_t i = 0; i < kernels->items().size(); ++i) {
+      const std::string p = path + ".kernels[" + std::to_string(i) + "]";
+      const Json& kj = kernels->items()[i];
+      CuptiKernelSpec k;
+      if (!r.onlyKeys(kj, p, {"name", "durationUs", "grid", "block", "registers", "sharedBytes"}) ||
+          !r.string(kj, p, "name", k.name, true, 4096) || !r.number(kj, p, "durationUs", k.durationUs, 0.001, 1e9) ||
+          !r.integer(kj, p, "registers", k.registers, 0, 65535) || !r.integer(kj, p, "sharedBytes", k.sharedBytes, 0, 1e9)) {
+        return false;
+      }
+      for (const char* key : {"grid", "block"}) {
+        const Json* dims = kj.find(key);
+        if (dims == nullptr) continue;
+        if (!dims->isArray() || dims->items().size() != 3) return r.fail(p + "." + key, "must be [x, y, z]");
+        int* out = std::string(key) == "grid" ? k.grid : k.block;
+        for (size_t d = 0; d < 3; ++d) {
+          const Json& v = dims->items()[d];
+          if (!v.isNumber() || v.number() < 1 || v.number() > 2147483647 || std::floor(v.number()) != v.number()) {
+            return r.fail(p + "." + key + "[" + std::to_string(d) + "]", "must be a whole number from 1 to 2147483647");
+          }
+          out[d] = static_cast<int>(v.number());
+        }
+      }
+      c.kernels.push_back(std::move(k));
+    }
+  }
+  if (c.kernels.empty()) c.kernels.push_back(CuptiKernelSpec());
+  if (const Json* range = j.find("stepRange")) {
+    const std::string p = path + ".stepRange";
+    if (!r.onlyKeys(*range, p, {"name", "everyMs"}) || !r.string(*range, p, "name", c.stepRangeName, true, 256) ||
+        !r.number(*range, p, "everyMs", c.stepRangeEveryMs, 1, 3600000, true)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
@@ -372,7 +426,7 @@ bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
   const std::string top = "scenario";
   // "meminfo" is read by the host side (the file unified-memory devices' memory figures come from).
   if (!r.onlyKeys(root, top, {"name", "description", "seed", "tickMs", "driver", "devices", "faults", "meminfo",
-                              "xids", "dcgm"})) {
+                              "xids", "dcgm", "cupti"})) {
     return false;
   }
   if (!r.string(root, top, "name", s.name, true, 128) || !r.string(root, top, "description", s.description, false, 4096) ||
@@ -429,6 +483,9 @@ bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
   }
   if (const Json* dj = root.find("dcgm")) {
     if (!parseDcgm(r, *dj, top + ".dcgm", s.dcgm, s.devices.size())) return false;
+  }
+  if (const Json* cupti = root.find("cupti")) {
+    if (!parseCupti(r, *cupti, top + ".cupti", s.cupti)) return false;
   }
   return true;
 }

@@ -99,6 +99,33 @@ struct DcgmSpec {
   std::vector<int> unsupportedFields;        // field ids answered with the NOT_SUPPORTED sentinel
 };
 
+// The simulated CUPTI (scenario key "cupti"): what cuptiGetVersion reports (and so the record
+// layout written), what the simulated GPU runs, and the failure modes.
+struct CuptiKernelSpec {
+  std::string name = "_Z6kernelPfS_i";
+  double durationUs = 20;
+  int grid[3] = {128, 1, 1};
+  int block[3] = {256, 1, 1};
+  unsigned int registers = 32;
+  unsigned int sharedBytes = 0;
+};
+
+struct CuptiSpec {
+  bool present = false;
+  unsigned int version = 130001;
+  double kernelsPerSecond = 2000;
+  std::vector<CuptiKernelSpec> kernels;
+  double memcpyPerSecond = 0;
+  double memsetPerSecond = 0;
+  std::string stepRangeName;      // NVTX ranges the simulated application pushes
+  double stepRangeEveryMs = 0;
+  bool flood = false;             // records as fast as possible, floodRecords in all
+  double floodRecords = 10e6;
+  bool holdBuffers = false;       // completed buffers are returned only by a flush once every kind is disabled
+  bool multipleSubscribers = false;  // cuptiSubscribe fails: another profiler holds CUPTI
+  uint64_t seed = 1;
+};
+
 struct Scenario {
   std::string name;
   std::string description;
@@ -112,6 +139,7 @@ struct Scenario {
   std::vector<FaultSpec> faults;
   std::vector<XidSpec> xids;
   DcgmSpec dcgm;
+  CuptiSpec cupti;
 };
 
 // Parses and validates; on error returns false with a message naming the JSON path.

@@ -1,0 +1,865 @@
+#include "capture.h"
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+namespace gt::capture {
+
+namespace {
+
+constexpr size_t kStrideKernel = 16, kStrideMemcpy = 10, kStrideMemset = 8, kStrideApi = 8, kStrideRange = 8,
+                 kStrideStep = 2;
+constexpr size_t kMaxOpenRanges = 65536;
+constexpr size_t kFreeBuffersKept = 2;
+constexpr uint64_t kStringOverhead = 48;  // per interned string: map node + vector slot, roughly
+
+// ---- loaded CUPTI libraries -------------------------------------------------------------------
+// A CUPTI library is never unloaded once loaded: it hooks into the CUDA driver and NVIDIA does not
+// support unloading it while CUDA is alive; keeping it also lets captureCuptiState() ask it later.
+struct Loaded {
+  DynLib lib;
+  cupti::Api api;
+  bool resolved = false;
+  std::string missing;
+  bool configured = false;
+};
+
+struct Libraries {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<Loaded>> loaded;
+  Loaded* last = nullptr;
+  // What our captures have enabled and not yet disabled, for libraries that cannot say.
+  std::multiset<int> trackedKinds;
+  int trackedSubscribers = 0;
+};
+
+Libraries& libraries() {
+  static Libraries* l = new Libraries();  // immortal: CUPTI may call back during process exit
+  return *l;
+}
+
+// ---- the CUPTI callback router ------------------------------------------------------------------
+// CUPTI's buffer callbacks carry no user pointer: they reach the live engine through this table,
+// and a buffer comes back to the engine that lent it even after a newer capture started.
+struct Router {
+  std::mutex mutex;
+  std::shared_ptr<Engine> active;
+  std::unordered_map<uint8_t*, std::shared_ptr<Engine>> owners;
+};
+
+Router& router() {
+  static Router* r = new Router();  // immortal, see above
+  return *r;
+}
+
+void bufferRequested(uint8_t** buffer, size_t* size, size_t* maxNumRecords) {
+  *buffer = nullptr;
+  *size = 0;
+  if (maxNumRecords) *maxNumRecords = 0;
+  std::shared_ptr<Engine> engine;
+  {
+    std::lock_guard<std::mutex> lock(router().mutex);
+    engine = router().active;
+  }
+  if (!engine) return;
+  engine->requestBuffer(buffer, size);
+  if (*buffer != nullptr) {
+    std::lock_guard<std::mutex> lock(router().mutex);
+    router().owners[*buffer] = engine;
+  }
+}
+
+void bufferCompleted(cupti::Context ctx, uint32_t streamId, uint8_t* buffer, size_t /*size*/, size_t validSize) {
+  std::shared_ptr<Engine> engine;
+  {
+    std::lock_guard<std::mutex> lock(router().mutex);
+    auto it = router().owners.find(buffer);
+    if (it != router().owners.end()) {
+      engine = std::move(it->second);
+      router().owners.erase(it);
+    } else {
+      engine = router().active;  // a null-buffer completion (drop report) or a foreign buffer
+    }
+  }
+  if (engine) engine->completeBuffer(ctx, streamId, buffer, validSize);
+}
+
+void noopCallback(void*, cupti::CallbackDomain, cupti::CallbackId, const void*) {}
+
+std::string demangle(const char* name) {
+  int status = 0;
+  char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (status == 0 && out != nullptr) {
+    std::string s(out);
+    std::free(out);
+    return s;
+  }
+  std::free(out);
+  return name;
+}
+
+}  // namespace
+
+const char* stateName(State s) {
+  switch (s) {
+    case State::Idle:
+    case State::Waiting: return "waiting";
+    case State::Capturing: return "capturing";
+    case State::Stopping: return "stopping";
+    case State::Finished: return "finished";
+  }
+  return "finished";
+}
+
+// ---- Columns ----------------------------------------------------------------------------------
+
+double* Columns::append() {
+  const size_t inChunk = rows_ % rowsPerChunk_;
+  if (inChunk == 0) chunks_.emplace_back(new double[rowsPerChunk_ * stride_]);
+  double* row = chunks_.back().get() + inChunk * stride_;
+  ++rows_;
+  return row;
+}
+
+void Columns::drainInto(double* out) {
+  size_t left = rows_;
+  for (auto& chunk : chunks_) {
+    const size_t n = std::min(left, rowsPerChunk_);
+    std::memcpy(out, chunk.get(), n * stride_ * sizeof(double));
+    out += n * stride_;
+    left -= n;
+    chunk.reset();
+  }
+  chunks_.clear();
+  rows_ = 0;
+}
+
+void Columns::clear() {
+  chunks_.clear();
+  rows_ = 0;
+}
+
+// ---- state as the library sees it ----------------------------------------------------------------
+
+CuptiState cuptiState() {
+  CuptiState out;
+  Libraries& libs = libraries();
+  std::lock_guard<std::mutex> lock(libs.mutex);
+  if (libs.last != nullptr) {
+    out.libraryPath = libs.last->lib.path();
+    using StateFn = int (*)(int*, unsigned int, unsigned int*, int*);
+    if (auto fn = reinterpret_cast<StateFn>(libs.last->lib.symbol("gtsim_cupti_state"))) {
+      int kinds[64];
+      unsigned int count = 0;
+      int subscribed = 0;
+      using CountersFn = int (*)(double*, unsigned int);
+      if (auto counters = reinterpret_cast<CountersFn>(libs.last->lib.symbol("gtsim_cupti_counters"))) {
+        out.hasSimulatorCounters = counters(out.simulatorCounters, 6) == 0;
+      }
+      if (fn(kinds, 64, &count, &subscribed) == 0) {
+        out.enabledKinds.assign(kinds, kinds + std::min<unsigned int>(count, 64));
+        out.subscribed = subscribed != 0;
+        out.source = "library";
+        return out;
+      }
+    }
+  }
+  std::set<int> unique(libs.trackedKinds.begin(), libs.trackedKinds.end());
+  out.enabledKinds.assign(unique.begin(), unique.end());
+  out.subscribed = libs.trackedSubscribers > 0;
+  out.source = "tracked";
+  return out;
+}
+
+// ---- Engine ----------------------------------------------------------------------------------------
+
+std::shared_ptr<Engine> Engine::create(Options options, StoppedFn onStopped) {
+  return std::shared_ptr<Engine>(new Engine(std::move(options), std::move(onStopped)));
+}
+
+Engine::Engine(Options options, StoppedFn onStopped) : options_(std::move(options)), onStopped_(std::move(onStopped)) {
+  kernels_ = std::make_unique<Columns>(kStrideKernel);
+  memcpys_ = std::make_unique<Columns>(kStrideMemcpy);
+  memsets_ = std::make_unique<Columns>(kStrideMemset);
+  apiCalls_ = std::make_unique<Columns>(kStrideApi);
+  ranges_ = std::make_unique<Columns>(kStrideRange);
+  steps_ = std::make_unique<Columns>(kStrideStep);
+  if (options_.bufferBytes < 64 * 1024) options_.bufferBytes = 64 * 1024;
+  options_.bufferBytes = (options_.bufferBytes + 7) & ~uint64_t{7};
+  if (options_.flushIntervalMs < 1) options_.flushIntervalMs = 1;
+}
+
+Engine::~Engine() { close(); }
+
+StartResult Engine::fail(const char* code, const std::string& message, cupti::Result vendor) {
+  StartResult r;
+  r.ok = false;
+  r.code = code;
+  r.message = message;
+  if (vendor >= 0) {
+    r.hasVendorCode = true;
+    r.vendorCode = vendor;
+    r.vendorMessage = api_.describe(vendor);
+  }
+  r.libraryPath = libraryPath_;
+  r.cuptiVersion = version_;
+  std::lock_guard<std::mutex> lock(mutex_);
+  state_ = State::Finished;
+  reason_ = "error";
+  return r;
+}
+
+StartResult Engine::start() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (started_ || closed_) {
+      StartResult r;
+      r.code = closed_ ? "CLOSED" : "CAPTURE_BUSY";
+      r.message = closed_ ? "this capture was closed" : "this capture was already started";
+      return r;
+    }
+    started_ = true;
+  }
+  // Load (or reuse) the library.
+  Loaded* loaded = nullptr;
+  {
+    Libraries& libs = libraries();
+    auto candidate = std::make_unique<Loaded>();
+    if (!candidate->lib.open(options_.cuptiCandidates)) {
+      return fail("LIBRARY_NOT_FOUND", "CUPTI could not be loaded: " + candidate->lib.error());
+    }
+    std::lock_guard<std::mutex> lock(libs.mutex);
+    for (auto& l : libs.loaded) {
+      if (l->lib.path() == candidate->lib.path()) loaded = l.get();
+    }
+    if (loaded == nullptr) {
+      candidate->resolved = candidate->api.resolve(candidate->lib, &candidate->missing);
+      libs.loaded.push_back(std::move(candidate));
+      loaded = libs.loaded.back().get();
+    }
+    libs.last = loaded;
+  }
+  libraryPath_ = loaded->lib.path();
+  api_ = loaded->api;
+  if (!loaded->resolved) {
+    return fail("SYMBOL_MISSING", libraryPath_ + " is not a usable CUPTI library: it lacks " + loaded->missing);
+  }
+  {
+    // Before touching the library's configuration: one capture at a time in this process.
+    std::lock_guard<std::mutex> lock(router().mutex);
+    if (router().active) return fail("CAPTURE_BUSY", "another kernel-trace capture is live in this process");
+  }
+  using ConfigureFn = int (*)(const char*, char*, unsigned int);
+  simulated_ = loaded->lib.symbol("gtsim_cupti_state") != nullptr;
+  if (options_.hasScenario) {
+    auto configure = reinterpret_cast<ConfigureFn>(loaded->lib.symbol("gtsim_cupti_configure"));
+    if (configure == nullptr) {
+      return fail("INVALID_SCENARIO", libraryPath_ + " is not the gpu-telemetry simulator (no gtsim_cupti_configure)");
+    }
+    char error[1024] = {0};
+    if (configure(options_.simulatorScenario.c_str(), error, sizeof error) != 0) {
+      return fail("INVALID_SCENARIO", std::string("simulator scenario rejected: ") + error);
+    }
+  }
+  uint32_t version = 0;
+  if (cupti::Result rc = api_.getVersion(&version); rc != cupti::kSuccess) {
+    return fail("CUPTI_ERROR", "cuptiGetVersion failed: " + api_.describe(rc), rc);
+  }
+  version_ = version;
+  layout_ = cupti::layoutForVersion(version);
+  if (layout_ == cupti::Layout::Unsupported) {
+    return fail("UNSUPPORTED_CUPTI_VERSION",
+                "CUPTI API version " + std::to_string(version) + " (" + libraryPath_ +
+                    ") is not supported: this build reads the activity record layouts of CUPTI API 18 (CUDA 11.8), "
+                    "19-28 (CUDA 12.0-12.9) and 13xxyy (CUDA 13.x)");
+  }
+  // One capture at a time in this process.
+  {
+    std::lock_guard<std::mutex> lock(router().mutex);
+    if (router().active) return fail("CAPTURE_BUSY", "another kernel-trace capture is live in this process");
+    router().active = shared_from_this();
+  }
+  auto release = [this] {
+    std::lock_guard<std::mutex> lock(router().mutex);
+    if (router().active.get() == this) router().active.reset();
+  };
+  cupti::SubscriberHandle subscriber = nullptr;
+  if (cupti::Result rc = api_.subscribe(&subscriber, noopCallback, nullptr); rc != cupti::kSuccess) {
+    release();
+    if (rc == cupti::kErrorMultipleSubscribersNotSupported) {
+      return fail("CUPTI_BUSY",
+                  "CUPTI is already in use by another profiler in this process (Nsight Systems/Compute, PyTorch's "
+                  "Kineto, ...): CUPTI allows one subscriber per process before CUDA 13.3; stop that profiler first",
+                  rc);
+    }
+    return fail("CUPTI_ERROR", "cuptiSubscribe failed: " + api_.describe(rc), rc);
+  }
+  subscriber_ = subscriber;
+  {
+    std::lock_guard<std::mutex> lock(libraries().mutex);
+    libraries().trackedSubscribers++;
+  }
+  auto unsubscribe = [this] {
+    api_.unsubscribe(subscriber_);
+    subscriber_ = nullptr;
+    std::lock_guard<std::mutex> lock(libraries().mutex);
+    libraries().trackedSubscribers--;
+  };
+  if (cupti::Result rc = api_.activityRegisterCallbacks(bufferRequested, bufferCompleted); rc != cupti::kSuccess) {
+    unsubscribe();
+    release();
+    return fail("CUPTI_ERROR", "cuptiActivityRegisterCallbacks failed: " + api_.describe(rc), rc);
+  }
+  uint64_t base = 0;
+  if (cupti::Result rc = api_.getTimestamp(&base); rc != cupti::kSuccess) {
+    unsubscribe();
+    release();
+    return fail("CUPTI_ERROR", "cuptiGetTimestamp failed: " + api_.describe(rc), rc);
+  }
+  baseNs_ = base;
+  const bool waiting = options_.startAfterSteps > 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    state_ = waiting ? State::Waiting : State::Capturing;
+    captureStartNs_ = base;
+    stepStartNs_ = base;
+  }
+  // Enable: everything now, or (waiting) only the markers that count steps by NVTX range.
+  std::string error;
+  cupti::Result code = 0;
+  bool ok = true;
+  if (!waiting) ok = enableKinds(true, &error, &code);
+  else if (options_.hasStepRange) ok = enableKinds(false, &error, &code);
+  if (!ok) {
+    disableAll();
+    api_.activityFlushAll(cupti::kFlushForced);
+    unsubscribe();
+    release();
+    return fail("CUPTI_ERROR", error, code);
+  }
+  thread_ = std::thread([this] { run(); });
+  StartResult r;
+  r.ok = true;
+  r.libraryPath = libraryPath_;
+  r.cuptiVersion = version_;
+  return r;
+}
+
+// all = every requested kind; else only MARKER (step counting by NVTX range while waiting).
+bool Engine::enableKinds(bool all, std::string* error, cupti::Result* code) {
+  std::lock_guard<std::mutex> ctl(ctlMutex_);
+  if (ctlStopped_) return true;
+  std::vector<cupti::ActivityKind> want;
+  const Kinds& k = options_.kinds;
+  if (options_.hasStepRange || k.nvtx) want.push_back(cupti::kKindMarker);
+  if (all) {
+    if (k.kernels) want.push_back(cupti::kKindConcurrentKernel);
+    if (k.memcpy) want.push_back(cupti::kKindMemcpy);
+    if (k.memset) want.push_back(cupti::kKindMemset);
+    if (k.runtimeApi) want.push_back(cupti::kKindRuntime);
+    if (k.driverApi) want.push_back(cupti::kKindDriver);
+  }
+  for (cupti::ActivityKind kind : want) {
+    if (std::find(enabled_.begin(), enabled_.end(), kind) != enabled_.end()) continue;
+    const cupti::Result rc = api_.activityEnable(kind);
+    if (rc != cupti::kSuccess) {
+      if (error) *error = "cuptiActivityEnable(" + std::to_string(kind) + ") failed: " + api_.describe(rc);
+      if (code) *code = rc;
+      return false;
+    }
+    enabled_.push_back(kind);
+    std::lock_guard<std::mutex> lock(libraries().mutex);
+    libraries().trackedKinds.insert(kind);
+  }
+  return true;
+}
+
+void Engine::disableAll() {
+  std::lock_guard<std::mutex> ctl(ctlMutex_);
+  ctlStopped_ = true;
+  for (cupti::ActivityKind kind : enabled_) {
+    api_.activityDisable(kind);  // a failure leaves nothing we could do better; the state query shows it
+    std::lock_guard<std::mutex> lock(libraries().mutex);
+    auto it = libraries().trackedKinds.find(kind);
+    if (it != libraries().trackedKinds.end()) libraries().trackedKinds.erase(it);
+  }
+  enabled_.clear();
+}
+
+void Engine::requestStopLocked(const std::string& reason, bool truncated) {
+  if (!stopRequested_) {
+    stopRequested_ = true;
+    reason_ = reason;
+    if (state_ == State::Waiting || state_ == State::Capturing) state_ = State::Stopping;
+  }
+  if (truncated) truncated_ = true;
+  cv_.notify_all();
+}
+
+void Engine::stop(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_ == State::Finished || state_ == State::Idle) return;
+  requestStopLocked(reason, false);
+}
+
+void Engine::run() {
+  const auto interval = std::chrono::milliseconds(options_.flushIntervalMs);
+  for (;;) {
+    bool enable = false;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      cv_.wait_for(lock, interval, [this] { return stopRequested_ || enableRequested_; });
+      if (stopRequested_) break;
+      enable = enableRequested_;
+      enableRequested_ = false;
+    }
+    if (enable) {
+      std::string error;
+      cupti::Result code = 0;
+      if (!enableKinds(true, &error, &code)) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        requestStopLocked("error", false);
+        break;
+      }
+    }
+    api_.activityFlushAll(cupti::kFlushForced);
+  }
+  finish();
+}
+
+void Engine::finish() {
+  disableAll();
+  // Every record CUPTI holds comes back now (the last partial buffers included).
+  api_.activityFlushAll(cupti::kFlushForced);
+  size_t dropped = 0;  // drops on the global queue since the last completed buffer
+  if (api_.activityGetNumDroppedRecords(nullptr, 0, &dropped) != cupti::kSuccess) dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    droppedByCupti_ += dropped;
+  }
+  api_.unsubscribe(subscriber_);
+  subscriber_ = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(libraries().mutex);
+    libraries().trackedSubscribers--;
+  }
+  {
+    std::lock_guard<std::mutex> lock(router().mutex);
+    if (router().active.get() == this) router().active.reset();
+  }
+  std::string reason;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    state_ = State::Finished;
+    reason = reason_;
+    openRanges_.clear();
+    freeBuffers_.clear();
+    buffersAllocated_ = lent_.size();
+  }
+  if (onStopped_) onStopped_(reason);
+}
+
+void Engine::close() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return;
+    closed_ = true;
+    if (state_ != State::Finished && state_ != State::Idle) requestStopLocked("cancelled", false);
+  }
+  if (thread_.joinable()) {
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();  // closed from the stopped callback itself: the thread is about to end
+    } else {
+      thread_.join();
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Columns* c : {kernels_.get(), memcpys_.get(), memsets_.get(), apiCalls_.get(), ranges_.get(), steps_.get()}) {
+    if (c) c->clear();
+  }
+  strings_.clear();
+  stringIndex_.clear();
+  kernelNameByPointer_.clear();
+  freeBuffers_.clear();
+}
+
+double Engine::timestamp() {
+  uint64_t now = 0;
+  if (!started_ || api_.getTimestamp == nullptr || api_.getTimestamp(&now) != cupti::kSuccess) return 0;
+  return rel(now);
+}
+
+double Engine::step() {
+  uint64_t now = 0;
+  if (api_.getTimestamp == nullptr || api_.getTimestamp(&now) != cupti::kSuccess) now = baseNs_;
+  bool enableNow = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (options_.hasStepRange) return rel(now);  // steps are NVTX ranges; step() only reads the clock
+    if (state_ == State::Waiting) {
+      if (++boundariesWhileWaiting_ >= options_.startAfterSteps) {
+        state_ = State::Capturing;
+        captureStartNs_ = now;
+        stepStartNs_ = now;
+        enableNow = true;
+      }
+    } else if (state_ == State::Capturing) {
+      stepBoundaryLocked(stepStartNs_, now);
+      stepStartNs_ = now;
+    }
+  }
+  if (enableNow) {
+    std::string error;
+    cupti::Result code = 0;
+    if (!enableKinds(true, &error, &code)) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      requestStopLocked("error", false);
+    }
+  }
+  return rel(now);
+}
+
+// A completed step [start, end] while capturing.
+void Engine::stepBoundaryLocked(uint64_t start, uint64_t end) {
+  if (stepsDone_ >= options_.steps) return;
+  double* row = steps_->append();
+  row[0] = rel(start);
+  row[1] = rel(end);
+  noteHeldLocked();
+  if (++stepsDone_ >= options_.steps) requestStopLocked("steps", false);
+}
+
+Progress Engine::progress() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Progress p;
+  p.state = state_;
+  p.steps = stepsDone_;
+  p.records = records_;
+  p.bytes = heldLocked();
+  p.droppedByCupti = droppedByCupti_;
+  p.droppedByUs = droppedByUs_;
+  return p;
+}
+
+Result Engine::result() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Result r;
+  r.baseNs = std::to_string(baseNs_);
+  r.cuptiVersion = version_;
+  r.layout = cupti::layoutName(layout_);
+  r.libraryPath = libraryPath_;
+  r.simulated = simulated_;
+  r.reason = reason_;
+  r.truncated = truncated_;
+  r.droppedByCupti = droppedByCupti_;
+  r.droppedByUs = droppedByUs_;
+  r.peakBytes = peakBytes_;
+  r.buffersCompleted = buffersCompleted_;
+  if (state_ != State::Finished || resultTaken_) {
+    r.kernels = std::make_unique<Columns>(kStrideKernel);
+    r.memcpys = std::make_unique<Columns>(kStrideMemcpy);
+    r.memsets = std::make_unique<Columns>(kStrideMemset);
+    r.apiCalls = std::make_unique<Columns>(kStrideApi);
+    r.ranges = std::make_unique<Columns>(kStrideRange);
+    r.steps = std::make_unique<Columns>(kStrideStep);
+    return r;
+  }
+  resultTaken_ = true;
+  r.kernels = std::move(kernels_);
+  r.memcpys = std::move(memcpys_);
+  r.memsets = std::move(memsets_);
+  r.apiCalls = std::move(apiCalls_);
+  r.ranges = std::move(ranges_);
+  r.steps = std::move(steps_);
+  r.strings = std::move(strings_);
+  kernels_ = std::make_unique<Columns>(kStrideKernel);
+  memcpys_ = std::make_unique<Columns>(kStrideMemcpy);
+  memsets_ = std::make_unique<Columns>(kStrideMemset);
+  apiCalls_ = std::make_unique<Columns>(kStrideApi);
+  ranges_ = std::make_unique<Columns>(kStrideRange);
+  steps_ = std::make_unique<Columns>(kStrideStep);
+  strings_.clear();
+  stringIndex_.clear();
+  kernelNameByPointer_.clear();
+  apiNameIndex_.clear();
+  stringBytes_ = 0;
+  return r;
+}
+
+// ---- memory ------------------------------------------------------------------------------------
+
+uint64_t Engine::heldLocked() const {
+  uint64_t b = buffersAllocated_ * options_.bufferBytes + stringBytes_ + openRanges_.size() * 64;
+  for (const Columns* c : {kernels_.get(), memcpys_.get(), memsets_.get(), apiCalls_.get(), ranges_.get(), steps_.get()}) {
+    b += c->bytes();
+  }
+  return b;
+}
+
+// The buffers may take at most half the budget (at least one buffer): the records parsed out of
+// every buffer CUPTI holds must still fit in the other half (a normalized row is smaller than the
+// CUPTI record it comes from).
+uint64_t Engine::poolLimit() const { return std::max<uint64_t>(options_.bufferBytes, options_.maxBytes / 2); }
+
+void Engine::noteHeldLocked() { peakBytes_ = std::max(peakBytes_, heldLocked()); }
+
+bool Engine::roomForRowLocked(Columns& c) {
+  if (records_ >= options_.maxRecords) {
+    ++droppedByUs_;
+    requestStopLocked("max_records", true);
+    return false;
+  }
+  const size_t growth = c.growthForOneRow();
+  if (growth > 0 && heldLocked() + growth > options_.maxBytes) {
+    // Free pool buffers first: parsed records matter more than spare buffers.
+    while (!freeBuffers_.empty() && heldLocked() + growth > options_.maxBytes) {
+      freeBuffers_.pop_back();
+      --buffersAllocated_;
+    }
+    if (heldLocked() + growth > options_.maxBytes) {
+      ++droppedByUs_;
+      requestStopLocked("max_bytes", true);
+      return false;
+    }
+  }
+  return true;
+}
+
+void Engine::requestBuffer(uint8_t** buffer, size_t* size) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_ptr<uint8_t[]> b;
+  if (!freeBuffers_.empty()) {
+    b = std::move(freeBuffers_.back());
+    freeBuffers_.pop_back();
+  } else if (state_ != State::Finished && heldLocked() + options_.bufferBytes <= options_.maxBytes &&
+             (buffersAllocated_ + 1) * options_.bufferBytes <= poolLimit()) {
+    b.reset(new uint8_t[options_.bufferBytes]);
+    ++buffersAllocated_;
+  }
+  if (b) {
+    *buffer = b.get();
+    *size = options_.bufferBytes;
+    lent_.emplace(b.get(), std::move(b));
+    ++buffersOutstanding_;
+    noteHeldLocked();
+    return;
+  }
+  // The pool is exhausted.
+  if (state_ != State::Finished) requestStopLocked("max_bytes", true);
+  if (version_ >= cupti::kApiVersionNullBufferSafe) return;  // no buffer: CUPTI drops and counts
+  // Older CUPTI must get a buffer: a discard buffer, whose records we count as dropped. Few of them,
+  // recycled as they come back; the stop requested above ends the stream.
+  std::unique_ptr<uint8_t[]> d(new uint8_t[options_.bufferBytes]);
+  *buffer = d.get();
+  *size = options_.bufferBytes;
+  discard_.emplace(d.get(), std::move(d));
+}
+
+void Engine::completeBuffer(cupti::Context ctx, uint32_t streamId, uint8_t* buffer, size_t validSize) {
+  size_t dropped = 0;
+  if (api_.activityGetNumDroppedRecords != nullptr &&
+      api_.activityGetNumDroppedRecords(ctx, streamId, &dropped) != cupti::kSuccess) {
+    dropped = 0;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  droppedByCupti_ += dropped;
+  if (buffer == nullptr) return;
+  if (auto it = discard_.find(buffer); it != discard_.end()) {
+    cupti::Activity* rec = nullptr;
+    while (api_.activityGetNextRecord(buffer, validSize, &rec) == cupti::kSuccess) ++droppedByUs_;
+    discard_.erase(it);
+    return;
+  }
+  auto it = lent_.find(buffer);
+  if (it == lent_.end()) return;  // not ours: never touch it
+  std::unique_ptr<uint8_t[]> owned = std::move(it->second);
+  lent_.erase(it);
+  --buffersOutstanding_;
+  ++buffersCompleted_;
+  if (validSize > options_.bufferBytes) validSize = options_.bufferBytes;
+  if (state_ != State::Finished) {
+    switch (layout_) {
+      case cupti::Layout::Cuda11: parse<cupti::Kernel8, cupti::Memcpy5>(buffer, validSize); break;
+      case cupti::Layout::Cuda12: parse<cupti::Kernel9, cupti::Memcpy5>(buffer, validSize); break;
+      case cupti::Layout::Cuda13: parse<cupti::Kernel10, cupti::Memcpy6>(buffer, validSize); break;
+      default: break;
+    }
+  }
+  if (state_ != State::Finished && freeBuffers_.size() < kFreeBuffersKept) {
+    freeBuffers_.push_back(std::move(owned));
+  } else {
+    owned.reset();
+    --buffersAllocated_;
+  }
+  noteHeldLocked();
+}
+
+// ---- parsing -------------------------------------------------------------------------------------
+
+int Engine::intern(const std::string& s) {
+  auto it = stringIndex_.find(s);
+  if (it != stringIndex_.end()) return it->second;
+  const int index = static_cast<int>(strings_.size());
+  strings_.push_back(s);
+  stringIndex_.emplace(s, index);
+  stringBytes_ += 2 * s.size() + kStringOverhead;
+  return index;
+}
+
+int Engine::kernelName(const char* mangled) {
+  if (mangled == nullptr) return intern("(unknown kernel)");
+  auto it = kernelNameByPointer_.find(mangled);
+  if (it != kernelNameByPointer_.end()) return it->second;
+  const int index = intern(demangle(mangled));
+  kernelNameByPointer_.emplace(mangled, index);
+  return index;
+}
+
+int Engine::apiName(int domain, uint32_t cbid) {
+  const uint64_t key = (static_cast<uint64_t>(domain) << 32) | cbid;
+  auto it = apiNameIndex_.find(key);
+  if (it != apiNameIndex_.end()) return it->second;
+  const char* name = nullptr;
+  std::string text;
+  if (api_.getCallbackName != nullptr && api_.getCallbackName(domain, cbid, &name) == cupti::kSuccess && name) {
+    text = name;
+  } else {
+    text = "cbid " + std::to_string(cbid);
+  }
+  const int index = intern(text);
+  apiNameIndex_.emplace(key, index);
+  return index;
+}
+
+template <typename KernelT, typename MemcpyT>
+void Engine::parse(uint8_t* buffer, size_t validSize) {
+  cupti::Activity* rec = nullptr;
+  const uint8_t* limit = buffer + validSize;
+  const bool capturing = state_ == State::Capturing || state_ == State::Stopping;
+  auto fits = [&](const void* p, size_t n) { return static_cast<const uint8_t*>(p) + n <= limit; };
+  auto keep = [&](uint64_t end) { return capturing && end >= captureStartNs_; };
+  while (api_.activityGetNextRecord(buffer, validSize, &rec) == cupti::kSuccess) {
+    switch (rec->kind) {
+      case cupti::kKindKernel:
+      case cupti::kKindConcurrentKernel: {
+        if (!fits(rec, sizeof(KernelT))) break;
+        const auto* k = reinterpret_cast<const KernelT*>(rec);
+        if (!keep(k->end) || !roomForRowLocked(*kernels_)) break;
+        const int name = kernelName(k->name);
+        double* r = kernels_->append();
+        r[0] = rel(k->start); r[1] = rel(k->end); r[2] = k->deviceId; r[3] = k->contextId; r[4] = k->streamId;
+        r[5] = k->correlationId; r[6] = k->gridX; r[7] = k->gridY; r[8] = k->gridZ; r[9] = k->blockX;
+        r[10] = k->blockY; r[11] = k->blockZ; r[12] = k->registersPerThread; r[13] = k->staticSharedMemory;
+        r[14] = k->dynamicSharedMemory; r[15] = name;
+        ++records_;
+        break;
+      }
+      case cupti::kKindMemcpy: {
+        if (!fits(rec, sizeof(MemcpyT))) break;
+        const auto* m = reinterpret_cast<const MemcpyT*>(rec);
+        if (!keep(m->end) || !roomForRowLocked(*memcpys_)) break;
+        double* r = memcpys_->append();
+        r[0] = rel(m->start); r[1] = rel(m->end); r[2] = m->deviceId; r[3] = m->contextId; r[4] = m->streamId;
+        r[5] = m->correlationId; r[6] = static_cast<double>(m->bytes); r[7] = m->copyKind; r[8] = m->srcKind;
+        r[9] = m->dstKind;
+        ++records_;
+        break;
+      }
+      case cupti::kKindMemset: {
+        if (!fits(rec, sizeof(cupti::Memset4))) break;
+        const auto* m = reinterpret_cast<const cupti::Memset4*>(rec);
+        if (!keep(m->end) || !roomForRowLocked(*memsets_)) break;
+        double* r = memsets_->append();
+        r[0] = rel(m->start); r[1] = rel(m->end); r[2] = m->deviceId; r[3] = m->contextId; r[4] = m->streamId;
+        r[5] = m->correlationId; r[6] = static_cast<double>(m->bytes); r[7] = m->value;
+        ++records_;
+        break;
+      }
+      case cupti::kKindRuntime:
+      case cupti::kKindDriver: {
+        if (!fits(rec, sizeof(cupti::ApiRecord))) break;
+        const auto* a = reinterpret_cast<const cupti::ApiRecord*>(rec);
+        if (!keep(a->end) || !roomForRowLocked(*apiCalls_)) break;
+        const int domain = rec->kind == cupti::kKindDriver ? cupti::kDomainDriverApi : cupti::kDomainRuntimeApi;
+        const int name = apiName(domain, a->cbid);
+        double* r = apiCalls_->append();
+        r[0] = rel(a->start); r[1] = rel(a->end); r[2] = a->processId; r[3] = a->threadId; r[4] = a->correlationId;
+        r[5] = a->cbid; r[6] = rec->kind == cupti::kKindDriver ? 1 : 0; r[7] = name;
+        ++records_;
+        break;
+      }
+      case cupti::kKindMarker: {
+        if (!fits(rec, sizeof(cupti::Marker2))) break;
+        onMarker(*reinterpret_cast<const cupti::Marker2*>(rec));
+        break;
+      }
+      default: break;
+    }
+  }
+  noteHeldLocked();
+}
+
+void Engine::onMarker(const cupti::Marker2& m) {
+  const bool thread = m.objectKind == cupti::kObjectThread || m.objectKind == cupti::kObjectProcess;
+  const uint32_t pid = thread ? m.objectId.pt.processId : 0;
+  const uint32_t tid = m.objectKind == cupti::kObjectThread ? m.objectId.pt.threadId : 0;
+  if (m.flags & cupti::kFlagMarkerStart) {
+    if (openRanges_.size() >= kMaxOpenRanges) {
+      ++droppedByUs_;
+      return;
+    }
+    const std::string name = m.name ? m.name : "";
+    OpenRange r;
+    r.start = m.timestamp;
+    r.isStep = options_.hasStepRange && name == options_.stepRange;
+    r.name = intern(name);
+    r.domain = m.domain && *m.domain ? intern(m.domain) : -1;
+    r.pid = pid;
+    r.tid = tid;
+    openRanges_[m.id] = r;
+    return;
+  }
+  if (m.flags & cupti::kFlagMarkerEnd) {
+    auto it = openRanges_.find(m.id);
+    if (it == openRanges_.end()) return;  // started before the capture
+    const OpenRange r = it->second;
+    openRanges_.erase(it);
+    const uint64_t end = m.timestamp;
+    if (r.isStep) {
+      if (state_ == State::Waiting) {
+        if (++boundariesWhileWaiting_ >= options_.startAfterSteps) {
+          state_ = State::Capturing;
+          captureStartNs_ = end;
+          enableRequested_ = true;
+          cv_.notify_all();
+        }
+      } else if (state_ == State::Capturing && r.start >= captureStartNs_) {
+        stepBoundaryLocked(r.start, end);
+      }
+    }
+    const bool capturing = state_ == State::Capturing || state_ == State::Stopping;
+    if (options_.kinds.nvtx && capturing && end >= captureStartNs_ && roomForRowLocked(*ranges_)) {
+      double* row = ranges_->append();
+      row[0] = rel(r.start); row[1] = rel(end); row[2] = m.id; row[3] = 1; row[4] = r.name; row[5] = r.domain;
+      row[6] = r.pid; row[7] = r.tid;
+      ++records_;
+    }
+    return;
+  }
+  if (m.flags & cupti::kFlagMarkerInstantaneous) {
+    const bool capturing = state_ == State::Capturing || state_ == State::Stopping;
+    if (!options_.kinds.nvtx || !capturing || m.timestamp < captureStartNs_ || !roomForRowLocked(*ranges_)) return;
+    double* row = ranges_->append();
+    row[0] = rel(m.timestamp); row[1] = rel(m.timestamp); row[2] = m.id; row[3] = 0;
+    row[4] = intern(m.name ? m.name : ""); row[5] = m.domain && *m.domain ? intern(m.domain) : -1;
+    row[6] = pid; row[7] = tid;
+    ++records_;
+  }
+}
+
+}  // namespace gt::capture

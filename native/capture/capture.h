@@ -1,0 +1,218 @@
+// The kernel-trace capture engine: CUPTI activity records for kernels, memcpy/memset, runtime and
+// driver API calls and NVTX markers, collected into bounded columnar storage. Plain C++ (no
+// napi.h): native/addon.cc wraps it.
+//
+// Life cycle: constructed dormant (nothing is called on CUPTI); start() loads the library, checks
+// its version, subscribes, registers the buffer callbacks and enables the kinds (at once, or when
+// the startAfterSteps-th step boundary has passed); a capture thread flushes every
+// flushIntervalMs; a stop (steps reached, a cap, or stop(reason)) disables every kind it enabled,
+// flushes, unsubscribes and then calls onStopped(reason) from the capture thread.
+//
+// Memory: CUPTI buffers come from a byte-budgeted pool of fixed-size buffers (kineto style); the
+// budget `maxBytes` covers the buffers, the normalized columns and the strings together, and the
+// buffers may take at most half of it. When the
+// pool is exhausted CUPTI gets no buffer (API version >= 27, where that is safe: CUPTI counts the
+// drops) or, on older CUPTI, a discard buffer whose records are counted as our drops; either way
+// the capture stops with reason max_bytes and `truncated`.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "../vendor/cupti_api.h"
+
+namespace gt::capture {
+
+struct Kinds {
+  bool kernels = true, memcpy = true, memset = true, runtimeApi = true, driverApi = false, nvtx = true;
+};
+
+struct Options {
+  std::vector<std::string> cuptiCandidates;
+  bool hasScenario = false;
+  std::string simulatorScenario;
+  uint64_t maxBytes = 64ull << 20;
+  uint64_t bufferBytes = 4ull << 20;
+  uint64_t maxRecords = 1'000'000;
+  uint64_t steps = 1;
+  uint64_t startAfterSteps = 0;
+  bool hasStepRange = false;
+  std::string stepRange;
+  Kinds kinds;
+  int64_t flushIntervalMs = 100;
+};
+
+struct StartResult {
+  bool ok = false;
+  std::string code, message;
+  bool hasVendorCode = false;
+  int vendorCode = 0;
+  std::string vendorMessage, libraryPath;
+  uint32_t cuptiVersion = 0;
+};
+
+enum class State { Idle, Waiting, Capturing, Stopping, Finished };
+const char* stateName(State s);
+
+struct Progress {
+  State state = State::Idle;
+  uint64_t steps = 0, records = 0, bytes = 0, droppedByCupti = 0, droppedByUs = 0;
+};
+
+// Fixed-stride rows of doubles in fixed-size chunks: growth never over-allocates past one chunk,
+// and the rows move out chunk by chunk (drainInto frees as it copies).
+class Columns {
+ public:
+  static constexpr size_t kChunkBytes = 64 << 10;
+  explicit Columns(size_t stride) : stride_(stride), rowsPerChunk_(kChunkBytes / sizeof(double) / stride) {}
+  size_t stride() const { return stride_; }
+  size_t rows() const { return rows_; }
+  size_t bytes() const { return chunks_.size() * rowsPerChunk_ * stride_ * sizeof(double); }
+  // Bytes appending one more row would add (0 when the current chunk has room).
+  size_t growthForOneRow() const { return rows_ % rowsPerChunk_ == 0 ? rowsPerChunk_ * stride_ * sizeof(double) : 0; }
+  double* append();
+  void drainInto(double* out);  // copies every row, frees the chunks
+  void clear();
+
+ private:
+  size_t stride_, rowsPerChunk_;
+  size_t rows_ = 0;
+  std::vector<std::unique_ptr<double[]>> chunks_;
+};
+
+struct Result {
+  std::string baseNs;
+  uint32_t cuptiVersion = 0;
+  std::string layout, libraryPath;
+  bool simulated = false;
+  std::string reason;
+  bool truncated = false;
+  std::unique_ptr<Columns> kernels, memcpys, memsets, apiCalls, ranges, steps;
+  std::vector<std::string> strings;
+  uint64_t droppedByCupti = 0, droppedByUs = 0, peakBytes = 0, buffersCompleted = 0;
+};
+
+// What the loaded CUPTI says is enabled (the simulator's gtsim_cupti_state), else what this
+// process's captures enabled and have not disabled.
+struct CuptiState {
+  std::vector<int> enabledKinds;
+  bool subscribed = false;
+  std::string source;  // "library" | "tracked"
+  std::string libraryPath;
+  // The simulator's counters (gtsim_cupti_counters): recordsProduced, recordsDropped, nullBuffers,
+  // unsafeNullBuffers (null buffers handed to a CUPTI older than API 27), buffersCompleted, buffersHeld.
+  bool hasSimulatorCounters = false;
+  double simulatorCounters[6] = {};
+};
+CuptiState cuptiState();
+
+// Always close() an engine (the addon does, from its finalizer and the environment cleanup hook):
+// a started engine is also referenced by the CUPTI callback router until it stops.
+class Engine : public std::enable_shared_from_this<Engine> {
+ public:
+  using StoppedFn = std::function<void(const std::string& reason)>;
+  static std::shared_ptr<Engine> create(Options options, StoppedFn onStopped);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  StartResult start();
+  // Manual step boundary; returns its CUPTI timestamp relative to baseNs (ns).
+  double step();
+  double timestamp();
+  Progress progress();
+  void stop(const std::string& reason);
+  // Valid once stopped; moves the data out (a second call returns empty columns).
+  Result result();
+  // Stops (reason "cancelled") if live, joins the capture thread. Idempotent.
+  void close();
+
+  // Called by the CUPTI callback router.
+  void requestBuffer(uint8_t** buffer, size_t* size);
+  void completeBuffer(cupti::Context ctx, uint32_t streamId, uint8_t* buffer, size_t validSize);
+
+ private:
+  struct OpenRange {
+    uint64_t start;
+    int name, domain;
+    uint32_t pid, tid;
+    bool isStep;
+  };
+
+  Engine(Options options, StoppedFn onStopped);
+  StartResult fail(const char* code, const std::string& message, cupti::Result vendor = -1);
+  bool enableKinds(bool all, std::string* error, cupti::Result* code);
+  void disableAll();
+  void requestStopLocked(const std::string& reason, bool truncated);
+  void run();
+  void finish();
+  uint64_t heldLocked() const;
+  uint64_t poolLimit() const;
+  void noteHeldLocked();
+  bool roomForRowLocked(Columns& c);
+  double rel(uint64_t ts) const { return static_cast<double>(static_cast<int64_t>(ts - baseNs_)); }
+  int intern(const std::string& s);
+  int kernelName(const char* mangled);
+  int apiName(int domain, uint32_t cbid);
+  template <typename KernelT, typename MemcpyT>
+  void parse(uint8_t* buffer, size_t validSize);
+  void onMarker(const cupti::Marker2& m);
+  void stepBoundaryLocked(uint64_t start, uint64_t end);
+
+  Options options_;
+  StoppedFn onStopped_;
+  cupti::Api api_;
+  std::string libraryPath_;
+  bool simulated_ = false;
+  uint32_t version_ = 0;
+  cupti::Layout layout_ = cupti::Layout::Unsupported;
+  cupti::SubscriberHandle subscriber_ = nullptr;
+  uint64_t baseNs_ = 0;
+
+  // Guards CUPTI enable/disable/subscribe so a step() enabling kinds cannot race the stop.
+  std::mutex ctlMutex_;
+  std::vector<cupti::ActivityKind> enabled_;
+  bool ctlStopped_ = false;
+
+  // Guards everything below. Never held while calling CUPTI functions that may call back.
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  State state_ = State::Idle;
+  bool stopRequested_ = false;
+  bool enableRequested_ = false;
+  std::string reason_;
+  bool truncated_ = false;
+  uint64_t captureStartNs_ = 0;
+  uint64_t stepStartNs_ = 0;
+  uint64_t boundariesWhileWaiting_ = 0;
+  uint64_t stepsDone_ = 0;
+  uint64_t records_ = 0;
+  uint64_t droppedByCupti_ = 0, droppedByUs_ = 0;
+  uint64_t peakBytes_ = 0, buffersCompleted_ = 0;
+  size_t buffersAllocated_ = 0;  // pool buffers in existence (free or with CUPTI)
+  size_t buffersOutstanding_ = 0;
+  std::vector<std::unique_ptr<uint8_t[]>> freeBuffers_;
+  std::unordered_map<uint8_t*, std::unique_ptr<uint8_t[]>> lent_;  // buffers CUPTI holds
+  std::unordered_map<uint8_t*, std::unique_ptr<uint8_t[]>> discard_;  // old-CUPTI overflow buffers
+  std::unique_ptr<Columns> kernels_, memcpys_, memsets_, apiCalls_, ranges_, steps_;
+  std::vector<std::string> strings_;
+  std::unordered_map<std::string, int> stringIndex_;
+  uint64_t stringBytes_ = 0;
+  std::unordered_map<const char*, int> kernelNameByPointer_;
+  std::unordered_map<uint64_t, int> apiNameIndex_;
+  std::unordered_map<uint32_t, OpenRange> openRanges_;
+  bool resultTaken_ = false;
+
+  std::thread thread_;
+  bool started_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace gt::capture

@@ -1,0 +1,557 @@
+/**
+ * gpu.capture: arms a kernel-trace capture (one per process: CUPTI has one subscriber), drives the
+ * native capture's life (timeout, cancel, close), records JS NVTX ranges on its clock, links it to
+ * OpenTelemetry, and turns the native result into a KernelTrace.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { isMainThread, threadId } from 'node:worker_threads';
+import { context, isSpanContextValid, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { closedError, GpuTelemetryError, type GpuTelemetryErrorCode } from '../errors.js';
+import { setNvtxSink, currentNvtxSink, type NvtxSink } from '../nvtx.js';
+import {
+  addonCaptureFactory,
+  STRIDE,
+  type CaptureNative,
+  type CaptureNativeFactory,
+  type CaptureNativeOptions,
+  type CaptureNativeResult,
+} from './native-capture.js';
+import { resolveCaptureOptions, type CaptureOptions, type ResolvedCaptureOptions } from './options.js';
+import { JS_NVTX_DOMAIN } from './records.js';
+import { KernelTrace, type CaptureStopReason, type KernelTraceMeta } from './trace.js';
+
+export type CaptureState = 'waiting' | 'capturing' | 'stopping' | 'finished' | 'failed';
+
+export interface CaptureProgress {
+  /** `waiting`: armed, before startAfterSteps boundaries; `capturing`; `stopping`: flushing; then `finished` or `failed`. */
+  state: CaptureState;
+  /** Steps captured so far, of stepsRequested. */
+  steps: number;
+  stepsRequested: number;
+  /** Records held (native records + JS ranges). */
+  records: number;
+  /** Memory the capture holds now (bytes, native side). */
+  bytes: number;
+  /** Records dropped by CUPTI (its buffers were full) and by us (caps). */
+  droppedByCupti: number;
+  droppedByUs: number;
+  /** Wall time since arm() (ms). */
+  elapsedMs: number;
+}
+
+/** Where the CUPTI library comes from: set by GpuTelemetry (libraries.cupti / simulate). */
+export interface CaptureConfig {
+  /** Explicit CUPTI path (libraries.cupti); null: $GPU_TELEMETRY_CUPTI_LIB or the defaults. */
+  cuptiLibrary: string | null;
+  /** Simulator: its library is the CUPTI library, and this scenario text configures it. */
+  simulator: { libraryPath: string; scenarioText: string } | null;
+}
+
+const STOP_GRACE_MS = 10_000;
+const MAX_STRING_TABLE = 100_000;
+
+/** One live capture per process (CUPTI allows one subscriber). */
+let live: CaptureHandle | null = null;
+
+/** The CUPTI libraries to try, in order (the first that loads is used). */
+export function cuptiCandidates(config: CaptureConfig): string[] {
+  if (config.simulator) return [config.simulator.libraryPath];
+  if (config.cuptiLibrary) return [config.cuptiLibrary];
+  const env = process.env.GPU_TELEMETRY_CUPTI_LIB;
+  if (env !== undefined && env.trim() !== '') return [env];
+  const out = ['libcupti.so'];
+  // The versioned CUPTI next to the CUDA runtime this process already loaded (torch, onnxruntime, …).
+  for (const dir of loadedCudartDirs()) {
+    for (const d of [dir, path.join(dir, '..', 'extras', 'CUPTI', 'lib64')]) {
+      try {
+        for (const f of fs.readdirSync(d).sort().reverse()) {
+          if (/^libcupti\.so(\.\d+)*$/.test(f)) out.push(path.join(d, f));
+        }
+      } catch {
+        // not there
+      }
+    }
+  }
+  out.push('libcupti.so.13', 'libcupti.so.12', '/usr/local/cuda/lib64/libcupti.so', '/usr/local/cuda/extras/CUPTI/lib64/libcupti.so');
+  return [...new Set(out)];
+}
+
+function loadedCudartDirs(): string[] {
+  try {
+    const maps = fs.readFileSync('/proc/self/maps', 'utf8');
+    const dirs = new Set<string>();
+    for (const m of maps.matchAll(/\s(\/\S*\/)libcudart\.so[^\s/]*$/gm)) dirs.add(path.dirname(`${m[1]}x`));
+    return [...dirs];
+  } catch {
+    return [];
+  }
+}
+
+function newCaptureId(now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${randomBytes(4).toString('hex')}`;
+}
+
+const START_ERROR_CODES: GpuTelemetryErrorCode[] = [
+  'LIBRARY_NOT_FOUND',
+  'SYMBOL_MISSING',
+  'UNSUPPORTED_CUPTI_VERSION',
+  'CUPTI_BUSY',
+  'CUPTI_ERROR',
+  'CAPTURE_BUSY',
+  'INVALID_SCENARIO',
+  'INVALID_OPTION',
+];
+
+/** gpu.capture: arm kernel-trace captures. */
+export class KernelCapture {
+  /** @internal */
+  constructor(
+    private readonly config: CaptureConfig,
+    private readonly factory: CaptureNativeFactory = addonCaptureFactory,
+    private readonly isClosed: () => boolean = () => false,
+  ) {}
+
+  /** The live capture of this process (armed here or through another instance), or null. */
+  get active(): CaptureHandle | null {
+    return live;
+  }
+
+  /**
+   * Arms a capture. Throws INVALID_OPTION for bad options, CAPTURE_BUSY when a capture is live,
+   * and the CUPTI start errors (LIBRARY_NOT_FOUND, SYMBOL_MISSING, UNSUPPORTED_CUPTI_VERSION,
+   * CUPTI_BUSY, CUPTI_ERROR); nothing stays enabled after a failed arm.
+   */
+  arm(options?: CaptureOptions): CaptureHandle {
+    if (this.isClosed()) throw closedError('capture.arm()');
+    const resolved = resolveCaptureOptions(options);
+    if (live !== null) {
+      throw new GpuTelemetryError(
+        'CAPTURE_BUSY',
+        `capture.arm(): capture ${live.id} is still ${live.state} (one capture at a time per process: CUPTI has one subscriber); ` +
+          'await its done promise or cancel() it first',
+      );
+    }
+    const nativeOptions: CaptureNativeOptions = {
+      cuptiCandidates: cuptiCandidates(this.config),
+      maxBytes: resolved.maxBytes,
+      bufferBytes: resolved.bufferBytes,
+      maxRecords: resolved.maxRecords,
+      steps: resolved.steps,
+      startAfterSteps: resolved.startAfterSteps,
+      stepRange: resolved.stepRange,
+      kinds: { ...resolved.kinds },
+      flushIntervalMs: resolved.flushIntervalMs,
+    };
+    if (this.config.simulator) nativeOptions.simulatorScenario = this.config.simulator.scenarioText;
+    const handle = new CaptureHandle(resolved, this.factory, nativeOptions, this);
+    live = handle;
+    try {
+      handle.start();
+    } catch (e) {
+      live = null;
+      throw e;
+    }
+    return handle;
+  }
+
+  /**
+   * Marks a step boundary for whatever capture is live (armed here, or remotely through the
+   * capture endpoint); a no-op when none is, or when the live one counts NVTX ranges (stepRange).
+   * Call it once per step from the serving loop: it costs a null check while nobody captures.
+   */
+  step(): void {
+    const h = live;
+    if (h !== null && h.options.stepRange === null) h.step();
+  }
+
+  /** @internal Called when the owning GpuTelemetry closes: a live capture ends with reason 'closed'. */
+  closeInstance(): void {
+    if (live && live.creator === this) live.stopWith('closed');
+  }
+}
+
+/** A live (or finished) capture: progress, step(), cancel(), and `done` with the KernelTrace. */
+export class CaptureHandle {
+  readonly id: string;
+  readonly options: Readonly<ResolvedCaptureOptions>;
+  /** Resolves with the trace when the capture ends (steps done, cap, timeout, cancel); rejects only if nothing could be captured. */
+  readonly done: Promise<KernelTrace>;
+
+  /** @internal */
+  readonly owner: CaptureNativeFactory;
+  /** @internal The KernelCapture that armed it. */
+  readonly creator: object;
+  private native: CaptureNative | null = null;
+  private readonly nativeOptions: CaptureNativeOptions;
+  private resolveDone!: (t: KernelTrace) => void;
+  private rejectDone!: (e: Error) => void;
+  private settled: 'finished' | 'failed' | null = null;
+  private stopReason: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private graceTimer: NodeJS.Timeout | null = null;
+  private readonly armedAt = new Date();
+  private clock: KernelTraceMeta['clock'] = null;
+  private finalProgress: CaptureProgress | null = null;
+  private span: Span | null = null;
+  private otel: KernelTraceMeta['otel'] = null;
+  private readonly sink: NvtxSink;
+  // JS ranges: [start, end, nameIndex, isRange] per range.
+  private jsData: number[] = [];
+  private readonly jsNames = new Map<string, number>();
+  private jsDropped = 0;
+
+  /** @internal Use gpu.capture.arm(). */
+  constructor(options: ResolvedCaptureOptions, factory: CaptureNativeFactory, nativeOptions: CaptureNativeOptions, creator: object) {
+    this.id = newCaptureId(this.armedAt);
+    this.creator = creator;
+    this.options = Object.freeze({ ...options, kinds: Object.freeze({ ...options.kinds }) });
+    this.owner = factory;
+    this.nativeOptions = nativeOptions;
+    this.done = new Promise<KernelTrace>((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    this.done.catch(() => undefined); // a capture nobody awaits must not be an unhandled rejection
+    this.sink = {
+      timestamp: () => (this.native ? this.native.timestamp() : 0),
+      record: (start, end, name, isRange) => this.recordJs(start, end, name, isRange),
+    };
+  }
+
+  /** @internal */
+  start(): void {
+    this.startSpan();
+    let native: CaptureNative;
+    try {
+      native = this.owner(this.nativeOptions, (event, reason) => {
+        if (event === 'stopped') setImmediate(() => this.finish(reason));
+      });
+    } catch (cause) {
+      const e =
+        cause instanceof GpuTelemetryError
+          ? cause
+          : new GpuTelemetryError('ADDON_LOAD_FAILED', `capture.arm(): ${(cause as Error).message}`, { cause });
+      this.failStart(e);
+      throw e;
+    }
+    let r: ReturnType<CaptureNative['start']>;
+    try {
+      r = native.start();
+    } catch (cause) {
+      r = { ok: false, code: 'CUPTI_ERROR', message: `start() failed: ${(cause as Error).message}` };
+    }
+    if (!r.ok) {
+      native.close();
+      const code = START_ERROR_CODES.includes(r.code as GpuTelemetryErrorCode) ? (r.code as GpuTelemetryErrorCode) : 'CUPTI_ERROR';
+      const e = new GpuTelemetryError(code, `capture.arm(): ${r.message ?? 'CUPTI could not be started'}`, {
+        vendorCode: r.vendorCode ?? null,
+        vendorMessage: r.vendorMessage,
+        libraryPath: r.libraryPath,
+        tried: this.nativeOptions.cuptiCandidates,
+      });
+      this.failStart(e);
+      throw e;
+    }
+    this.native = native;
+    try {
+      this.clock = { cuptiNsAtArm: native.timestamp(), epochMsAtArm: this.armedAt.getTime() };
+    } catch {
+      this.clock = null;
+    }
+    setNvtxSink(this.sink);
+    this.timer = setTimeout(() => this.stopWith('timeout'), this.options.timeoutMs);
+    this.timer.unref();
+  }
+
+  private failStart(e: GpuTelemetryError): void {
+    this.settled = 'failed';
+    this.finalProgress = { ...this.emptyProgress(), state: 'failed' };
+    if (this.span) {
+      this.span.recordException(e);
+      this.span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
+      this.span.end();
+    }
+    this.rejectDone(e);
+  }
+
+  private startSpan(): void {
+    const active = trace.getActiveSpan();
+    const activeCtx = active?.spanContext();
+    const tracer = trace.getTracer('gpu-telemetry');
+    const span = tracer.startSpan(
+      'gpu.kernel_capture',
+      {
+        attributes: {
+          'gpu.capture.id': this.id,
+          'gpu.capture.steps_requested': this.options.steps,
+          'gpu.capture.start_after_steps': this.options.startAfterSteps,
+          'gpu.capture.max_bytes': this.options.maxBytes,
+          'gpu.capture.max_records': this.options.maxRecords,
+          'gpu.capture.timeout_ms': this.options.timeoutMs,
+          ...(this.options.stepRange ? { 'gpu.capture.step_range': this.options.stepRange } : {}),
+        },
+      },
+      context.active(),
+    );
+    this.span = span;
+    const own = span.spanContext();
+    const ownValid = isSpanContextValid(own);
+    if (activeCtx && isSpanContextValid(activeCtx)) {
+      this.otel = { traceId: activeCtx.traceId, spanId: activeCtx.spanId, captureSpanId: ownValid ? own.spanId : null };
+    } else if (ownValid) {
+      this.otel = { traceId: own.traceId, spanId: null, captureSpanId: own.spanId };
+    }
+  }
+
+  private emptyProgress(): CaptureProgress {
+    return {
+      state: 'waiting',
+      steps: 0,
+      stepsRequested: this.options.steps,
+      records: 0,
+      bytes: 0,
+      droppedByCupti: 0,
+      droppedByUs: 0,
+      elapsedMs: Date.now() - this.armedAt.getTime(),
+    };
+  }
+
+  get state(): CaptureState {
+    if (this.settled) return this.settled;
+    if (this.stopReason !== null || !this.native) return 'stopping';
+    const s = this.native.progress().state;
+    return s === 'finished' ? 'stopping' : s;
+  }
+
+  /** Steps, records, bytes and drops right now (final values once the capture has ended). */
+  get progress(): CaptureProgress {
+    if (this.finalProgress) return { ...this.finalProgress };
+    if (!this.native) return this.emptyProgress();
+    const p = this.native.progress();
+    return {
+      state: this.stopReason !== null || p.state === 'finished' ? 'stopping' : p.state,
+      steps: p.steps,
+      stepsRequested: this.options.steps,
+      records: p.records + this.jsData.length / 4,
+      bytes: p.bytes,
+      droppedByCupti: p.droppedByCupti,
+      droppedByUs: p.droppedByUs + this.jsDropped,
+      elapsedMs: Date.now() - this.armedAt.getTime(),
+    };
+  }
+
+  /**
+   * Marks a step boundary (when steps are counted by step() calls, the default). Cheap; a no-op
+   * once the capture has ended, so a serving loop can keep calling it.
+   */
+  step(): void {
+    const native = this.native;
+    if (native === null || this.stopReason !== null || this.settled) return;
+    if (this.options.stepRange !== null) {
+      throw new GpuTelemetryError(
+        'INVALID_OPTION',
+        `cap.step(): this capture counts NVTX ranges named "${this.options.stepRange}" as steps (stepRange); step() is not used then`,
+        { option: 'stepRange' },
+      );
+    }
+    native.step();
+  }
+
+  /** Stops the capture now; `done` resolves with what was captured (reason 'cancelled'). */
+  cancel(): Promise<KernelTrace> {
+    this.stopWith('cancelled');
+    return this.done;
+  }
+
+  /** @internal */
+  stopWith(reason: CaptureStopReason): void {
+    if (this.settled || this.stopReason !== null || !this.native) return;
+    this.stopReason = reason;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.native.stop(reason);
+    this.graceTimer = setTimeout(() => {
+      // The native side never said it stopped: give up on its records rather than hang.
+      this.fail(
+        new GpuTelemetryError('TIMEOUT', `capture ${this.id}: the native capture did not stop within ${STOP_GRACE_MS} ms of stop('${reason}')`),
+      );
+    }, STOP_GRACE_MS);
+    this.graceTimer.unref();
+  }
+
+  private recordJs(start: number, end: number, name: string, isRange: boolean): void {
+    if (this.settled || this.stopReason !== null) return;
+    if (this.jsData.length / 4 >= this.options.maxRecords) {
+      this.jsDropped++;
+      return;
+    }
+    let idx = this.jsNames.get(name);
+    if (idx === undefined) {
+      if (this.jsNames.size >= MAX_STRING_TABLE) {
+        this.jsDropped++;
+        return;
+      }
+      idx = this.jsNames.size;
+      this.jsNames.set(name, idx);
+    }
+    this.jsData.push(start, end, idx, isRange ? 1 : 0);
+  }
+
+  private release(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.timer = null;
+    this.graceTimer = null;
+    if (currentNvtxSink() === this.sink) setNvtxSink(null);
+    if (live === this) live = null;
+    const native = this.native;
+    this.native = null;
+    if (native) {
+      try {
+        native.close();
+      } catch {
+        // close() is documented not to throw; nothing more to do
+      }
+    }
+  }
+
+  private fail(e: GpuTelemetryError): void {
+    if (this.settled) return;
+    const last = this.native ? this.safeProgress() : null;
+    this.release();
+    this.settled = 'failed';
+    this.finalProgress = { ...(last ?? this.emptyProgress()), state: 'failed' };
+    if (this.span) {
+      this.span.recordException(e);
+      this.span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
+      this.span.end();
+    }
+    this.rejectDone(e);
+  }
+
+  private safeProgress(): CaptureProgress | null {
+    try {
+      return this.progress;
+    } catch {
+      return null;
+    }
+  }
+
+  private finish(eventReason: string): void {
+    if (this.settled || !this.native) return;
+    let raw: CaptureNativeResult;
+    try {
+      raw = this.native.result();
+    } catch (cause) {
+      this.fail(new GpuTelemetryError('CAPTURE_FAILED', `capture ${this.id}: reading the records failed: ${(cause as Error).message}`, { cause }));
+      return;
+    }
+    this.release();
+    const merged = this.mergeJsRanges(raw);
+    const reason = raw.reason || this.stopReason || eventReason;
+    const stepsCaptured = merged.steps.length >> 1;
+    const records =
+      merged.kernels.length / STRIDE.kernels +
+      merged.memcpys.length / STRIDE.memcpys +
+      merged.memsets.length / STRIDE.memsets +
+      merged.apiCalls.length / STRIDE.apiCalls +
+      merged.ranges.length / STRIDE.ranges;
+    if (reason === 'error' && records === 0 && stepsCaptured === 0) {
+      this.fail(new GpuTelemetryError('CAPTURE_FAILED', `capture ${this.id}: CUPTI reported an error before any record was captured`));
+      return;
+    }
+    const droppedByUs = merged.droppedByUs + this.jsDropped;
+    const meta: KernelTraceMeta = {
+      id: this.id,
+      reason,
+      truncated: merged.truncated || stepsCaptured < this.options.steps || merged.droppedByCupti > 0 || droppedByUs > 0,
+      stepsRequested: this.options.steps,
+      stepsCaptured,
+      startAfterSteps: this.options.startAfterSteps,
+      stepRange: this.options.stepRange,
+      cuptiVersion: merged.cuptiVersion,
+      layout: merged.layout,
+      libraryPath: merged.libraryPath,
+      simulated: merged.simulated,
+      baseNs: merged.baseNs,
+      droppedByCupti: merged.droppedByCupti,
+      droppedByUs,
+      peakBytes: merged.peakBytes,
+      buffersCompleted: merged.buffersCompleted,
+      limits: {
+        maxBytes: this.options.maxBytes,
+        maxRecords: this.options.maxRecords,
+        bufferBytes: this.options.bufferBytes,
+        timeoutMs: this.options.timeoutMs,
+      },
+      kinds: { ...this.options.kinds },
+      armedAt: this.armedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      clock: this.clock,
+      otel: this.otel,
+      jsRanges: { recorded: this.jsData.length / 4, dropped: this.jsDropped },
+    };
+    const result = new KernelTrace(merged, meta);
+    this.settled = 'finished';
+    this.finalProgress = {
+      state: 'finished',
+      steps: stepsCaptured,
+      stepsRequested: this.options.steps,
+      records,
+      bytes: 0,
+      droppedByCupti: merged.droppedByCupti,
+      droppedByUs,
+      elapsedMs: Date.now() - this.armedAt.getTime(),
+    };
+    this.jsData = [];
+    if (this.span) {
+      this.span.setAttributes({
+        'gpu.capture.reason': reason,
+        'gpu.capture.truncated': meta.truncated,
+        'gpu.capture.steps': stepsCaptured,
+        'gpu.capture.records': records,
+        'gpu.capture.dropped_by_cupti': meta.droppedByCupti,
+        'gpu.capture.dropped_by_us': meta.droppedByUs,
+        'gpu.capture.peak_bytes': meta.peakBytes,
+        'gpu.capture.cupti_version': meta.cuptiVersion,
+      });
+      if (reason === 'error') this.span.setStatus({ code: SpanStatusCode.ERROR, message: 'CUPTI reported an error mid-capture' });
+      this.span.end();
+    }
+    this.resolveDone(result);
+  }
+
+  /** Appends the JS ranges (domain JS_NVTX_DOMAIN, this process/thread) to the native ranges. */
+  private mergeJsRanges(raw: CaptureNativeResult): CaptureNativeResult {
+    const n = this.jsData.length / 4;
+    if (n === 0) return raw;
+    const strings = raw.strings.slice();
+    const base = strings.length;
+    for (const name of this.jsNames.keys()) strings.push(name);
+    const domainIndex = strings.length;
+    strings.push(JS_NVTX_DOMAIN);
+    const RS = STRIDE.ranges;
+    const ranges = new Float64Array(raw.ranges.length + n * RS);
+    ranges.set(raw.ranges);
+    const pid = process.pid;
+    // The main thread's OS tid is the pid (what CUPTI reports for it); workers get a synthetic id.
+    const tid = isMainThread ? pid : 2_000_000_000 + threadId;
+    let maxId = 0;
+    for (let o = 2; o < raw.ranges.length; o += RS) if (raw.ranges[o] > maxId) maxId = raw.ranges[o];
+    for (let i = 0, o = raw.ranges.length; i < n; i++, o += RS) {
+      const j = i * 4;
+      ranges[o] = this.jsData[j];
+      ranges[o + 1] = this.jsData[j + 1];
+      ranges[o + 2] = maxId + 1 + i;
+      ranges[o + 3] = this.jsData[j + 3];
+      ranges[o + 4] = base + this.jsData[j + 2];
+      ranges[o + 5] = domainIndex;
+      ranges[o + 6] = pid;
+      ranges[o + 7] = tid;
+    }
+    return { ...raw, strings, ranges };
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * Kernel-trace capture end to end: gpu.capture.arm() → the native capture → the simulator's CUPTI →
+ * KernelTrace, summary, Chrome trace. Also the golden summary of a fixed-seed flood, and NVIDIA's
+ * real libcupti without a driver.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createKernelCapture, createTelemetryServer, GpuTelemetryError, JS_NVTX_DOMAIN, nvtx, openGpuTelemetry, type GpuTelemetry, type KernelTrace } from '../src/index.js';
+import { loadNative } from '../src/native.js';
+import { SCENARIO_DIR } from '../src/paths.js';
+import { validateChromeTrace } from './capture-fixtures.js';
+import { sleep, waitFor, writeScenario } from './helpers.js';
+
+const REAL_CUPTI = ['/usr/local/cuda/lib64/libcupti.so.13', '/usr/local/cuda/lib64/libcupti.so'].find((p) => fs.existsSync(p)) ?? null;
+const GOLDEN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'capture-golden-summary.json');
+
+function expectNothingEnabled(): void {
+  const state = loadNative().captureCuptiState();
+  expect(state.enabledKinds).toEqual([]);
+  expect(state.subscribed).toBe(false);
+}
+
+const opened: GpuTelemetry[] = [];
+async function open(simulate = 'capture-decode-loop'): Promise<GpuTelemetry> {
+  const gpu = await openGpuTelemetry({ simulate, intervalMs: 200 });
+  opened.push(gpu);
+  return gpu;
+}
+afterEach(async () => {
+  for (const gpu of opened.splice(0)) {
+    const live = gpu.capture.active;
+    if (live) await live.cancel().catch(() => undefined);
+    await gpu.close();
+  }
+});
+
+describe('capture on the simulator', () => {
+  it('arm 10 steps: exactly 10 steps, records tagged, demangled names, flows, nothing enabled after', async () => {
+    const gpu = await open();
+    expectNothingEnabled(); // dormant until armed
+    const cap = gpu.capture.arm({ steps: 10, timeoutMs: 30_000 });
+    expect(loadNative().captureCuptiState().subscribed).toBe(true);
+    let jsRangeStep = -1;
+    for (let i = 0; i < 12; i++) {
+      if (i === 3) {
+        jsRangeStep = i;
+        await nvtx.range('js-work', () => sleep(15));
+      } else {
+        await sleep(15);
+      }
+      cap.step(); // the 11th and 12th are no-ops: the capture has ended
+    }
+    const trace = await cap.done;
+    expectNothingEnabled();
+    expect(trace.meta).toMatchObject({ reason: 'steps', truncated: false, stepsRequested: 10, stepsCaptured: 10, simulated: true, layout: 'cuda13', cuptiVersion: 130001 });
+    expect(trace.steps).toHaveLength(10);
+    for (let i = 1; i < 10; i++) expect(trace.steps[i].startNs).toBe(trace.steps[i - 1].endNs);
+    expect(trace.kernels.length).toBeGreaterThan(100);
+    // The simulator's producer thread runs on a busy machine: most (not necessarily all) steps hold kernels.
+    const tags = new Set(trace.kernels.map((k) => k.step));
+    expect([...tags].filter((t) => t >= 0).length).toBeGreaterThanOrEqual(5);
+    for (const k of trace.kernels) {
+      if (k.step >= 0) expect(k.startNs < trace.steps[k.step].endNs && k.endNs > trace.steps[k.step].startNs).toBe(true);
+    }
+    const names = new Set(trace.kernels.map((k) => k.name));
+    expect([...names].some((n) => n.startsWith('void cutlass::Kernel<cutlass::gemm::kernel::Gemm>'))).toBe(true);
+    expect(names.has('sampling_argmax')).toBe(true);
+    // JS range on the capture clock, inside the step it was marked in.
+    const js = trace.ranges.find((r) => r.domain === JS_NVTX_DOMAIN && r.name === 'js-work')!;
+    expect(js.step).toBe(jsRangeStep);
+    expect(js.durationNs).toBeGreaterThan(10e6);
+    const summary = trace.summary();
+    expect(summary.stepDurations!.count).toBe(10);
+    expect(summary.devices[0].busyRatio).toBeGreaterThan(0);
+    expect(summary.topKernels[0].name).toMatch(/cutlass/); // 42 µs each: the most total time
+    const { events } = validateChromeTrace(trace.toChromeTrace());
+    expect(events.filter((e) => e.ph === 's').length).toBeGreaterThan(100); // launch → kernel flows
+    // The serving loop's later step() calls are no-ops; a new capture works.
+    cap.step();
+    const again = gpu.capture.arm({ steps: 1 });
+    await sleep(5);
+    again.step();
+    expect((await again.done).meta.stepsCaptured).toBe(1);
+    expectNothingEnabled();
+  });
+
+  it('busy → CAPTURE_BUSY; cancel and timeout settle, leave nothing enabled, and re-arming works', async () => {
+    const gpu = await open();
+    const cap = gpu.capture.arm({ steps: 100 });
+    expect(() => gpu.capture.arm({ steps: 1 })).toThrow(expect.objectContaining({ code: 'CAPTURE_BUSY' }));
+    cap.step();
+    await sleep(20);
+    const cancelled = await cap.cancel();
+    expect(cancelled.meta).toMatchObject({ reason: 'cancelled', truncated: true, stepsCaptured: 1 });
+    expectNothingEnabled();
+
+    const timed = gpu.capture.arm({ steps: 100, timeoutMs: 300 });
+    await sleep(30);
+    timed.step();
+    const t = await timed.done;
+    expect(t.meta).toMatchObject({ reason: 'timeout', truncated: true, stepsCaptured: 1 });
+    expect(t.kernels.length).toBeGreaterThan(0);
+    expectNothingEnabled();
+
+    const third = gpu.capture.arm({ steps: 1 });
+    await sleep(5);
+    third.step();
+    expect((await third.done).meta.reason).toBe('steps');
+    expectNothingEnabled();
+  });
+
+  it('steps counted by NVTX ranges (stepRange) after startAfterSteps', async () => {
+    const gpu = await open();
+    const cap = gpu.capture.arm({ steps: 3, startAfterSteps: 1, stepRange: 'decode_step', timeoutMs: 30_000 });
+    expect(() => cap.step()).toThrow(/counts NVTX ranges named "decode_step"/);
+    const trace = await cap.done;
+    expect(trace.meta).toMatchObject({ reason: 'steps', stepsCaptured: 3, stepRange: 'decode_step' });
+    const ranges = trace.ranges.filter((r) => r.name === 'decode_step' && r.kind === 'range');
+    for (const s of trace.steps) expect(ranges.some((r) => r.startNs === s.startNs && r.endNs === s.endNs)).toBe(true);
+    expectNothingEnabled();
+  });
+
+  it('closing the instance ends a live capture (reason "closed")', async () => {
+    const gpu = await open();
+    const cap = gpu.capture.arm({ steps: 50 });
+    cap.step();
+    await gpu.close();
+    const trace = await cap.done;
+    expect(trace.meta.reason).toBe('closed');
+    expectNothingEnabled();
+    expect(() => gpu.capture.arm()).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+  });
+
+  it('another profiler holding CUPTI → CUPTI_BUSY, nothing enabled', async () => {
+    const text = JSON.parse(fs.readFileSync(path.join(SCENARIO_DIR, 'capture-decode-loop.json'), 'utf8')) as { cupti: object };
+    text.cupti = { ...text.cupti, multipleSubscribers: true };
+    const capture = createKernelCapture({ simulate: writeScenario(text) });
+    let error: GpuTelemetryError | null = null;
+    try {
+      capture.arm({ steps: 1 });
+    } catch (e) {
+      error = e as GpuTelemetryError;
+    }
+    expect(error).toBeInstanceOf(GpuTelemetryError);
+    expect(error!.code).toBe('CUPTI_BUSY');
+    expect(error!.vendorCode).toBe(39);
+    expect(capture.active).toBeNull();
+    expectNothingEnabled();
+  });
+
+  it('createKernelCapture(): capture without opening NVML; save() writes the store', async () => {
+    const capture = createKernelCapture({ simulate: 'capture-decode-loop' });
+    const cap = capture.arm({ steps: 2 });
+    await sleep(10);
+    cap.step();
+    await sleep(10);
+    cap.step();
+    const trace = await cap.done;
+    expect(trace.meta.stepsCaptured).toBe(2);
+    const dir = fs.mkdtempSync(path.join(path.dirname(writeScenario({})), 'store-'));
+    const saved = await trace.save(dir, { keepFiles: 5 });
+    validateChromeTrace(fs.readFileSync(saved.tracePath, 'utf8'));
+    expect(fs.statSync(saved.tracePath).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('capture endpoint on the simulator', () => {
+  it('POST arms, the serving loop marks steps with gpu.capture.step(), GET serves the trace', async () => {
+    const gpu = await open();
+    const server = createTelemetryServer(gpu, { capture: { token: 'a-long-enough-test-token' } });
+    const { port } = await server.listen(0);
+    try {
+      const headers = { authorization: 'Bearer a-long-enough-test-token' };
+      const posted = await fetch(`http://127.0.0.1:${port}/capture`, { method: 'POST', headers, body: '{"steps": 3}' });
+      expect(posted.status).toBe(201);
+      const { id } = (await posted.json()) as { id: string };
+      let res = await fetch(`http://127.0.0.1:${port}/capture/${id}`, { headers });
+      for (let i = 0; i < 200 && res.status === 202; i++) {
+        await res.text();
+        await sleep(10);
+        gpu.capture.step(); // the service's loop, unaware of who armed the capture
+        res = await fetch(`http://127.0.0.1:${port}/capture/${id}`, { headers });
+      }
+      expect(res.status).toBe(200);
+      const { events, otherData } = validateChromeTrace(await res.text());
+      expect(otherData).toMatchObject({ id, reason: 'steps', stepsCaptured: 3 });
+      expect(events.some((e) => e.cat === 'kernel')).toBe(true);
+      expectNothingEnabled();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe.skipIf(!REAL_CUPTI)("NVIDIA's libcupti without a driver", () => {
+  it('arm() throws a typed error carrying CUPTI\'s result string; nothing left enabled', () => {
+    const capture = createKernelCapture({ libraries: { cupti: REAL_CUPTI! } });
+    let error: GpuTelemetryError | null = null;
+    try {
+      capture.arm({ steps: 1 });
+    } catch (e) {
+      error = e as GpuTelemetryError;
+    }
+    expect(error).toBeInstanceOf(GpuTelemetryError);
+    expect(['CUPTI_ERROR', 'CUPTI_BUSY']).toContain(error!.code);
+    expect(error!.vendorMessage).toMatch(/CUPTI_ERROR_/);
+    expect(error!.libraryPath).toContain('libcupti');
+    expect(capture.active).toBeNull();
+    expectNothingEnabled();
+  });
+});
+
+/** The parts of a summary that a fixed-seed flood determines exactly (no wall-clock timing). */
+function deterministic(trace: KernelTrace) {
+  const s = trace.summary();
+  return {
+    reason: s.reason,
+    truncated: s.truncated,
+    records: { kernels: s.records.kernels, apiCalls: s.records.apiCalls, memcpys: s.records.memcpys, memsets: s.records.memsets },
+    topKernels: s.topKernels.map(({ name, count, totalNs, meanNs, p50Ns, p99Ns, minNs, maxNs, shareOfKernelTime }) => ({
+      name,
+      count,
+      totalNs,
+      meanNs,
+      p50Ns,
+      p99Ns,
+      minNs,
+      maxNs,
+      shareOfKernelTime: Math.round(shareOfKernelTime * 1e6) / 1e6,
+    })),
+    streams: s.devices.map((d) => ({ deviceId: d.deviceId, kernels: d.kernels, streams: d.streams.map((x) => ({ streamId: x.streamId, kernels: x.kernels })) })),
+  };
+}
+
+describe('golden summary', () => {
+  it('a fixed-seed flood of 3000 kernels summarises exactly as test/fixtures/capture-golden-summary.json', async () => {
+    const scenario = writeScenario({
+      name: 'capture-golden',
+      seed: 11,
+      devices: [{ name: 'NVIDIA H100 80GB HBM3 (simulated)', memoryTotalBytes: 85899345920, computeCapability: [9, 0] }],
+      cupti: {
+        version: 130001,
+        flood: true,
+        floodRecords: 3000,
+        kernelsPerSecond: 0,
+        seed: 11,
+        kernels: [
+          { name: '_ZN7cutlass6KernelINS_4gemm6kernel4GemmEEEvNT_6ParamsE', durationUs: 42, grid: [132, 1, 1], block: [384, 1, 1], registers: 168, sharedBytes: 98304 },
+          { name: '_Z24flash_attn_decode_kernelILi128EEvPK6__halfS2_S2_PS0_i', durationUs: 18, grid: [64, 8, 1], block: [128, 1, 1], registers: 96 },
+          { name: 'sampling_argmax', durationUs: 6.5, grid: [1, 1, 1], block: [256, 1, 1], registers: 40 },
+        ],
+      },
+    });
+    const capture = createKernelCapture({ simulate: scenario });
+    const cap = capture.arm({ steps: 1, flushIntervalMs: 10, timeoutMs: 30_000 });
+    await waitFor(() => cap.progress.records >= 6000, 20_000);
+    cap.step();
+    const trace = await cap.done;
+    expectNothingEnabled();
+    const actual = deterministic(trace);
+    // Regenerate with UPDATE_GOLDEN=1 (then review the diff); otherwise the committed file must match.
+    if (process.env.UPDATE_GOLDEN === '1') {
+      fs.mkdirSync(path.dirname(GOLDEN), { recursive: true });
+      fs.writeFileSync(GOLDEN, `${JSON.stringify(actual, null, 2)}\n`);
+      process.stderr.write(`wrote ${GOLDEN}: review it before committing\n`);
+    }
+    expect(actual).toEqual(JSON.parse(fs.readFileSync(GOLDEN, 'utf8')));
+  });
+});
