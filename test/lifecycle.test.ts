@@ -35,11 +35,15 @@ describe('close()', () => {
     await sleep(100);
     const threads = threadCount();
     const rss = rssBytes();
-    for (let i = 0; i < 200; i++) await cycle();
+    // Under ASan (npm run test:asan) memory is held in quarantine on purpose and every cycle maps
+    // a large instrumented library: RSS says nothing there (valgrind checks leaks instead), and
+    // fewer cycles keep the run short; the thread count still must not move.
+    const sanitized = process.env.GPU_TELEMETRY_SANITIZED === '1';
+    for (let i = 0; i < (sanitized ? 20 : 200); i++) await cycle();
     await sleep(200);
     expect(threadCount()).toBe(threads);
     // A leak of one sample frame per cycle (~10 KiB) would already be 2 MiB; allow allocator slack.
-    expect(rssBytes() - rss).toBeLessThan(16 * 2 ** 20);
+    if (!sanitized) expect(rssBytes() - rss).toBeLessThan(16 * 2 ** 20);
   });
 
   it('two instances with different scenarios run side by side', async () => {
