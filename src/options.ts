@@ -82,7 +82,10 @@ const KNOWN_LIBRARIES = new Set(['nvml', 'dcgm', 'cupti']);
 const DEFAULT_NVML = ['libnvidia-ml.so.1', 'libnvidia-ml.so'];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  // A Date, Map or class instance is not an options object (its keys would be silently ignored).
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 function describe(v: unknown): string {
