@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -218,5 +219,51 @@ describe('serve under driver faults', () => {
     // bounded); allow allocator and JIT slack far below 9,000 retained events' worth.
     expect(late - early, `RSS ${early} -> ${late} KiB`).toBeLessThan(24 * 1024);
     expect(await stop(s)).toBe(0);
+  });
+});
+
+describe('serve binds loopback unless told otherwise', () => {
+  function externalAddress(): string | undefined {
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+    }
+    return undefined;
+  }
+
+  function connects(host: string, port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const socket = net.connect({ host, port, timeout: 3000 });
+      socket.on('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('timeout', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.on('error', () => resolve(false));
+    });
+  }
+
+  it('says so in its start-up line, and is not reachable on another interface', async () => {
+    const s = await serve(machine(1, []));
+    expect(s.stdout()).toMatch(/serving http:\/\/127\.0\.0\.1:\d+\/metrics .*loopback only \(use --host 0\.0\.0\.0 to expose it\)/);
+    expect(await connects('127.0.0.1', s.port)).toBe(true);
+    const external = externalAddress();
+    if (external) expect(await connects(external, s.port)).toBe(false);
+    expect(await stop(s)).toBe(0);
+  });
+
+  it('warns when told to listen on every interface', async () => {
+    const child = spawn(process.execPath, [CLI, 'serve', '--simulate', 'a100-pcie-2', '--port', '0', '--host', '0.0.0.0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.push(child);
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    await waitFor(() => /serving http:\/\//.test(out), 30_000);
+    expect(out).toMatch(/serving http:\/\/0\.0\.0\.0:\d+\/metrics .*WARNING: listening on 0\.0\.0\.0, reachable from the network/);
+    child.kill('SIGTERM');
+    await waitFor(() => child.exitCode !== null, 20_000);
   });
 });
