@@ -217,7 +217,8 @@ describe('serve under driver faults', () => {
     expect(value(done, 'gpu_telemetry_device_up', { gpu: '0' })).toBe(1);
     // 9,000 more events must not cost memory per event (the JS queue and the recent list are
     // bounded); allow allocator and JIT slack far below 9,000 retained events' worth.
-    expect(late - early, `RSS ${early} -> ${late} KiB`).toBeLessThan(24 * 1024);
+    // (Not under ASan: its quarantine holds freed memory on purpose.)
+    if (process.env.GPU_TELEMETRY_SANITIZED !== '1') expect(late - early, `RSS ${early} -> ${late} KiB`).toBeLessThan(24 * 1024);
     expect(await stop(s)).toBe(0);
   });
 });
