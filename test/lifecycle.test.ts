@@ -96,6 +96,31 @@ describe('process and worker lifetimes', () => {
     expect(r2.status).toBe(0);
   });
 
+  it('terminating workers while sample events are being delivered never aborts the process', async () => {
+    // Regression: node-addon-api turned a failed call into JS during worker termination into a
+    // fatal error ("Error::Error napi_define_properties") that aborted the whole process.
+    const rounds = process.env.GPU_TELEMETRY_SANITIZED === '1' ? 5 : 25;
+    for (let i = 0; i < rounds; i++) {
+      const worker = new Worker(
+        `
+        const { parentPort } = require('node:worker_threads');
+        import(${JSON.stringify(dist)}).then(async ({ openGpuTelemetry }) => {
+          const gpu = await openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 10 });
+          gpu.on('sample', (s) => parentPort.postMessage(s.devices.length));
+        });
+        `,
+        { eval: true },
+      );
+      await new Promise((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      await sleep((i * 7) % 25); // terminate at varying points of the event stream
+      await worker.terminate();
+    }
+    expect(process.exitCode ?? 0).toBe(0);
+  });
+
   it('works in a worker thread, and terminating the worker stops its sampler', async () => {
     const threads = threadCount();
     const worker = new Worker(
