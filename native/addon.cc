@@ -43,15 +43,17 @@ class EventChannel {
     if (finalized_ || released_) return;
     tsfn_.NonBlockingCall([event](Napi::Env env, Napi::Function fn) {
       if (env == nullptr || fn.IsEmpty()) return;
-      // Raw Node-API on purpose: while a worker is being terminated the call fails, and
-      // node-addon-api would then build a JS Error object, which also fails, which it turns into
-      // a fatal error. A failed call here only means nobody is left to tell.
-      napi_value arg;
-      napi_value undefined;
-      napi_value result;
+      // Plain Node-API calls, not node-addon-api's throwing wrappers: while a worker is being
+      // terminated these calls fail, and node-addon-api turns that failure into Error::New, which
+      // cannot create an error object then and aborts the whole process ("FATAL ERROR:
+      // Error::Error napi_define_properties", seen in CI). A failed call is simply dropped; an
+      // exception thrown by the listener stays pending and is reported by Node as uncaught.
+      napi_value arg = nullptr;
+      napi_value recv = nullptr;
+      napi_value result = nullptr;
       if (napi_create_int32(env, static_cast<int32_t>(event), &arg) != napi_ok) return;
-      if (napi_get_undefined(env, &undefined) != napi_ok) return;
-      napi_call_function(env, undefined, fn, 1, &arg, &result);
+      if (napi_get_undefined(env, &recv) != napi_ok) return;
+      napi_call_function(env, recv, fn, 1, &arg, &result);
     });
   }
 

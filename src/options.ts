@@ -104,7 +104,10 @@ const DEFAULT_NVML = ['libnvidia-ml.so.1', 'libnvidia-ml.so'];
 const DEFAULT_DCGM = ['libdcgm.so.4', 'libdcgm.so.3'];
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  // A Date, Map or class instance is not an options object (its keys would be silently ignored).
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 function describe(v: unknown): string {

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry, type OpenMetricsContentType } from 'prom-client';
+import { invalidOption } from './errors.js';
 import { registerGpuMetrics, type PrometheusExportOptions } from './exporters/prometheus.js';
 import { asProvider, type GpuMetricsSource } from './exporters/source.js';
 import { createCaptureEndpoint, type CaptureEndpointOptions, type CaptureRoute } from './capture/endpoint.js';
@@ -12,13 +13,52 @@ import { createCaptureEndpoint, type CaptureEndpointOptions, type CaptureRoute }
 export type { CaptureEndpointOptions } from './capture/endpoint.js';
 
 export interface TelemetryServerOptions extends PrometheusExportOptions {
-  /** Header and request timeouts against slow clients (ms, default 10,000). */
+  /**
+   * Header and request timeouts against slow clients (ms, 100 to 600,000; default 10,000). A client
+   * that has not sent its whole request by then gets 408 and its connection is closed.
+   */
   requestTimeoutMs?: number;
   /**
    * The kernel-trace capture endpoint (POST /capture, GET /capture/<id>), off unless set with a
    * token: `{ token, dir?, maxBodyBytes?, keepFiles?, keepDays? }`.
    */
   capture?: CaptureEndpointOptions;
+}
+
+const SERVER_OPTIONS = new Set(['names', 'perLink', 'processes', 'hostname', 'requestTimeoutMs', 'capture']);
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return typeof v;
+}
+
+/** Checks server / exporter options; every mistake is an INVALID_OPTION naming the option. */
+export function checkServerOptions(options: unknown): TelemetryServerOptions {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw invalidOption('', `server options must be an object, not ${describeValue(options)}`);
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!SERVER_OPTIONS.has(key)) throw invalidOption(key, `unknown server option (allowed: ${[...SERVER_OPTIONS].join(', ')})`);
+  }
+  if (o.names !== undefined && o.names !== 'default' && o.names !== 'dcgm') {
+    throw invalidOption('names', `must be "default" or "dcgm", not ${describeValue(o.names)}`);
+  }
+  for (const key of ['perLink', 'processes'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw invalidOption(key, `must be true or false, not ${describeValue(o[key])}`);
+  }
+  if (o.hostname !== undefined && (typeof o.hostname !== 'string' || o.hostname.length > 253)) {
+    throw invalidOption('hostname', `must be a host name of up to 253 characters, not ${describeValue(o.hostname)}`);
+  }
+  const t = o.requestTimeoutMs;
+  if (t !== undefined && (typeof t !== 'number' || !Number.isInteger(t) || t < 100 || t > 600_000)) {
+    throw invalidOption('requestTimeoutMs', `must be a whole number of milliseconds from 100 to 600000, not ${describeValue(t)}`);
+  }
+  return o as TelemetryServerOptions;
 }
 
 export interface TelemetryServer {
@@ -41,6 +81,7 @@ export function wantsOpenMetrics(accept: string | undefined): boolean {
 }
 
 export function createTelemetryServer(source: GpuMetricsSource, options: TelemetryServerOptions = {}): TelemetryServer {
+  options = checkServerOptions(options);
   const provider = asProvider(source);
   const text = new Registry();
   const openMetrics = new Registry<OpenMetricsContentType>();
@@ -80,40 +121,64 @@ export function createTelemetryServer(source: GpuMetricsSource, options: Telemet
     },
   };
 
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  const timeout = options.requestTimeoutMs ?? 10_000;
+  // Node checks the header/request deadlines only every connectionsCheckingInterval (30 s by
+  // default): a slowloris client would hold its connection that much longer than the timeout.
+  const server = http.createServer({ connectionsCheckingInterval: Math.min(1000, Math.max(50, timeout / 4)) }, (req, res) => {
+    // Never `new URL(req.url)`: a request line like "GET // HTTP/1.1" makes it throw, and a throw
+    // here is an uncaught exception that ends the process (found by the hostile-input test).
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    const pathname = q >= 0 ? target.slice(0, q) : target;
+    const shown = pathname.length > 100 ? `${pathname.slice(0, 100)}…` : pathname;
     if (captureRoute) {
       try {
-        if (captureRoute(req, res, url.pathname)) return;
+        if (captureRoute(req, res, pathname)) return;
       } catch (e) {
         if (!res.headersSent) sendText(res, 500, `internal error: ${(e as Error).message}`);
         else res.destroy();
         return;
       }
     }
-    const route = routes[url.pathname];
+    const route = Object.hasOwn(routes, pathname) ? routes[pathname] : undefined;
     if (!route) {
-      sendText(res, 404, `not found: ${url.pathname} (try /metrics)`);
+      sendText(res, 404, `not found: ${shown} (try /metrics)`);
       return;
     }
-    const handler = route[req.method ?? 'GET'] ?? (req.method === 'HEAD' ? route.GET : undefined);
+    const method = req.method ?? 'GET';
+    const handler = Object.hasOwn(route, method) ? route[method] : method === 'HEAD' ? route.GET : undefined;
     if (!handler) {
-      sendText(res, 405, `method ${req.method} not allowed on ${url.pathname}`, { allow: Object.keys(route).join(', ') });
+      sendText(res, 405, `method ${method} not allowed on ${shown}`, { allow: Object.keys(route).join(', ') });
       return;
     }
-    Promise.resolve(handler(req, res)).catch((e: unknown) => {
+    let result;
+    try {
+      result = handler(req, res);
+    } catch (e) {
+      result = Promise.reject(e);
+    }
+    Promise.resolve(result).catch((e: unknown) => {
       if (!res.headersSent) sendText(res, 500, `internal error: ${(e as Error).message}`);
       else res.destroy();
     });
   });
-  const timeout = options.requestTimeoutMs ?? 10_000;
   server.headersTimeout = timeout;
   server.requestTimeout = timeout;
   server.keepAliveTimeout = 5_000;
+  // A connection that never sends a byte is not covered by the two timeouts above: close idle
+  // sockets after the same time.
+  server.timeout = timeout;
 
   return {
     server,
     listen(port = 9400, host = '127.0.0.1') {
+      if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+        return Promise.reject(invalidOption('port', `must be a whole number from 0 to 65535, not ${describeValue(port)}`));
+      }
+      // An empty host would make Node listen on every interface: refuse it rather than expose /metrics.
+      if (typeof host !== 'string' || host.trim() === '' || host.length > 253) {
+        return Promise.reject(invalidOption('host', `must be an address or host name (default 127.0.0.1), not ${describeValue(host)}`));
+      }
       return new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {

@@ -35,11 +35,15 @@ describe('close()', () => {
     await sleep(100);
     const threads = threadCount();
     const rss = rssBytes();
-    for (let i = 0; i < 200; i++) await cycle();
+    // Under ASan (npm run test:asan) memory is held in quarantine on purpose and every cycle maps
+    // a large instrumented library: RSS says nothing there (valgrind checks leaks instead), and
+    // fewer cycles keep the run short; the thread count still must not move.
+    const sanitized = process.env.GPU_TELEMETRY_SANITIZED === '1';
+    for (let i = 0; i < (sanitized ? 20 : 200); i++) await cycle();
     await sleep(200);
     expect(threadCount()).toBe(threads);
     // A leak of one sample frame per cycle (~10 KiB) would already be 2 MiB; allow allocator slack.
-    expect(rssBytes() - rss).toBeLessThan(16 * 2 ** 20);
+    if (!sanitized) expect(rssBytes() - rss).toBeLessThan(16 * 2 ** 20);
   });
 
   it('two instances with different scenarios run side by side', async () => {
@@ -90,6 +94,31 @@ describe('process and worker lifetimes', () => {
     const r2 = spawnSync(process.execPath, ['--input-type=module', '-e', idle], { encoding: 'utf8', timeout: 20_000 });
     expect(r2.stdout.trim()).toBe('opened');
     expect(r2.status).toBe(0);
+  });
+
+  it('terminating workers while sample events are being delivered never aborts the process', async () => {
+    // Regression: node-addon-api turned a failed call into JS during worker termination into a
+    // fatal error ("Error::Error napi_define_properties") that aborted the whole process.
+    const rounds = process.env.GPU_TELEMETRY_SANITIZED === '1' ? 5 : 25;
+    for (let i = 0; i < rounds; i++) {
+      const worker = new Worker(
+        `
+        const { parentPort } = require('node:worker_threads');
+        import(${JSON.stringify(dist)}).then(async ({ openGpuTelemetry }) => {
+          const gpu = await openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 10 });
+          gpu.on('sample', (s) => parentPort.postMessage(s.devices.length));
+        });
+        `,
+        { eval: true },
+      );
+      await new Promise((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      await sleep((i * 7) % 25); // terminate at varying points of the event stream
+      await worker.terminate();
+    }
+    expect(process.exitCode ?? 0).toBe(0);
   });
 
   it('works in a worker thread, and terminating the worker stops its sampler', async () => {

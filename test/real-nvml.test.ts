@@ -44,8 +44,9 @@ describe.skipIf(!present)('real libnvidia-ml.so.1 without a driver', () => {
     for (let i = 0; i < 200; i++) await openGpuTelemetry().catch(() => undefined);
     await sleep(200);
     expect(threadCount()).toBeLessThanOrEqual(threads);
-    // Loose bound: a per-open leak of even 64 KiB would show as 12 MiB here.
-    expect(rssBytes() - rss).toBeLessThan(12 * 2 ** 20);
+    // Loose bound: a per-open leak of even 64 KiB would show as 12 MiB here. (Not under ASan,
+    // npm run test:asan: its quarantine keeps freed memory on purpose; valgrind judges leaks.)
+    if (process.env.GPU_TELEMETRY_SANITIZED !== '1') expect(rssBytes() - rss).toBeLessThan(12 * 2 ** 20);
   });
 });
 

@@ -175,6 +175,8 @@ describe('the driver disappears', () => {
         return s.devices[0].status.powerWatts === 'error' ? s : undefined;
       });
       expect(snap.devices[0].reasons.powerWatts).toMatch(/NVML_ERROR_DRIVER_NOT_LOADED \(9\)/);
+      // No call answered: the device as a whole is in error (gpu_telemetry_device_up 0), not "ok".
+      expect(snap.devices[0].state).toBe('error');
       expect(snap.devices[1].fields.powerWatts).toBeNull();
     });
   });

@@ -118,6 +118,7 @@ class DeviceRow {
   }
   Status status(Field f) const { return static_cast<Status>(frame_.status[slot(f)]); }
   double value(Field f) const { return frame_.values[slot(f)]; }
+  int32_t code(Field f) const { return frame_.codes[slot(f)]; }
 
   double* link(size_t l) { return &frame_.links[(device_ * kMaxLinks + l) * kLinkStride]; }
   double* process(size_t p) { return &frame_.processes[(device_ * kMaxProcesses + p) * kProcessStride]; }

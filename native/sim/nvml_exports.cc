@@ -794,3 +794,26 @@ SIM_EXPORT simNvmlReturn nvmlGpmMetricsGet(simNvmlGpmMetricsGet* request) {
   return SIM_NVML_SUCCESS;
 }
 #endif
+
+// ---- simulator teardown (not part of NVML) ---------------------------------------------------
+
+// Frees the simulator's state before the host unloads a private copy of this library. The host
+// calls it only after its last call into the library has returned and NVML is shut down (no
+// thread can be inside). Refuses (returns 1) while NVML is initialised.
+SIM_EXPORT int gtsim_release() {
+  gtsim::SimState*& s = gtsim::statePointer();
+  if (s == nullptr) return 0;
+  if (s->initCount.load() > 0) return 1;
+  {
+    std::lock_guard<std::mutex> lock(s->eventSetsMutex);
+    for (simNvmlEventSet* set : s->eventSets) delete set;
+    s->eventSets.clear();
+#ifndef GTSIM_LEGACY_DRIVER
+    for (simNvmlGpmSample* sample : s->gpmSamples) delete sample;
+#endif
+    s->gpmSamples.clear();
+  }
+  delete s;
+  s = nullptr;
+  return 0;
+}

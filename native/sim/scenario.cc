@@ -166,8 +166,13 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
                  : memoryInfo == "system"      ? DeviceSpec::MemoryInfo::System
                                                : DeviceSpec::MemoryInfo::Ok;
   if (const Json* cc = j.find("computeCapability")) {
-    if (!cc->isArray() || cc->items().size() != 2 || !cc->items()[0].isNumber() || !cc->items()[1].isNumber()) {
-      return r.fail(path + ".computeCapability", "must be [major, minor]");
+    // Range-checked before the conversion: casting an out-of-range double to int is undefined
+    // behaviour (found by the UBSan run on a hostile scenario: [1e300, 0]).
+    auto part = [](const Json& v, double hi) {
+      return v.isNumber() && v.number() >= 0 && v.number() <= hi && std::floor(v.number()) == v.number();
+    };
+    if (!cc->isArray() || cc->items().size() != 2 || !part(cc->items()[0], 99) || !part(cc->items()[1], 9)) {
+      return r.fail(path + ".computeCapability", "must be [major, minor], whole numbers 0-99 and 0-9 (e.g. [9, 0])");
     }
     d.ccMajor = static_cast<int>(cc->items()[0].number());
     d.ccMinor = static_cast<int>(cc->items()[1].number());

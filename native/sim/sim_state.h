@@ -58,8 +58,17 @@ class SimState {
   std::vector<simNvmlDevice> handles_;
 };
 
+// The state's owner pointer. Immortal on purpose (see above), with one exception: a host that
+// loaded a private copy of this library frees it with gtsim_release() just before dlclose, once
+// its last call has returned (after dlclose nothing could reach it: it would be a leak per copy).
+inline SimState*& statePointer() {
+  static SimState* s = new SimState();
+  return s;
+}
+
 inline SimState& state() {
-  static SimState* s = new SimState();  // immortal on purpose (see above)
+  SimState*& s = statePointer();
+  if (s == nullptr) s = new SimState();  // only after a release, by a host that broke the contract
   return *s;
 }
 

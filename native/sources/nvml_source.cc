@@ -226,6 +226,25 @@ void NvmlSource::sample(size_t index, DeviceRow& row, const FieldMask& want, int
     return;
   }
   d.lost = false;
+  // A device none of whose calls answered, with at least one real failure (the driver gone or
+  // unloaded, a GPU needing a reset), is not "ok" whatever its fields say one by one: report it
+  // in error with the first failure's code, so gpu_telemetry_device_up goes to 0.
+  bool anyOk = false;
+  int32_t firstError = 0;
+  for (size_t f = 0; f < kFieldCount; ++f) {
+    if (!want.test(f)) continue;
+    const Status st = row.status(static_cast<Field>(f));
+    if (st == Status::Ok || st == Status::Pending) {
+      anyOk = true;
+      break;
+    }
+    if (st == Status::Error && firstError == 0) firstError = row.code(static_cast<Field>(f));
+  }
+  if (!anyOk && firstError != 0) {
+    row.meta(kDevState) = static_cast<double>(DeviceState::Error);
+    row.meta(kDevLostCode) = firstError;
+    return;
+  }
   row.meta(kDevState) = static_cast<double>(DeviceState::Ok);
   row.meta(kDevLostCode) = 0;
 }

@@ -66,9 +66,11 @@ void XidWatcher::run() {
     const nvml::Return r = api_.eventSetWait(set_, &data, kWaitTimeoutMs);
     if (r == nvml::kErrorTimeout) continue;
     if (r != nvml::kSuccess) {
-      // A wait that fails at once (GPU lost, driver trouble) must not spin: back off, bounded.
-      if (++failures > 1000) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 10 * failures)));
+      // A wait that fails at once (GPU lost, driver trouble) must not spin: back off to one try a
+      // second, and keep trying (giving up would freeze xidErrors at "ok" after the driver came
+      // back: a series that silently stops counting).
+      if (failures < 100) ++failures;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10 * failures));
       continue;
     }
     failures = 0;

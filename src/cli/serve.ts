@@ -72,6 +72,8 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
     return 0;
   }
   const host = values.host ?? '127.0.0.1';
+  // `--host ""` (an empty variable in a unit file) would make Node listen on every interface.
+  if (host.trim() === '') throw new UsageError('--host must name an address (default 127.0.0.1; 0.0.0.0 for every interface), not ""');
   const port = intOption('port', values.port, 9400, 0, 65535);
   const intervalMs = intOption('interval-ms', values['interval-ms'], 1000, 10, 3_600_000);
   const reopenMs = intOption('reopen-ms', values['reopen-ms'], 30_000, 100, 86_400_000);

@@ -6,6 +6,7 @@
 import os from 'node:os';
 import { createRequire } from 'node:module';
 import type { Registry } from 'prom-client';
+import { invalidOption } from '../errors.js';
 import { CLOCK_EVENT_REASONS, FIELDS, type FieldName, type FieldSpec } from '../fields.js';
 import type { DeviceSample, GpuSnapshot } from '../snapshot.js';
 import type { GpuTelemetry } from '../telemetry.js';
@@ -117,7 +118,10 @@ export function registerGpuMetrics(
   const provider = asProvider(source);
   const scrapes = new ScrapeCache(provider);
   const names = options.names ?? 'default';
-  if (names !== 'default' && names !== 'dcgm') throw new TypeError(`names must be 'default' or 'dcgm', not ${String(names)}`);
+  if (names !== 'default' && names !== 'dcgm') throw invalidOption('names', `must be "default" or "dcgm", not ${JSON.stringify(String(names))}`);
+  if (options.hostname !== undefined && typeof options.hostname !== 'string') {
+    throw invalidOption('hostname', `must be a string, not ${typeof options.hostname}`);
+  }
   const hostname = options.hostname ?? os.hostname();
   const version = packageVersion();
 
