@@ -67,8 +67,16 @@ struct DcgmState {
   std::map<unsigned int, RateBase> rates;
 };
 
+DcgmState*& dcgmPointer() {
+  static DcgmState* s = nullptr;
+  return s;
+}
+
+// Immortal while the library is loaded, like the NVML state; gtsim_release frees it before a
+// private copy is unloaded.
 DcgmState& dcgm() {
-  static DcgmState* s = new DcgmState();  // immortal, like the NVML state
+  DcgmState*& s = dcgmPointer();
+  if (s == nullptr) s = new DcgmState();
   return *s;
 }
 
@@ -120,6 +128,23 @@ void writeDouble(unsigned char* entry, double v) { put(entry, 24, &v, 8); }
 void writeInt64(unsigned char* entry, int64_t v) { put(entry, 24, &v, 8); }
 
 }  // namespace
+
+namespace gtsim {
+
+// Frees the DCGM state (called by gtsim_release, after every client has shut DCGM down).
+bool releaseDcgmState() {
+  DcgmState*& s = dcgmPointer();
+  if (s == nullptr) return true;
+  {
+    std::lock_guard<std::mutex> lock(s->mutex);
+    if (s->initCount > 0) return false;
+  }
+  delete s;
+  s = nullptr;
+  return true;
+}
+
+}  // namespace gtsim
 
 SIM_EXPORT int dcgmInit() {
   if (!present()) return kInitError;

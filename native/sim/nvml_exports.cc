@@ -801,6 +801,7 @@ SIM_EXPORT simNvmlReturn nvmlGpmMetricsGet(simNvmlGpmMetricsGet* request) {
 // calls it only after its last call into the library has returned and NVML is shut down (no
 // thread can be inside). Refuses (returns 1) while NVML is initialised.
 SIM_EXPORT int gtsim_release() {
+  if (!gtsim::releaseDcgmState()) return 1;  // a DCGM client is still connected
   gtsim::SimState*& s = gtsim::statePointer();
   if (s == nullptr) return 0;
   if (s->initCount.load() > 0) return 1;

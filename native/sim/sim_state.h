@@ -21,6 +21,9 @@ struct simNvmlGpmSample;
 
 namespace gtsim {
 
+// The simulated DCGM's state (dcgm_exports.cc): freed by gtsim_release; false while in use.
+bool releaseDcgmState();
+
 class SimState {
  public:
   std::atomic<int> initCount{0};
