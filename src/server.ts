@@ -88,14 +88,21 @@ export function createTelemetryServer(source: GpuMetricsSource, options: Telemet
   openMetrics.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
   const { capture: captureOptions, ...metricOptions } = options;
   const captureRoute: CaptureRoute | null = captureOptions !== undefined ? createCaptureEndpoint(provider, captureOptions) : null;
-  registerGpuMetrics([text, openMetrics as unknown as Registry], provider, metricOptions);
+  const metrics = registerGpuMetrics([text, openMetrics as unknown as Registry], provider, metricOptions);
 
   const routes: Record<string, Record<string, Handler>> = {
     '/metrics': {
       GET: async (req, res) => {
-        const registry = wantsOpenMetrics(req.headers.accept) ? openMetrics : text;
-        const body = await registry.metrics();
-        res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+        if (wantsOpenMetrics(req.headers.accept)) {
+          const body = await openMetrics.metrics();
+          res.writeHead(200, { 'content-type': openMetrics.contentType, 'cache-control': 'no-store' });
+          res.end(body);
+          return;
+        }
+        // The text format is rendered directly (same metrics, same values): several times faster
+        // than prom-client's generic formatter for ~600 series (bench/, section 3).
+        const body = metrics.renderText();
+        res.writeHead(200, { 'content-type': text.contentType, 'cache-control': 'no-store' });
         res.end(body);
       },
     },

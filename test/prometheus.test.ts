@@ -189,3 +189,20 @@ describe('names: dcgm', () => {
     });
   });
 });
+
+describe('renderText (the server\'s fast path)', () => {
+  it('renders exactly what prom-client renders from the same collector, in both naming modes', async () => {
+    await withTelemetry({ simulate: 'h100-sxm-8', intervalMs: 100 }, async (gpu) => {
+      await nextSamples(gpu, 2);
+      // The sample age is the only value that moves between two renderings.
+      const normalise = (t: string) => t.replace(/^gpu_telemetry_sample_age_seconds .*$/m, 'gpu_telemetry_sample_age_seconds AGE');
+      for (const options of [{ names: 'dcgm' as const, hostname: 'a"b\\c\nd' }, { perLink: true, processes: true }, {}]) {
+        const registry = new Registry();
+        const metrics = registerGpuMetrics(registry, gpu, options);
+        const viaPromClient = normalise(await registry.metrics());
+        expect(normalise(metrics.renderText())).toBe(viaPromClient);
+        expect(viaPromClient).toContain(options.names === 'dcgm' ? 'Hostname="a\\"b\\\\c\\nd"' : 'gpu_sm_clock_hertz{');
+      }
+    });
+  });
+});

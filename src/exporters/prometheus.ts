@@ -101,6 +101,13 @@ function packageVersion(): string {
 export interface RegisteredGpuMetrics {
   /** The metric names registered. */
   readonly names: readonly string[];
+  /**
+   * The same metrics rendered straight to the Prometheus text format (0.0.4) from one snapshot,
+   * without going through prom-client's generic formatter: label sets are escaped once and reused
+   * across scrapes. What `createTelemetryServer` answers /metrics with (OpenMetrics still goes
+   * through prom-client).
+   */
+  renderText(): string;
   /** Removes every metric this call registered. */
   unregister(): void;
 }
@@ -316,14 +323,59 @@ export function registerGpuMetrics(
       registered.push([r, metric]);
     }
   }
+  // Label sets repeat every scrape (same GPUs, same fields): their rendered form is cached by the
+  // values, bounded so a changing label set (per-process pids) cannot grow it without limit.
+  const labelCache = new Map<string, string>();
+  const renderLabels = (labels: Labels): string => {
+    let key = '';
+    for (const k in labels) key += `${k}\u0000${labels[k]}\u0001`;
+    let out = labelCache.get(key);
+    if (out === undefined) {
+      const parts: string[] = [];
+      for (const k in labels) parts.push(`${k}="${escapeLabelValue(String(labels[k]))}"`);
+      out = parts.length ? `{${parts.join(',')}}` : '';
+      if (labelCache.size >= 100_000) labelCache.clear();
+      labelCache.set(key, out);
+    }
+    return out;
+  };
+  const headers = definitions.map((d) => `# HELP ${d.name} ${escapeHelp(d.help)}\n# TYPE ${d.name} ${d.type}\n`);
+  const renderText = (): string => {
+    const scrape = scrapes.current();
+    let out = '';
+    for (let i = 0; i < definitions.length; i++) {
+      const def = definitions[i];
+      out += headers[i];
+      for (const sample of def.read(scrape)) out += `${def.name}${renderLabels(sample.labels)} ${formatValue(sample.value)}\n`;
+      if (i < definitions.length - 1) out += '\n'; // a blank line between metrics, as prom-client does
+    }
+    return out;
+  };
+
   return {
     names: Object.freeze(definitions.map((d) => d.name)),
+    renderText,
     unregister() {
       for (const [r, metric] of registered) {
         if (r.getSingleMetric(metric.name) === (metric as unknown)) r.removeSingleMetric(metric.name);
       }
     },
   };
+}
+
+function escapeLabelValue(v: string): string {
+  return /[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v;
+}
+
+function escapeHelp(h: string): string {
+  return /[\\\n]/.test(h) ? h.replace(/\\/g, '\\\\').replace(/\n/g, '\\n') : h;
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
 }
 
 function helpFor(field: FieldSpec): string {
