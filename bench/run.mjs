@@ -1,0 +1,530 @@
+#!/usr/bin/env node
+/**
+ * npm run bench [-- --quick] [-- --write]
+ *
+ * Every figure is printed beside a baseline measured in the same run, on the same machine, and the
+ * ratio between them; goals from issue #6 are printed as met / MISSED. Nothing here needs a GPU:
+ * the driver simulator plays the GPUs. `--write` stores the table in bench/RESULTS.md.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { Gauge, Registry } from 'prom-client';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const lib = await import(path.join(ROOT, 'dist', 'index.js'));
+const { openGpuTelemetry, registerGpuMetrics, createTelemetryServer, createKernelCapture, DCGM_DEFAULT_METRICS, DCGM_LABEL_NAMES } = lib;
+const { loadNative } = await import(path.join(ROOT, 'dist', 'native.js'));
+
+const args = new Set(process.argv.slice(2));
+const QUICK = args.has('--quick');
+const WRITE = args.has('--write');
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-bench-'));
+const rows = [];
+const notes = [];
+
+// systeminformation copies the environment when it loads: its stand-in nvidia-smi and lspci must
+// be on PATH before the import.
+const SI_BIN = standIns(8);
+process.env.PATH = `${SI_BIN}:${process.env.PATH}`;
+const { default: si } = await import('systeminformation');
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => quantile(xs, 0.5);
+function quantile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+}
+function fmtNs(ns) {
+  if (ns < 1e3) return `${ns.toFixed(0)} ns`;
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(2)} µs`;
+  if (ns < 1e9) return `${(ns / 1e6).toFixed(2)} ms`;
+  return `${(ns / 1e9).toFixed(2)} s`;
+}
+const fmtRate = (r) => (r >= 1e6 ? `${(r / 1e6).toFixed(2)} M/s` : r >= 1e3 ? `${(r / 1e3).toFixed(1)} k/s` : `${r.toFixed(0)}/s`);
+const fmtBytes = (b) => `${(b / 1048576).toFixed(1)} MiB`;
+
+/** Records one result line: ours, the baseline, the ratio (baseline / ours for costs). */
+function row(section, what, ours, baseline, { fmt = fmtNs, better = 'lower', goal = null, met = null } = {}) {
+  const ratio = baseline == null ? null : better === 'lower' ? baseline.value / ours : ours / baseline.value;
+  const r = {
+    section,
+    what,
+    ours: fmt(ours),
+    baseline: baseline ? `${baseline.name}: ${fmt(baseline.value)}` : '—',
+    ratio: ratio == null ? '—' : `${ratio >= 100 ? ratio.toFixed(0) : ratio.toFixed(2)}×`,
+    goal: goal ?? '',
+    met: met == null ? '' : met ? 'met' : 'MISSED',
+  };
+  rows.push(r);
+  console.log(`  ${what.padEnd(58)} ${r.ours.padStart(12)}   ${r.baseline.padEnd(40)} ${r.ratio.padStart(9)}  ${r.goal}${r.met ? ` → ${r.met}` : ''}`);
+}
+
+function scenarioWith(count, extra = {}) {
+  const base = JSON.parse(fs.readFileSync(path.join(ROOT, 'scenarios', 'h100-sxm-8.json'), 'utf8'));
+  base.name = `bench-h100-x${count}`;
+  base.devices[0].count = count;
+  delete base.dcgm; // GPM on Hopper: every profiling field still has a source
+  Object.assign(base, extra);
+  const file = path.join(TMP, `${base.name}-${Math.random().toString(36).slice(2)}.json`);
+  fs.writeFileSync(file, JSON.stringify(base));
+  return file;
+}
+
+// Waits for a new sample without calling snapshot() (which would decode it before we time it).
+async function nextSample(gpu, timeoutMs = 10_000) {
+  const seq = gpu.stats().samples;
+  const deadline = Date.now() + timeoutMs;
+  while (gpu.stats().samples === seq) {
+    if (Date.now() > deadline) throw new Error('no new sample');
+    await sleep(1);
+  }
+}
+
+// ---- 1. reading a snapshot ---------------------------------------------------------------------
+
+/** Stand-in nvidia-smi and lspci printing what systeminformation parses, for `devices` GPUs. */
+function standIns(devices) {
+  const bin = path.join(TMP, `bin-${devices}`);
+  fs.mkdirSync(bin, { recursive: true });
+  const bus = (i) => `${(0x18 + i * 0x10).toString(16).padStart(2, '0')}:00.0`;
+  const smi = [];
+  const pci = [];
+  for (let i = 0; i < devices; i++) {
+    smi.push(`550.90.07, 0x16C110DE, NVIDIA H100 80GB HBM3, 00000000:${bus(i)}, [N/A], 81559, 70142, 10862, 87, 52, 61, 68, 612.45, 700.00, 1980, 2619`);
+    pci.push(`${bus(i)} 3D controller: NVIDIA Corporation GH100 [H100 SXM5 80GB] (rev a1)`, '\tSubsystem: NVIDIA Corporation Device 16c1', '\tKernel driver in use: nvidia', '');
+  }
+  fs.writeFileSync(path.join(bin, 'nvidia-smi'), `#!/bin/sh\ncat <<'EOF'\n${smi.join('\n')}\nEOF\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(bin, 'lspci'), `#!/bin/sh\ncat <<'EOF'\n${pci.join('\n')}\nEOF\n`, { mode: 0o755 });
+  return bin;
+}
+
+async function withPath(_bin, fn) {
+  return fn(); // the stand-ins are on PATH for the whole run (see SI_BIN)
+}
+
+async function systeminformationCost(devices, calls) {
+  return withPath(standIns(devices), async () => {
+    const check = await si.graphics();
+    const nvidia = check.controllers.filter((c) => /nvidia/i.test(c.vendor) && c.memoryUsed !== undefined);
+    if (nvidia.length !== devices) throw new Error(`systeminformation saw ${nvidia.length} NVIDIA GPUs with readings, expected ${devices}`);
+    const times = [];
+    for (let i = 0; i < calls; i++) {
+      const t0 = performance.now();
+      await si.graphics();
+      times.push((performance.now() - t0) * 1e6);
+    }
+    return { median: median(times), gpus: nvidia.length };
+  });
+}
+
+async function eventLoopDelayWhile(fn, ms) {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  const end = Date.now() + ms;
+  while (Date.now() < end) await fn();
+  h.disable();
+  return h.percentile(99) / 1e6;
+}
+
+async function snapshotCosts(devices) {
+  const gpu = await openGpuTelemetry({ simulate: scenarioWith(devices), intervalMs: 10 });
+  try {
+    await nextSample(gpu);
+    // Fresh decode: the first snapshot() after a new sample rebuilds the objects.
+    const fresh = [];
+    for (let i = 0; i < (QUICK ? 50 : 200); i++) {
+      await nextSample(gpu);
+      const t0 = process.hrtime.bigint();
+      gpu.snapshot();
+      fresh.push(Number(process.hrtime.bigint() - t0));
+    }
+    // Cached: no new sample since the last call (the common case in a scrape or a request path).
+    const batch = 20_000;
+    const cached = [];
+    for (let b = 0; b < 7; b++) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < batch; i++) gpu.snapshot();
+      cached.push(Number(process.hrtime.bigint() - t0) / batch);
+    }
+    // Field access over every device and field of one snapshot.
+    const snap = gpu.snapshot();
+    const names = lib.FIELD_NAMES;
+    let sink = 0;
+    const accessTimes = [];
+    for (let b = 0; b < 7; b++) {
+      const t0 = process.hrtime.bigint();
+      for (let rep = 0; rep < 200; rep++) {
+        for (const d of snap.devices) for (const n of names) sink += d.fields[n] ?? 0;
+      }
+      accessTimes.push(Number(process.hrtime.bigint() - t0) / (200 * snap.devices.length * names.length));
+    }
+    // Allocation on the hot (cached) path: heap growth over many calls, with GC out of the way.
+    globalThis.gc?.();
+    const heap0 = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 20_000; i++) gpu.snapshot();
+    const allocPerCall = (process.memoryUsage().heapUsed - heap0) / 20_000;
+    return { fresh: median(fresh), cached: median(cached), access: median(accessTimes), allocPerCall, sink, gpu };
+  } catch (e) {
+    await gpu.close();
+    throw e;
+  }
+}
+
+async function benchSnapshot() {
+  console.log('\n1. Reading a snapshot of 8 GPUs (every field)');
+  const one = await snapshotCosts(1);
+  await one.gpu.close();
+  const ours = await snapshotCosts(8);
+  const base = await systeminformationCost(8, QUICK ? 5 : 20);
+  row('snapshot', 'snapshot(), new sample (decode 8 × 51 fields)', ours.fresh, { name: 'si.graphics()', value: base.median }, {
+    goal: '≥ 1,000× faster',
+    met: base.median / ours.fresh >= 1000,
+  });
+  row('snapshot', 'snapshot(), no new sample since the last call', ours.cached, { name: 'si.graphics()', value: base.median }, {
+    goal: '≥ 1,000× faster',
+    met: base.median / ours.cached >= 1000,
+  });
+  row('snapshot', 'one field access (d.fields.x)', ours.access, null);
+  row('snapshot', 'heap bytes allocated per cached snapshot(), 8 GPUs', ours.allocPerCall, { name: '1 GPU', value: one.allocPerCall }, {
+    fmt: (b) => `${b.toFixed(1)} B`,
+    goal: 'no allocation proportional to fields',
+    met: ours.allocPerCall < one.allocPerCall + 64,
+  });
+  // Event-loop delay: systeminformation's nvidia-smi call is synchronous (execFileSync).
+  const siDelay = await withPath(standIns(8), () => eventLoopDelayWhile(() => si.graphics(), QUICK ? 1500 : 3000));
+  const ourDelay = await eventLoopDelayWhile(async () => {
+    ours.gpu.snapshot();
+    await sleep(1);
+  }, QUICK ? 1500 : 3000);
+  row('snapshot', 'event-loop delay p99 while reading (sampler at 10 ms)', ourDelay * 1e6, { name: 'while si.graphics()', value: siDelay * 1e6 });
+  await ours.gpu.close();
+}
+
+// ---- 2. sampling overhead ----------------------------------------------------------------------
+
+async function samplerCost(devices, intervalMs, ms) {
+  const gpu = await openGpuTelemetry({ simulate: scenarioWith(devices), intervalMs });
+  try {
+    await sleep(Math.min(1000, 5 * intervalMs));
+    const s0 = gpu.stats();
+    const t0 = performance.now();
+    await sleep(ms);
+    const s1 = gpu.stats();
+    const wallNs = (performance.now() - t0) * 1e6;
+    const samples = s1.samples - s0.samples;
+    const cpu = s1.threadCpuNs - s0.threadCpuNs;
+    return { perDevice: cpu / samples / devices, coreShare: cpu / wallNs, samples, callsPerSample: (s1.vendorCalls - s0.vendorCalls) / samples };
+  } finally {
+    await gpu.close();
+  }
+}
+
+async function benchSampler() {
+  console.log('\n2. Sampling overhead: CPU of the sampler thread (includes the in-process simulator answering)');
+  for (const intervalMs of [100, 10]) {
+    const r = await samplerCost(8, intervalMs, QUICK ? 1500 : 4000);
+    row('sampler', `8 GPUs every ${intervalMs} ms: CPU per device per sample`, r.perDevice, { name: 'goal', value: 20_000 }, {
+      goal: '< 20 µs',
+      met: r.perDevice < 20_000,
+    });
+    row('sampler', `8 GPUs every ${intervalMs} ms: share of one core`, r.coreShare * 100, null, { fmt: (p) => `${p.toFixed(2)} %` });
+    notes.push(`sampler at ${intervalMs} ms: ${r.samples} samples, ${r.callsPerSample.toFixed(0)} vendor calls per sample (8 GPUs)`);
+  }
+}
+
+// ---- 3. scrape ---------------------------------------------------------------------------------
+
+/** The straightforward way: a prom-client Gauge per dcgm metric, set from the snapshot at collect(). */
+function straightforwardRegistry(gpu) {
+  const registry = new Registry();
+  for (const spec of DCGM_DEFAULT_METRICS) {
+    new Gauge({
+      name: spec.name,
+      help: spec.help,
+      labelNames: [...DCGM_LABEL_NAMES],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const snap = gpu.snapshot();
+        for (const d of snap.devices) {
+          const v = d.fields[spec.field];
+          if (v === null || d.status[spec.field] !== 'ok') continue;
+          this.set(
+            {
+              gpu: String(d.index),
+              UUID: d.uuid,
+              pci_bus_id: gpu.devices[d.index].pciBusId,
+              device: `nvidia${d.index}`,
+              modelName: d.name,
+              Hostname: os.hostname(),
+              DCGM_FI_DRIVER_VERSION: gpu.driver.driverVersion,
+            },
+            v * spec.scale,
+          );
+        }
+      },
+    });
+  }
+  return registry;
+}
+
+async function scrapeTimes(registry, n) {
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await registry.metrics();
+    times.push(Number(process.hrtime.bigint() - t0));
+  }
+  return { p50: quantile(times, 0.5), p99: quantile(times, 0.99) };
+}
+
+async function loadTest(handler, seconds) {
+  const server = http.createServer(handler);
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  const result = await autocannon({ url: `http://127.0.0.1:${port}/metrics`, connections: 8, duration: seconds });
+  await new Promise((r) => server.close(r));
+  return result.requests.average;
+}
+
+async function scrapeCosts(devices, withLoad) {
+  const gpu = await openGpuTelemetry({ simulate: scenarioWith(devices), intervalMs: 100 });
+  try {
+    await nextSample(gpu);
+    await nextSample(gpu);
+    const ours = new Registry();
+    const registered = registerGpuMetrics(ours, gpu, { names: 'dcgm' });
+    const plain = straightforwardRegistry(gpu);
+    const n = QUICK ? 300 : 2000;
+    // What /metrics answers (renderText), and the same collector through prom-client's formatter.
+    const direct = { metrics: async () => registered.renderText() };
+    await scrapeTimes(direct, 50);
+    await scrapeTimes(ours, 50);
+    await scrapeTimes(plain, 50);
+    const a = await scrapeTimes(direct, n);
+    const viaPromClient = await scrapeTimes(ours, n);
+    const b = await scrapeTimes(plain, n);
+    const count = (t) => t.split('\n').filter((l) => l && !l.startsWith('#')).length;
+    const series = { ours: count(registered.renderText()), plain: count(await plain.metrics()) };
+    let rps = null;
+    if (withLoad) {
+      const seconds = QUICK ? 3 : 10;
+      const server = createTelemetryServer(gpu, { names: 'dcgm' });
+      const ourRps = await loadTest((req, res) => server.server.emit('request', req, res), seconds);
+      const plainRps = await loadTest(async (_req, res) => {
+        const body = await plain.metrics();
+        res.writeHead(200, { 'content-type': plain.contentType });
+        res.end(body);
+      }, seconds);
+      rps = { ours: ourRps, plain: plainRps };
+    }
+    return { ours: a, plain: b, viaPromClient, series, rps };
+  } finally {
+    await gpu.close();
+  }
+}
+
+async function benchScrape() {
+  console.log('\n3. Scrape: /metrics for 8 GPUs, dcgm-exporter default counters');
+  const r = await scrapeCosts(8, true);
+  notes.push(`scrape content: ours ${r.series.ours} series (the ${8 * 23}-odd dcgm value series plus the always-present health series: device_up, field_supported × 51 per GPU, …); the straightforward registry ${r.series.plain} value series only`);
+  row('scrape', 'render p50 (/metrics: renderText)', r.ours.p50, { name: 'a Gauge per field', value: r.plain.p50 });
+  row('scrape', 'render p99 (/metrics: renderText)', r.ours.p99, { name: 'a Gauge per field', value: r.plain.p99 }, {
+    goal: 'p99 < 1 ms and faster',
+    met: r.ours.p99 < 1e6 && r.ours.p99 < r.plain.p99,
+  });
+  row('scrape', 'render p99, same collector via prom-client Registry', r.viaPromClient.p99, { name: 'a Gauge per field', value: r.plain.p99 });
+  row('scrape', 'requests/s on loopback (autocannon, 8 connections)', r.rps.ours, { name: 'a Gauge per field', value: r.rps.plain }, {
+    fmt: fmtRate,
+    better: 'higher',
+  });
+}
+
+// ---- 4. capture --------------------------------------------------------------------------------
+
+function rssBytes() {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+async function benchCapture() {
+  console.log('\n4. Capture: CUPTI buffers → KernelTrace → Chrome JSON (simulated CUPTI flood)');
+  const records = QUICK ? 200_000 : 1_000_000;
+  const capture = createKernelCapture({ simulate: 'capture-flood' });
+  // Dormant: before arm() nothing is subscribed or enabled, and the simulator produced nothing.
+  const before = loadNative().captureCuptiState();
+  const dormantOk = !before.subscribed && before.enabledKinds.length === 0 && (before.simulator?.recordsProduced ?? 0) === 0;
+  const t0 = performance.now();
+  const cap = capture.arm({
+    steps: 100_000,
+    maxRecords: records,
+    maxBytes: 1024 * 1048576,
+    timeoutMs: 600_000,
+    kinds: { kernels: true, memcpy: false, memset: false, runtimeApi: false, driverApi: false, nvtx: false },
+  });
+  const trace = await cap.done;
+  const captureMs = performance.now() - t0;
+  const t1 = performance.now();
+  const kernels = trace.kernels;
+  const typedMs = performance.now() - t1;
+  const t2 = performance.now();
+  let jsonBytes = 0;
+  for (const chunk of trace.chromeTraceChunks()) jsonBytes += chunk.length;
+  const jsonMs = performance.now() - t2;
+  // Baselines: the straightforward way — plain objects per record, then JSON.stringify.
+  const t3 = performance.now();
+  const objects = [];
+  for (const k of kernels) objects.push({ name: k.name, start: k.startNs, end: k.endNs, device: k.deviceId, stream: k.streamId, correlation: k.correlationId, grid: [k.gridX, k.gridY, k.gridZ], block: [k.blockX, k.blockY, k.blockZ] });
+  const objMs = performance.now() - t3;
+  const t4 = performance.now();
+  const events = objects.map((o) => ({ name: o.name, ph: 'X', ts: o.start / 1000, dur: (o.end - o.start) / 1000, pid: o.device, tid: o.stream, args: { correlation: o.correlation, grid: o.grid, block: o.block } }));
+  const naiveJson = JSON.stringify({ traceEvents: events });
+  const naiveMs = performance.now() - t4;
+  row('capture', `${kernels.length.toLocaleString('en')} kernel records captured (native, producer-bound)`, kernels.length / (captureMs / 1000), null, { fmt: fmtRate, better: 'higher' });
+  row('capture', 'to typed KernelTrace records', kernels.length / (typedMs / 1000), { name: 'plain objects from them', value: kernels.length / (objMs / 1000) }, {
+    fmt: fmtRate,
+    better: 'higher',
+    goal: '≥ 2 M/s',
+    met: kernels.length / (typedMs / 1000) >= 2e6,
+  });
+  row('capture', `to Chrome JSON (${fmtBytes(jsonBytes)})`, kernels.length / (jsonMs / 1000), { name: `JSON.stringify (${fmtBytes(naiveJson.length)})`, value: kernels.length / (naiveMs / 1000) }, {
+    fmt: fmtRate,
+    better: 'higher',
+    goal: '≥ 500 k/s',
+    met: kernels.length / (jsonMs / 1000) >= 5e5,
+  });
+
+  // Memory bound: a flood against a 32 MiB cap; RSS sampled while it runs.
+  globalThis.gc?.();
+  const rss0 = rssBytes();
+  let peak = rss0;
+  const cap2 = capture.arm({ steps: 100_000, maxBytes: 32 * 1048576, maxRecords: 50_000_000, timeoutMs: 600_000 });
+  const timer = setInterval(() => (peak = Math.max(peak, rssBytes())), 20);
+  const t2b = await cap2.done;
+  clearInterval(timer);
+  peak = Math.max(peak, rssBytes());
+  row('capture', `RSS growth, flood with maxBytes 32 MiB (${t2b.meta.reason}, truncated ${t2b.meta.truncated})`, peak - rss0, { name: 'cap + 64 MiB', value: 96 * 1048576 }, {
+    fmt: fmtBytes,
+    goal: '≤ cap + 64 MiB',
+    met: peak - rss0 <= 96 * 1048576,
+  });
+  // Dormant cost after the captures: nothing left enabled, and the event loop is not disturbed.
+  const after = loadNative().captureCuptiState();
+  const idleBefore = await eventLoopDelayWhile(() => sleep(1), 1000);
+  row('capture', 'dormant: CUPTI subscribed/enabled before arm and after the end', dormantOk && !after.subscribed && after.enabledKinds.length === 0 ? 0 : 1, null, {
+    fmt: (v) => (v === 0 ? 'none' : 'SOMETHING ENABLED'),
+    goal: 'zero',
+    met: dormantOk && !after.subscribed && after.enabledKinds.length === 0,
+  });
+  notes.push(`event-loop delay p99 with the capture module loaded and idle: ${idleBefore.toFixed(2)} ms`);
+}
+
+// ---- 5. event loop under a hung driver ---------------------------------------------------------
+
+async function benchHungDriver() {
+  console.log('\n5. Event loop while the driver hangs a call for 5 s');
+  const idle = await eventLoopDelayWhile(() => sleep(1), QUICK ? 1000 : 2000);
+  const scenario = JSON.parse(fs.readFileSync(path.join(ROOT, 'scenarios', 'h100-sxm-8.json'), 'utf8'));
+  const trigger = path.join(TMP, 'hang');
+  scenario.name = 'bench-hang';
+  delete scenario.dcgm;
+  scenario.faults = [{ type: 'hang', device: 1, call: 'nvmlDeviceGetPowerUsage', durationMs: 5000, whenFileExists: trigger }];
+  const file = path.join(TMP, 'hang.json');
+  fs.writeFileSync(file, JSON.stringify(scenario));
+  const gpu = await openGpuTelemetry({ simulate: file, intervalMs: 100, staleAfterMs: 500 });
+  const server = createTelemetryServer(gpu);
+  const { port } = await server.listen(0);
+  try {
+    await nextSample(gpu);
+    fs.writeFileSync(trigger, '');
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    h.enable();
+    const latencies = [];
+    let sawStale = false;
+    const end = Date.now() + 4500;
+    while (Date.now() < end) {
+      const t0 = performance.now();
+      const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      latencies.push((performance.now() - t0) * 1e6);
+      if (/gpu_telemetry_sample_stale 1/.test(body)) sawStale = true;
+      await sleep(50);
+    }
+    h.disable();
+    fs.rmSync(trigger);
+    const p99 = h.percentile(99);
+    row('hung', 'event-loop delay p99 during the hang', p99, { name: 'idle, no sampler', value: idle * 1e6 }, {
+      goal: '< 5 ms',
+      met: p99 < 5e6,
+    });
+    row('hung', `/metrics latency max during the hang (stale reported: ${sawStale})`, Math.max(...latencies), null, {
+      goal: '< 50 ms, with the stale status',
+      met: Math.max(...latencies) < 50e6 && sawStale,
+    });
+  } finally {
+    await server.close();
+    await gpu.close();
+  }
+}
+
+// ---- 6. scale ----------------------------------------------------------------------------------
+
+async function benchScale() {
+  console.log('\n6. Scale: 1, 8, 64 simulated GPUs');
+  for (const devices of [1, 8, 64]) {
+    const s = await snapshotCosts(devices);
+    await s.gpu.close();
+    const c = await samplerCost(devices, 100, QUICK ? 1000 : 2500);
+    const r = await scrapeCosts(devices, false);
+    row('scale', `${String(devices).padStart(2)} GPUs: snapshot() decode`, s.fresh, { name: 'per GPU', value: s.fresh / devices }, { better: 'higher' });
+    row('scale', `${String(devices).padStart(2)} GPUs: sampler CPU per device per sample`, c.perDevice, null);
+    row('scale', `${String(devices).padStart(2)} GPUs: scrape p50 / p99 (dcgm names, ${r.series.ours} series)`, r.ours.p50, { name: 'p99', value: r.ours.p99 }, { better: 'higher' });
+  }
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+const started = Date.now();
+console.log(`gpu-telemetry benchmarks${QUICK ? ' (--quick)' : ''}: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}`);
+console.log(`  ${'what'.padEnd(58)} ${'ours'.padStart(12)}   ${'baseline (same run)'.padEnd(40)} ${'ratio'.padStart(9)}  goal`);
+try {
+  await benchSnapshot();
+  await benchSampler();
+  await benchScrape();
+  await benchCapture();
+  await benchHungDriver();
+  await benchScale();
+} finally {
+  fs.rmSync(TMP, { recursive: true, force: true });
+}
+const missed = rows.filter((r) => r.met === 'MISSED');
+console.log(`\n${rows.filter((r) => r.met === 'met').length} goals met, ${missed.length} missed; ${((Date.now() - started) / 1000).toFixed(0)} s`);
+for (const n of notes) console.log(`  note: ${n}`);
+
+if (WRITE) {
+  const cpu = os.cpus()[0]?.model ?? '?';
+  const lines = [
+    '# Benchmark results',
+    '',
+    `Latest \`npm run bench -- --write\`: ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, Linux ${os.release()}.`,
+    'The machine is shared (other jobs ran at the same time): compare the ratios, not the absolute figures.',
+    'Baselines are measured in the same run. For costs the ratio is baseline / ours (higher is better for us); for rates, ours / baseline.',
+    '',
+    '| section | what | ours | baseline (same run) | ratio | goal | |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.section} | ${r.what} | ${r.ours} | ${r.baseline} | ${r.ratio} | ${r.goal} | ${r.met} |`),
+    '',
+    ...notes.map((n) => `- ${n}`),
+    '',
+  ];
+  const extra = path.join(ROOT, 'bench', 'ANALYSIS.md');
+  if (fs.existsSync(extra)) lines.push(fs.readFileSync(extra, 'utf8'));
+  fs.writeFileSync(path.join(ROOT, 'bench', 'RESULTS.md'), lines.join('\n'));
+  console.log('wrote bench/RESULTS.md');
+}
+process.exit(0);
