@@ -475,15 +475,20 @@ async function benchHungDriver() {
 // ---- 6. scale ----------------------------------------------------------------------------------
 
 async function benchScale() {
-  console.log('\n6. Scale: 1, 8, 64 simulated GPUs');
+  console.log('\n6. Scale: 1, 8, 64 simulated GPUs (baseline: the 1-GPU figure × the GPU count, i.e. linear growth; ratio > 1 grows slower than linear)');
+  let one = null;
   for (const devices of [1, 8, 64]) {
     const s = await snapshotCosts(devices);
     await s.gpu.close();
     const c = await samplerCost(devices, 100, QUICK ? 1000 : 2500);
     const r = await scrapeCosts(devices, false);
-    row('scale', `${String(devices).padStart(2)} GPUs: snapshot() decode`, s.fresh, { name: 'per GPU', value: s.fresh / devices }, { better: 'higher' });
-    row('scale', `${String(devices).padStart(2)} GPUs: sampler CPU per device per sample`, c.perDevice, null);
-    row('scale', `${String(devices).padStart(2)} GPUs: scrape p50 / p99 (dcgm names, ${r.series.ours} series)`, r.ours.p50, { name: 'p99', value: r.ours.p99 }, { better: 'higher' });
+    const n = String(devices).padStart(2);
+    const linear = (v) => (one && devices > 1 ? { name: `1 GPU × ${devices}`, value: v * devices } : null);
+    row('scale', `${n} GPUs: snapshot() decode`, s.fresh, linear(one?.fresh));
+    row('scale', `${n} GPUs: sampler CPU per sample (all GPUs)`, c.perDevice * devices, linear(one?.sampler));
+    row('scale', `${n} GPUs: scrape p50 (dcgm names, ${r.series.ours} series)`, r.ours.p50, linear(one?.p50));
+    row('scale', `${n} GPUs: scrape p99`, r.ours.p99, linear(one?.p99));
+    if (devices === 1) one = { fresh: s.fresh, sampler: c.perDevice, p50: r.ours.p50, p99: r.ours.p99 };
   }
 }
 

@@ -628,6 +628,16 @@ Napi::Value captureCuptiState(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// captureBuffersWithCupti() -> { buffers, bytes } lent to CUPTI and not yet returned (every capture).
+Napi::Value captureBuffersWithCupti(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const capture::LentBuffers lent = capture::buffersWithCupti();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("buffers", static_cast<double>(lent.count));
+  o.Set("bytes", static_cast<double>(lent.bytes));
+  return o;
+}
+
 Napi::Value fieldNames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env, kFieldCount);
@@ -656,6 +666,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeHandle", Handle::define(env));
   exports.Set("NativeCapture", Capture::define(env));
   exports.Set("captureCuptiState", Napi::Function::New(env, captureCuptiState));
+  exports.Set("captureBuffersWithCupti", Napi::Function::New(env, captureBuffersWithCupti));
   exports.Set("fieldNames", Napi::Function::New(env, fieldNames));
   exports.Set("constants", Napi::Function::New(env, constants));
   return exports;

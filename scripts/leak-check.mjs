@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
- * Leak check: N open → sample → close cycles in one process, reporting the RSS and thread-count
+ * Leak check: N open → sample → capture → close cycles in one process, reporting the RSS and thread-count
  * slope (linear fit over the cycles after a warm-up). Exits 1 when threads grow or RSS grows
  * more than --max-kib-per-cycle.
  *
- *   node scripts/leak-check.mjs [--cycles 1000] [--scenario h100-sxm-8] [--max-kib-per-cycle 4]
+ *   node scripts/leak-check.mjs [--cycles 1000] [--scenario h100-sxm-8] [--max-kib-per-cycle 4] [--no-capture]
  *   node scripts/leak-check.mjs --valgrind [--cycles 20]
  *
  * --valgrind reruns the cycles under valgrind memcheck (node --jitless, so valgrind does not have
@@ -13,7 +13,9 @@
  * leaks are not ours and are ignored: a record counts only when its allocation stack has one of
  * our frames (that filter is the suppression list, so it cannot go stale with Node versions).
  *
- * TODO(capture): arm and finish a small capture in every cycle once the capture feature lands.
+ * The capture of each cycle is small (2 steps, 1 MiB cap, 64 KiB buffers) and goes through the
+ * simulator's CUPTI: subscribe, enable, buffers lent and returned, records parsed, disable, the
+ * capture thread joined, the trace built. --no-capture leaves it out.
  * Needs dist/ (npx tsc -p tsconfig.build.json) and the native build.
  */
 import { spawnSync } from 'node:child_process';
@@ -34,6 +36,7 @@ const valgrind = flag('valgrind');
 const cycles = Number(arg('cycles', valgrind ? '20' : '1000'));
 const scenario = arg('scenario', 'h100-sxm-8');
 const maxKiBPerCycle = Number(arg('max-kib-per-cycle', '4'));
+const withCapture = !flag('no-capture');
 if (!Number.isInteger(cycles) || cycles < 1) {
   console.error('--cycles must be a positive whole number');
   process.exit(2);
@@ -71,6 +74,18 @@ async function runCycles() {
     const snap = gpu.snapshot();
     if (snap.devices.length === 0 || snap.seq <= first) throw new Error(`no new sample (seq ${snap.seq})`);
     gpu.stats();
+    if (withCapture) {
+      const cap = gpu.capture.arm({ steps: 2, maxBytes: 1 << 20, bufferBytes: 64 << 10, flushIntervalMs: 10 });
+      const stepper = setInterval(() => cap.step(), 2);
+      try {
+        const trace = await cap.done;
+        if (trace.meta.stepsCaptured !== 2 || trace.kernels.length === 0) {
+          throw new Error(`capture ended ${trace.meta.reason} with ${trace.meta.stepsCaptured} steps and ${trace.kernels.length} kernels`);
+        }
+      } finally {
+        clearInterval(stepper);
+      }
+    }
     await gpu.close();
   };
   const warmup = Math.min(50, Math.ceil(cycles / 10));
@@ -98,7 +113,7 @@ async function runCycles() {
   const thrSlope = slope(thr);
   const seconds = (Date.now() - t0) / 1000;
   console.log(
-    `leak-check: ${cycles} open → sample → close cycles (${scenario}) in ${seconds.toFixed(1)} s\n` +
+    `leak-check: ${cycles} open → sample → ${withCapture ? 'capture → ' : ''}close cycles (${scenario}) in ${seconds.toFixed(1)} s\n` +
       `  RSS     ${rss[0][1]} KiB → ${rss[rss.length - 1][1]} KiB; slope ${rssSlope.toFixed(3)} KiB/cycle over the last half (limit ${maxKiBPerCycle})\n` +
       `  threads ${threads0} → ${threads1}; slope ${thrSlope.toFixed(4)} threads/cycle`,
   );
@@ -140,6 +155,7 @@ function runValgrind() {
     scenario,
     '--max-kib-per-cycle',
     '1000000', // RSS under valgrind means nothing; memcheck judges
+    ...(withCapture ? [] : ['--no-capture']),
   ];
   console.log(`leak-check: valgrind memcheck over ${cycles} cycles (log: ${log}); this takes a few minutes`);
   const r = spawnSync('valgrind', args, { stdio: 'inherit', timeout: 30 * 60_000 });

@@ -1,17 +1,25 @@
 #!/usr/bin/env node
 /**
- * Soak: `gpu-telemetry serve --simulate h100-sxm-8 --interval-ms 10` (8 simulated GPUs sampled
- * every 10 ms) scraped every 100 ms for a duration. Every scrape must be a complete 200 with all
- * 8 GPUs up and their values present, no sample stale; the exporter's RSS and thread count must
- * not grow; the process must stop cleanly on SIGTERM. Prints a summary; exits 1 on a violation.
+ * Soak: 8 simulated GPUs sampled every 10 ms, scraped every 100 ms, for a duration, against a
+ * real child process:
+ *   --target service (default): examples/serving-loop.mjs, the README's service integration
+ *       (openGpuTelemetry + createTelemetryServer with the capture endpoint and a serving loop
+ *       stepping every 10 ms), with a 50-step kernel capture armed over HTTP every
+ *       --capture-every-s (60; the first at half that). Each capture must finish complete
+ *       (reason steps, 50 steps, kernels, no drops) and its Chrome trace must parse.
+ *   --target serve: `gpu-telemetry serve` (the standalone exporter, with its supervisor).
+ * Every scrape must be a complete 200 with all 8 GPUs up and their values present, no sample
+ * stale; RSS and thread count must not grow; the process must stop cleanly on SIGTERM. Prints a
+ * summary; exits 1 on a violation.
  *
  *   node scripts/soak.mjs [--duration 600] [--scrape-ms 100] [--interval-ms 10] [--max-growth-mib 16]
+ *                         [--target service|serve] [--capture-every-s 60]
  *
  * --duration is in seconds (default 600, ten minutes; CI runs 60). Growth is judged on a linear
  * fit of RSS after a warm-up (a quarter of the run, at least 30 s): the fitted growth after it
  * must stay under --max-growth-mib (16), and on runs of 5 min or more the slope under
- * --max-kib-per-min (256); threads must not rise above the warm-up count.
- * TODO(capture): arm a capture every minute once the capture feature lands.
+ * --max-kib-per-min (256); threads must not rise above the warm-up count (a live capture's
+ * thread excepted).
  * Needs dist/ (npx tsc -p tsconfig.build.json) and the native build.
  */
 import { spawn } from 'node:child_process';
@@ -20,6 +28,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+function textArg(name, fallback, allowed) {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? process.argv[i + 1] : fallback;
+  if (!allowed.includes(v)) {
+    console.error(`--${name} must be one of ${allowed.join(', ')}`);
+    process.exit(2);
+  }
+  return v;
+}
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
   const v = Number(i >= 0 ? process.argv[i + 1] : fallback);
@@ -34,7 +51,10 @@ const scrapeMs = arg('scrape-ms', 100);
 const intervalMs = arg('interval-ms', 10);
 const maxGrowthMiB = arg('max-growth-mib', 16);
 const maxKiBPerMin = arg('max-kib-per-min', 256);
+const target = textArg('target', 'service', ['service', 'serve']);
+const captureEveryS = arg('capture-every-s', 60);
 const GPUS = 8;
+const TOKEN = `soak-${process.pid}-0123456789abcdef`;
 
 const violations = [];
 const violation = (what) => {
@@ -42,10 +62,13 @@ const violation = (what) => {
   violations.push(what);
 };
 
+const common = ['--simulate', 'h100-sxm-8', '--interval-ms', String(intervalMs), '--port', '0'];
 const child = spawn(
   process.execPath,
-  [path.join(ROOT, 'dist', 'cli.js'), 'serve', '--simulate', 'h100-sxm-8', '--interval-ms', String(intervalMs), '--port', '0'],
-  { stdio: ['ignore', 'pipe', 'pipe'] },
+  target === 'serve'
+    ? [path.join(ROOT, 'dist', 'cli.js'), 'serve', ...common]
+    : [path.join(ROOT, 'examples', 'serving-loop.mjs'), ...common, '--step-ms', '10'],
+  { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GPU_TELEMETRY_CAPTURE_TOKEN: TOKEN } },
 );
 let stdout = '';
 let stderr = '';
@@ -64,7 +87,7 @@ for (let i = 0; i < 600 && port === undefined; i++) {
   if (port === undefined) await sleep(50);
 }
 if (port === undefined) {
-  console.error(`serve did not start: ${stderr || stdout}`);
+  console.error(`${target} did not start: ${stderr || stdout}`);
   child.kill('SIGKILL');
   process.exit(1);
 }
@@ -90,8 +113,58 @@ function check(body) {
   return null;
 }
 
+// ---- captures (service target) ----
+const captures = { armed: 0, complete: 0, traceBytes: 0 };
+let captureRunning = null;
+const CAPTURE_STEPS = 50;
+async function runCapture() {
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  const base = `http://127.0.0.1:${port}/capture`;
+  const armed = await fetch(base, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ steps: CAPTURE_STEPS, maxBytes: 32 << 20, timeoutMs: 30_000 }),
+    signal: AbortSignal.timeout(5000),
+  });
+  const armedBody = await armed.text();
+  if (armed.status !== 201) return violation(`capture: POST answered ${armed.status}: ${armedBody}`);
+  captures.armed++;
+  const { id } = JSON.parse(armedBody);
+  const deadline = Date.now() + 40_000;
+  for (;;) {
+    await sleep(200);
+    const r = await fetch(`${base}/${id}/summary`, { headers: auth, signal: AbortSignal.timeout(5000) });
+    const body = await r.text();
+    if (r.status === 202) {
+      if (Date.now() > deadline) return violation(`capture ${id}: not finished after 40 s: ${body}`);
+      continue;
+    }
+    if (r.status !== 200) return violation(`capture ${id}: summary answered ${r.status}: ${body}`);
+    const { meta, summary } = JSON.parse(body);
+    if (meta.reason !== 'steps' || meta.truncated || meta.stepsCaptured !== CAPTURE_STEPS || summary.records.kernels === 0) {
+      return violation(
+        `capture ${id}: ended ${meta.reason}${meta.truncated ? ' (truncated)' : ''} with ${meta.stepsCaptured} steps, ` +
+          `${summary.records.kernels} kernels, drops ${meta.droppedByCupti}+${meta.droppedByUs}`,
+      );
+    }
+    const trace = await fetch(`${base}/${id}`, { headers: auth, signal: AbortSignal.timeout(10_000) });
+    const text = await trace.text();
+    let events = 0;
+    try {
+      events = JSON.parse(text).traceEvents.length;
+    } catch (e) {
+      return violation(`capture ${id}: the trace does not parse (${trace.status}): ${e.message}`);
+    }
+    if (events === 0) return violation(`capture ${id}: the trace has no events`);
+    captures.complete++;
+    captures.traceBytes += text.length;
+    return undefined;
+  }
+}
+
 const start = Date.now();
 const end = start + durationS * 1000;
+let nextCapture = target === 'service' ? start + (captureEveryS * 1000) / 2 : Infinity;
 // V8's heap and the allocator settle in the first minute (measured: 60 → 95 MB, then flat).
 const warmupEnd = start + Math.max(30_000, durationS * 250);
 const stats = [];
@@ -103,7 +176,7 @@ let nextScrape = start;
 let lastProgress = start;
 while (Date.now() < end) {
   if (exited) {
-    violation(`serve exited (${JSON.stringify(exited)}): ${stderr.slice(-500)}`);
+    violation(`${target} exited (${JSON.stringify(exited)}): ${stderr.slice(-500)}`);
     break;
   }
   const t0 = performance.now();
@@ -122,6 +195,12 @@ while (Date.now() < end) {
     violation(`scrape ${scrapes + 1} failed: ${e.message}`);
   }
   const now = Date.now();
+  if (now >= nextCapture && captureRunning === null) {
+    nextCapture += captureEveryS * 1000;
+    captureRunning = runCapture()
+      .catch((e) => violation(`capture: ${e.message}`))
+      .finally(() => (captureRunning = null));
+  }
   if (now >= nextStat) {
     const s = procStat(child.pid);
     if (s) stats.push({ t: (now - start) / 1000, ...s });
@@ -136,6 +215,12 @@ while (Date.now() < end) {
   const wait = nextScrape - Date.now();
   if (wait > 0) await sleep(wait);
   else nextScrape = Date.now();
+}
+
+if (captureRunning) await captureRunning;
+if (target === 'service') {
+  const expected = durationS >= captureEveryS / 2 ? Math.floor((durationS - captureEveryS / 2) / captureEveryS) + 1 : 0;
+  if (captures.complete < expected) violation(`${captures.complete} of ${expected} captures completed`);
 }
 
 // Growth after the warm-up.
@@ -165,31 +250,38 @@ if (windowS >= 240 && kibPerS * 60 > maxKiBPerMin) {
 }
 const warmThreads = after[0]?.threads ?? 0;
 const maxThreads = Math.max(0, ...after.map((s) => s.threads));
-if (after.length && maxThreads > warmThreads) violation(`threads rose from ${warmThreads} to ${maxThreads}`);
+// A live capture runs one thread of its own (the CUPTI flush thread), joined when it ends.
+const threadAllowance = target === 'service' ? 1 : 0;
+if (after.length && maxThreads > warmThreads + threadAllowance) violation(`threads rose from ${warmThreads} to ${maxThreads}`);
+const endThreads = procStat(child.pid)?.threads ?? 0;
+if (after.length && endThreads > warmThreads) violation(`threads rose from ${warmThreads} to ${endThreads} at the end`);
 
 // Clean stop.
 if (!exited) {
   child.kill('SIGTERM');
   for (let i = 0; i < 200 && !exited; i++) await sleep(50);
   if (!exited) {
-    violation('serve did not exit within 10 s of SIGTERM');
+    violation(`${target} did not exit within 10 s of SIGTERM`);
     child.kill('SIGKILL');
   } else if (exited.code !== 0) {
-    violation(`serve exited with ${JSON.stringify(exited)} after SIGTERM`);
+    violation(`${target} exited with ${JSON.stringify(exited)} after SIGTERM`);
   }
 }
-if (/Error|error:/.test(stderr)) violation(`serve wrote errors: ${stderr.slice(0, 500)}`);
+if (/Error|error:/.test(stderr)) violation(`${target} wrote errors: ${stderr.slice(0, 500)}`);
 
 latencies.sort((a, b) => a - b);
 const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(1) : '-');
 const first = after[0] ?? stats[0];
 const last = stats[stats.length - 1];
 console.log(
-  `soak: ${durationS} s, ${GPUS} simulated GPUs sampled every ${intervalMs} ms, scraped every ${scrapeMs} ms\n` +
+  `soak (${target}): ${durationS} s, ${GPUS} simulated GPUs sampled every ${intervalMs} ms, scraped every ${scrapeMs} ms\n` +
     `  scrapes   ${scrapes} (${failed} failed or incomplete); latency p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, max ${pct(1)} ms\n` +
     `  RSS       ${first?.rss} KiB after warm-up → ${last?.rss} KiB at the end; fitted ${(kibPerS * 60).toFixed(1)} KiB/min\n` +
     `  RSS curve ${stats.filter((_, i) => i % Math.max(1, Math.floor(stats.length / 10)) === 0).map((p) => `${Math.round(p.t)}s:${(p.rss / 1024).toFixed(1)}M`).join(' ')}\n` +
     `  threads   ${warmThreads} after warm-up, max ${maxThreads}\n` +
+    (target === 'service'
+      ? `  captures  ${captures.armed} armed every ${captureEveryS} s, ${captures.complete} complete (${CAPTURE_STEPS} steps each; ${(captures.traceBytes / 1048576).toFixed(1)} MiB of trace JSON)\n`
+      : '') +
     `  result    ${violations.length === 0 ? 'OK' : `${violations.length} violation(s)`}`,
 );
 process.exit(violations.length === 0 ? 0 : 1);

@@ -115,6 +115,8 @@ export interface NativeBinding {
     onEvent: (event: 'stopped', reason: string) => void,
   ) => NativeCapture;
   captureCuptiState(): NativeCuptiState;
+  /** Buffers lent to CUPTI and not yet returned, across every capture of the process. */
+  captureBuffersWithCupti?(): { buffers: number; bytes: number };
   fieldNames(): string[];
   constants(): NativeConstants;
 }

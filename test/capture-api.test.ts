@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { context, ROOT_CONTEXT, trace, type Context, type ContextManager, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
-import { CAPTURE_LIMITS, createKernelCapture, GpuTelemetryError, JS_NVTX_DOMAIN, nvtx, openGpuTelemetry } from '../src/index.js';
+import { CAPTURE_LIMITS, captureStats, createKernelCapture, GpuTelemetryError, JS_NVTX_DOMAIN, nvtx, openGpuTelemetry } from '../src/index.js';
 import { KernelCapture, cuptiCandidates } from '../src/capture/capture.js';
 import { resolveCaptureOptions } from '../src/capture/options.js';
 import { fakeFactory, FakeNative } from './capture-fixtures.js';
@@ -280,6 +280,39 @@ describe('CaptureHandle', () => {
     expect(cap.state).toBe('failed');
     expect(FakeNative.last.closed).toBe(true);
     expect(capture.active).toBeNull();
+  });
+
+  it('stats(): process-wide counters of armed, ended (by outcome), truncated, records and drops', async () => {
+    const before = capture.stats();
+    const ended = (s: typeof before, outcome: string) => s.ended[outcome] ?? 0;
+    // A refused arm counts nothing.
+    errorOf(() => capture.arm({ steps: 0 }));
+    expect(capture.stats().armed).toBe(before.armed);
+
+    const a = capture.arm({ steps: 1 });
+    expect(capture.stats()).toMatchObject({ active: true, armed: before.armed + 1 });
+    a.step();
+    const t = await a.done;
+    const cancelled = capture.arm({ steps: 5 });
+    cancelled.step();
+    const tc = await cancelled.cancel();
+    FakeNative.forceReason = 'error';
+    const failed = capture.arm({ steps: 2, timeoutMs: 100 });
+    await expect(failed.done).rejects.toMatchObject({ code: 'CAPTURE_FAILED' });
+
+    const after = capture.stats();
+    expect(after.active).toBe(false);
+    expect(after.activeBytes).toBe(0);
+    expect(after.armed).toBe(before.armed + 3);
+    expect(ended(after, 'steps')).toBe(ended(before, 'steps') + 1);
+    expect(ended(after, 'cancelled')).toBe(ended(before, 'cancelled') + 1);
+    expect(ended(after, 'failed')).toBe(ended(before, 'failed') + 1);
+    expect(after.truncated).toBe(before.truncated + 1); // the cancelled one: 1 of 5 steps
+    const kept = (x: typeof t) => x.kernels.length + x.memcpys.length + x.memsets.length + x.apiCalls.length + x.ranges.length;
+    expect(after.records).toBe(before.records + kept(t) + kept(tc));
+    expect(after.droppedByCupti).toBe(before.droppedByCupti + t.meta.droppedByCupti + tc.meta.droppedByCupti);
+    // The same numbers from the package's export (what the exporters read).
+    expect(captureStats()).toEqual(after);
   });
 
   it('step() is refused when steps are counted by NVTX ranges', () => {

@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -146,6 +147,25 @@ void Columns::clear() {
 
 // ---- state as the library sees it ----------------------------------------------------------------
 
+namespace {
+// Process-wide: see buffersWithCupti().
+std::atomic<uint64_t> gLentCount{0};
+std::atomic<uint64_t> gLentBytes{0};
+
+void noteLent(size_t bytes) {
+  gLentCount.fetch_add(1, std::memory_order_relaxed);
+  gLentBytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+void noteReturned(size_t bytes) {
+  gLentCount.fetch_sub(1, std::memory_order_relaxed);
+  gLentBytes.fetch_sub(bytes, std::memory_order_relaxed);
+}
+}  // namespace
+
+LentBuffers buffersWithCupti() {
+  return {gLentCount.load(std::memory_order_relaxed), gLentBytes.load(std::memory_order_relaxed)};
+}
+
 CuptiState cuptiState() {
   CuptiState out;
   Libraries& libs = libraries();
@@ -194,7 +214,13 @@ Engine::Engine(Options options, StoppedFn onStopped) : options_(std::move(option
   if (options_.flushIntervalMs < 1) options_.flushIntervalMs = 1;
 }
 
-Engine::~Engine() { close(); }
+Engine::~Engine() {
+  close();
+  // Buffers still lent are freed with the engine (the router keeps an engine alive while CUPTI
+  // holds its buffers, so this happens only at process teardown): they are no longer lent.
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (size_t i = 0; i < lent_.size() + discard_.size(); ++i) noteReturned(options_.bufferBytes);
+}
 
 StartResult Engine::fail(const char* code, const std::string& message, cupti::Result vendor) {
   StartResult r;
@@ -646,6 +672,7 @@ void Engine::requestBuffer(uint8_t** buffer, size_t* size) {
     *size = options_.bufferBytes;
     lent_.emplace(b.get(), std::move(b));
     ++buffersOutstanding_;
+    noteLent(options_.bufferBytes);
     noteHeldLocked();
     return;
   }
@@ -658,6 +685,7 @@ void Engine::requestBuffer(uint8_t** buffer, size_t* size) {
   *buffer = d.get();
   *size = options_.bufferBytes;
   discard_.emplace(d.get(), std::move(d));
+  noteLent(options_.bufferBytes);
 }
 
 void Engine::completeBuffer(cupti::Context ctx, uint32_t streamId, uint8_t* buffer, size_t validSize) {
@@ -673,6 +701,7 @@ void Engine::completeBuffer(cupti::Context ctx, uint32_t streamId, uint8_t* buff
     cupti::Activity* rec = nullptr;
     while (api_.activityGetNextRecord(buffer, validSize, &rec) == cupti::kSuccess) ++droppedByUs_;
     discard_.erase(it);
+    noteReturned(options_.bufferBytes);
     return;
   }
   auto it = lent_.find(buffer);
@@ -680,6 +709,7 @@ void Engine::completeBuffer(cupti::Context ctx, uint32_t streamId, uint8_t* buff
   std::unique_ptr<uint8_t[]> owned = std::move(it->second);
   lent_.erase(it);
   --buffersOutstanding_;
+  noteReturned(options_.bufferBytes);
   ++buffersCompleted_;
   if (validSize > options_.bufferBytes) validSize = options_.bufferBytes;
   if (state_ != State::Finished) {

@@ -113,6 +113,14 @@ struct CuptiState {
 };
 CuptiState cuptiState();
 
+// Buffers this process has lent to CUPTI and not had back, across every capture (a finished
+// capture's buffers stay lent until CUPTI returns them: it may still write into them).
+struct LentBuffers {
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+};
+LentBuffers buffersWithCupti();
+
 // Always close() an engine (the addon does, from its finalizer and the environment cleanup hook):
 // a started engine is also referenced by the CUPTI callback router until it stops.
 class Engine : public std::enable_shared_from_this<Engine> {

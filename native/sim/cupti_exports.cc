@@ -90,6 +90,11 @@ uint32_t currentVersion() {
   return s.spec.version;
 }
 
+// The "never returns a buffer" fault (holdBuffersWhenFileExists): on while the file exists.
+bool keepingBuffers(const gtsim::CuptiSpec& spec) {
+  return !spec.holdBuffersWhenFileExists.empty() && ::access(spec.holdBuffersWhenFileExists.c_str(), F_OK) == 0;
+}
+
 // With bufferMutex held: hand the current buffer back (or hold it).
 void completeCurrentLocked(bool forceRelease) {
   CuptiSim& s = sim();
@@ -98,7 +103,7 @@ void completeCurrentLocked(bool forceRelease) {
   const size_t size = s.currentSize, used = s.currentUsed;
   s.current = nullptr;
   s.currentSize = s.currentUsed = 0;
-  if (s.spec.holdBuffers && !forceRelease) {
+  if ((s.spec.holdBuffers && !forceRelease) || keepingBuffers(s.spec)) {
     s.held.emplace_back(buffer, used);
     return;
   }
@@ -517,6 +522,10 @@ SIM_EXPORT simCuptiResult cuptiActivityFlushAll(uint32_t flag) {
   std::lock_guard<std::mutex> lock(s.bufferMutex);
   const bool allDisabled = s.enabledMask.load() == 0;
   if (s.spec.holdBuffers && !allDisabled) return SIM_CUPTI_SUCCESS;  // the pool-exhaustion mode
+  if (keepingBuffers(s.spec)) {  // CUPTI keeps every buffer, even the last partial one
+    if ((flag & SIM_CUPTI_FLUSH_FORCED) != 0 || allDisabled) completeCurrentLocked(true);
+    return SIM_CUPTI_SUCCESS;
+  }
   if ((flag & SIM_CUPTI_FLUSH_FORCED) != 0 || allDisabled) completeCurrentLocked(true);
   std::vector<std::pair<uint8_t*, size_t>> held;
   held.swap(s.held);

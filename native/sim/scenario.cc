@@ -366,7 +366,7 @@ bool parseFault(Reader& r, const Json& j, const std::string& path, FaultSpec& f,
 
 bool parseCupti(Reader& r, const Json& j, const std::string& path, CuptiSpec& c) {
   if (!r.onlyKeys(j, path, {"version", "kernelsPerSecond", "kernels", "memcpyPerSecond", "memsetPerSecond", "stepRange",
-                            "flood", "floodRecords", "holdBuffers", "multipleSubscribers", "seed"})) {
+                            "flood", "floodRecords", "holdBuffers", "holdBuffersWhenFileExists", "multipleSubscribers", "seed"})) {
     return false;
   }
   c.present = true;
@@ -375,8 +375,12 @@ bool parseCupti(Reader& r, const Json& j, const std::string& path, CuptiSpec& c)
       !r.number(j, path, "memsetPerSecond", c.memsetPerSecond, 0, 1e6) || !r.boolean(j, path, "flood", c.flood) ||
       !r.number(j, path, "floodRecords", c.floodRecords, 1, 1e10) || !r.boolean(j, path, "holdBuffers", c.holdBuffers) ||
       !r.boolean(j, path, "multipleSubscribers", c.multipleSubscribers) ||
+      !r.string(j, path, "holdBuffersWhenFileExists", c.holdBuffersWhenFileExists, false, 4096) ||
       !r.integer(j, path, "seed", c.seed, 0, 9007199254740991.0)) {
     return false;
+  }
+  if (!c.holdBuffersWhenFileExists.empty() && c.holdBuffersWhenFileExists[0] != '/') {
+    return r.fail(path + ".holdBuffersWhenFileExists", "must be an absolute path");
   }
   if (const Json* kernels = j.find("kernels")) {
     if (!kernels->isArray() || kernels->items().empty() || kernels->items().size() > 1024) {

@@ -122,6 +122,10 @@ struct CuptiSpec {
   bool flood = false;             // records as fast as possible, floodRecords in all
   double floodRecords = 10e6;
   bool holdBuffers = false;       // completed buffers are returned only by a flush once every kind is disabled
+  // While this file exists, completed buffers are never returned, not even by the flush after
+  // every kind is disabled (a CUPTI that keeps them); the first flush after it is removed returns
+  // them all. Absolute path; empty: off.
+  std::string holdBuffersWhenFileExists;
   bool multipleSubscribers = false;  // cuptiSubscribe fails: another profiler holds CUPTI
   uint64_t seed = 1;
 };

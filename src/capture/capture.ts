@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { isMainThread, threadId } from 'node:worker_threads';
 import { context, isSpanContextValid, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { closedError, GpuTelemetryError, type GpuTelemetryErrorCode } from '../errors.js';
+import { loadNative } from '../native.js';
 import { setNvtxSink, currentNvtxSink, type NvtxSink } from '../nvtx.js';
 import {
   addonCaptureFactory,
@@ -54,6 +55,77 @@ const MAX_STRING_TABLE = 100_000;
 
 /** One live capture per process (CUPTI allows one subscriber). */
 let live: CaptureHandle | null = null;
+
+/**
+ * What the captures of this process have done since it started (process-wide, like CUPTI's one
+ * subscriber): what the exporters publish as gpu_telemetry_capture_* series.
+ */
+export interface CaptureStats {
+  /** A capture is live now (waiting for its start step, capturing or stopping). */
+  active: boolean;
+  /** Bytes the live capture holds now (native buffers and records; 0 when none is live). */
+  activeBytes: number;
+  /**
+   * Activity buffers lent to CUPTI and not yet returned, across every capture (count and bytes).
+   * Normally 0 between captures: a CUPTI that keeps its buffers after a capture has ended keeps
+   * this memory (it may still write into it, so it cannot be freed) until it hands them back.
+   */
+  buffersWithCupti: number;
+  bytesWithCupti: number;
+  /** Captures armed successfully (a refused or failed arm() is not counted). */
+  armed: number;
+  /**
+   * Armed captures that have ended, by outcome: the stop reason of a finished one (steps,
+   * max_bytes, max_records, timeout, cancelled, closed, error) or `failed` (no trace).
+   */
+  ended: Record<string, number>;
+  /** Finished captures whose trace is truncated (a cap hit, fewer steps than asked, or drops). */
+  truncated: number;
+  /** Records kept in finished traces. */
+  records: number;
+  /** Records lost: CUPTI's own drops (no buffer to write into) and ours (caps). */
+  droppedByCupti: number;
+  droppedByUs: number;
+}
+
+const totals = { armed: 0, ended: new Map<string, number>(), truncated: 0, records: 0, droppedByCupti: 0, droppedByUs: 0 };
+
+function countEnded(outcome: string): void {
+  totals.ended.set(outcome, (totals.ended.get(outcome) ?? 0) + 1);
+}
+
+/** Process-wide capture counters (see CaptureStats); never touches CUPTI beyond the live capture's progress. */
+export function captureStats(): CaptureStats {
+  let activeBytes = 0;
+  if (live !== null) {
+    try {
+      activeBytes = live.progress.bytes;
+    } catch {
+      activeBytes = 0;
+    }
+  }
+  let lent = { buffers: 0, bytes: 0 };
+  if (totals.armed > 0) {
+    // Only once a capture has loaded the addon's capture side: stats alone never load anything.
+    try {
+      lent = loadNative().captureBuffersWithCupti?.() ?? lent;
+    } catch {
+      // no addon: nothing was ever lent
+    }
+  }
+  return {
+    active: live !== null,
+    activeBytes,
+    buffersWithCupti: lent.buffers,
+    bytesWithCupti: lent.bytes,
+    armed: totals.armed,
+    ended: Object.fromEntries(totals.ended),
+    truncated: totals.truncated,
+    records: totals.records,
+    droppedByCupti: totals.droppedByCupti,
+    droppedByUs: totals.droppedByUs,
+  };
+}
 
 /** The CUPTI libraries to try, in order (the first that loads is used). */
 export function cuptiCandidates(config: CaptureConfig): string[] {
@@ -154,7 +226,13 @@ export class KernelCapture {
       live = null;
       throw e;
     }
+    totals.armed++;
     return handle;
+  }
+
+  /** What the captures of this process have done (process-wide counters; see CaptureStats). */
+  stats(): CaptureStats {
+    return captureStats();
   }
 
   /**
@@ -424,6 +502,7 @@ export class CaptureHandle {
     this.release();
     this.settled = 'failed';
     this.finalProgress = { ...(last ?? this.emptyProgress()), state: 'failed' };
+    countEnded('failed');
     if (this.span) {
       this.span.recordException(e);
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
@@ -496,6 +575,11 @@ export class CaptureHandle {
     };
     const result = new KernelTrace(merged, meta);
     this.settled = 'finished';
+    countEnded(reason);
+    if (meta.truncated) totals.truncated++;
+    totals.records += records;
+    totals.droppedByCupti += meta.droppedByCupti;
+    totals.droppedByUs += droppedByUs;
     this.finalProgress = {
       state: 'finished',
       steps: stepsCaptured,

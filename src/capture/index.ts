@@ -51,8 +51,8 @@ export function createKernelCapture(options: KernelCaptureOptions = {}): KernelC
   });
 }
 
-export { KernelCapture, CaptureHandle } from './capture.js';
-export type { CaptureState, CaptureProgress } from './capture.js';
+export { KernelCapture, CaptureHandle, captureStats } from './capture.js';
+export type { CaptureState, CaptureProgress, CaptureStats } from './capture.js';
 export { CAPTURE_LIMITS } from './options.js';
 export type { CaptureOptions, CaptureKinds } from './options.js';
 export { KernelTrace } from './trace.js';

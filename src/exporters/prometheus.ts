@@ -7,6 +7,7 @@ import os from 'node:os';
 import { createRequire } from 'node:module';
 import type { Registry } from 'prom-client';
 import { invalidOption } from '../errors.js';
+import { captureStats, type CaptureStats } from '../capture/capture.js';
 import { CLOCK_EVENT_REASONS, FIELDS, type FieldName, type FieldSpec } from '../fields.js';
 import type { DeviceSample, GpuSnapshot } from '../snapshot.js';
 import type { GpuTelemetry } from '../telemetry.js';
@@ -60,7 +61,11 @@ class SnapshotMetric {
 interface Scrape {
   gpu: GpuTelemetry | null;
   snapshot: GpuSnapshot | null;
+  captures: CaptureStats;
 }
+
+/** Outcomes always exported (at 0 until one happens), so rate() and alerts see the series from the start. */
+const CAPTURE_OUTCOMES = ['steps', 'max_bytes', 'max_records', 'timeout', 'cancelled', 'closed', 'error', 'failed'];
 
 /**
  * One snapshot per scrape: prom-client asks every metric within the same tick, so the scrape's
@@ -81,7 +86,7 @@ class ScrapeCache {
         snapshot = null; // closed between the two calls: report as down
       }
     }
-    this.cached = { gpu: snapshot ? gpu : null, snapshot };
+    this.cached = { gpu: snapshot ? gpu : null, snapshot, captures: captureStats() };
     queueMicrotask(() => {
       this.cached = null;
     });
@@ -297,6 +302,43 @@ export function registerGpuMetrics(
       }
       return out;
     },
+  );
+  // Kernel-trace captures of this process (process-wide, whether or not the GPUs can be read now).
+  add('gpu_telemetry_capture_active', 'Whether a kernel-trace capture is live in this process (1) or not (0).', 'gauge', (s) => [
+    { labels: {}, value: s.captures.active ? 1 : 0 },
+  ]);
+  add('gpu_telemetry_capture_bytes', 'Memory the live kernel-trace capture holds (bytes: CUPTI buffers and records; 0 when none is live).', 'gauge', (s) => [
+    { labels: {}, value: s.captures.activeBytes },
+  ]);
+  add(
+    'gpu_telemetry_capture_cupti_held_bytes',
+    'Capture buffers lent to CUPTI and not yet returned (bytes, every capture of the process). Normally 0 between captures; above 0 after one has ended means CUPTI is keeping them.',
+    'gauge',
+    (s) => [{ labels: {}, value: s.captures.bytesWithCupti }],
+  );
+  add('gpu_telemetry_captures_armed_total', 'Kernel-trace captures armed in this process.', 'counter', (s) => [{ labels: {}, value: s.captures.armed }]);
+  add(
+    'gpu_telemetry_captures_ended_total',
+    'Kernel-trace captures ended, by outcome: the stop reason (steps, max_bytes, max_records, timeout, cancelled, closed, error) or failed (no trace). Labels: outcome.',
+    'counter',
+    (s) => {
+      const ended = s.captures.ended;
+      const outcomes = new Set([...CAPTURE_OUTCOMES, ...Object.keys(ended)]);
+      return [...outcomes].map((outcome) => ({ labels: { outcome }, value: ended[outcome] ?? 0 }));
+    },
+  );
+  add('gpu_telemetry_captures_truncated_total', 'Kernel-trace captures whose trace is truncated (a cap hit, fewer steps than asked, or records dropped).', 'counter', (s) => [
+    { labels: {}, value: s.captures.truncated },
+  ]);
+  add('gpu_telemetry_capture_records_total', 'Records kept in finished kernel-trace captures.', 'counter', (s) => [{ labels: {}, value: s.captures.records }]);
+  add(
+    'gpu_telemetry_capture_records_dropped_total',
+    'Kernel-trace records lost: by="cupti" CUPTI had no buffer to write into, by="us" a cap (maxBytes, maxRecords) was hit. Labels: by.',
+    'counter',
+    (s) => [
+      { labels: { by: 'cupti' }, value: s.captures.droppedByCupti },
+      { labels: { by: 'us' }, value: s.captures.droppedByUs },
+    ],
   );
   add('gpu_telemetry_build_info', 'gpu-telemetry build and environment. Labels: version, driver, nvml, backend, simulated.', 'gauge', (s) => {
     const gpu = s.gpu;
