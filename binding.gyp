@@ -20,7 +20,12 @@
         "native/capture/capture.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_ENABLE_TYPE_CHECK_ON_AS", "NAPI_CPP_EXCEPTIONS"],
+      # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: while a worker is being terminated napi_throw
+      # fails, and node-addon-api would then throw a C++ Napi::Error out of its own catch block
+      # (std::terminate: the whole process dies). With it, an exception that cannot be thrown
+      # because the environment is going away is dropped instead.
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_ENABLE_TYPE_CHECK_ON_AS", "NAPI_CPP_EXCEPTIONS",
+                  "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["<@(gt_cflags)", "-fexceptions"],
