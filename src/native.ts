@@ -141,8 +141,8 @@ export function loadNative(): NativeBinding {
   return binding;
 }
 
-// ---- kernel-trace capture (native/capture, native/addon.cc): the contract in
-// /work/briefs/capture-contract.md. Options are validated in TypeScript; native trusts them.
+// ---- kernel-trace capture (native/capture, native/addon.cc). Options are validated in
+// TypeScript (src/capture/options.ts); native trusts them.
 
 export interface NativeCaptureKinds {
   kernels: boolean;

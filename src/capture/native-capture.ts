@@ -1,83 +1,26 @@
 /**
- * The native capture surface as the TypeScript half uses it (the contract in
- * /work/briefs/capture-contract.md). Declared here structurally so that the capture layer builds and
- * is tested against a fake before the native half exists; the addon's `NativeCapture` class (typed in
- * src/native.ts) satisfies it.
+ * The native capture surface as the capture layer uses it: the addon's declarations in
+ * src/native.ts under the names this layer (and its fake, test/capture-fixtures.ts) use, plus the
+ * factory seam through which tests swap the addon for that fake.
  */
-import { loadNative } from '../native.js';
+import {
+  loadNative,
+  type NativeBinding,
+  type NativeCapture,
+  type NativeCaptureKinds,
+  type NativeCaptureOptions,
+  type NativeCaptureProgress,
+  type NativeCaptureResult,
+  type NativeCaptureStartResult,
+} from '../native.js';
 
-export interface CaptureNativeKinds {
-  kernels: boolean;
-  memcpy: boolean;
-  memset: boolean;
-  runtimeApi: boolean;
-  driverApi: boolean;
-  nvtx: boolean;
-}
-
-export interface CaptureNativeOptions {
-  cuptiCandidates: string[];
-  simulatorScenario?: string;
-  maxBytes: number;
-  bufferBytes: number;
-  maxRecords: number;
-  steps: number;
-  startAfterSteps: number;
-  stepRange: string | null;
-  kinds: CaptureNativeKinds;
-  flushIntervalMs: number;
-}
-
-export interface CaptureNativeProgress {
-  state: 'waiting' | 'capturing' | 'stopping' | 'finished';
-  steps: number;
-  records: number;
-  bytes: number;
-  droppedByCupti: number;
-  droppedByUs: number;
-}
-
-export interface CaptureNativeStartResult {
-  ok: boolean;
-  code?: string;
-  message?: string;
-  vendorCode?: number;
-  vendorMessage?: string;
-  libraryPath?: string;
-  cuptiVersion?: number;
-}
-
+export type CaptureNativeKinds = NativeCaptureKinds;
+export type CaptureNativeOptions = NativeCaptureOptions;
+export type CaptureNativeProgress = NativeCaptureProgress;
+export type CaptureNativeStartResult = NativeCaptureStartResult;
 /** What `result()` returns: records as fixed-stride Float64Arrays (see STRIDE), ns relative to baseNs. */
-export interface CaptureNativeResult {
-  baseNs: string;
-  cuptiVersion: number;
-  layout: string;
-  libraryPath: string;
-  simulated: boolean;
-  reason: string;
-  truncated: boolean;
-  kernels: Float64Array;
-  memcpys: Float64Array;
-  memsets: Float64Array;
-  apiCalls: Float64Array;
-  ranges: Float64Array;
-  steps: Float64Array;
-  strings: string[];
-  droppedByCupti: number;
-  droppedByUs: number;
-  peakBytes: number;
-  buffersCompleted: number;
-}
-
-export interface CaptureNative {
-  start(): CaptureNativeStartResult;
-  step(): number;
-  timestamp(): number;
-  progress(): CaptureNativeProgress;
-  stop(reason: string): void;
-  result(): CaptureNativeResult;
-  close(): void;
-}
+export type CaptureNativeResult = NativeCaptureResult;
+export type CaptureNative = NativeCapture;
 
 export type CaptureNativeFactory = (
   options: CaptureNativeOptions,
@@ -89,9 +32,8 @@ export const STRIDE = { kernels: 16, memcpys: 10, memsets: 8, apiCalls: 8, range
 
 /** The addon's NativeCapture, or a GpuTelemetryError (ADDON_LOAD_FAILED) when this build has none. */
 export const addonCaptureFactory: CaptureNativeFactory = (options, onEvent) => {
-  const binding = loadNative() as unknown as {
-    NativeCapture?: new (o: CaptureNativeOptions, e: (event: 'stopped', reason: string) => void) => CaptureNative;
-  };
+  // Partial: an addon built without the capture half has no NativeCapture.
+  const binding: Partial<NativeBinding> = loadNative();
   if (typeof binding.NativeCapture !== 'function') {
     throw new Error('this build of the gpu-telemetry addon has no kernel-trace capture (NativeCapture is missing)');
   }
