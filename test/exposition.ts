@@ -28,3 +28,13 @@ export function parseExposition(text: string): { lines: Line[]; types: Map<strin
   }
   return { lines, types };
 }
+
+/** The values of every sample of `name` whose labels include `labels` (a subset match), in order. */
+export function valuesOf(lines: Line[], name: string, labels: Record<string, string> = {}): number[] {
+  return lines.filter((l) => l.name === name && Object.entries(labels).every(([k, v]) => l.labels[k] === v)).map((l) => l.value);
+}
+
+/** The first such value in a scrape body, or undefined when the series is absent. */
+export function valueIn(body: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  return valuesOf(parseExposition(body).lines, name, labels)[0];
+}

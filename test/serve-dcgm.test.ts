@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { constantScenario, waitFor, writeScenario } from './helpers.js';
-import { parseExposition } from './exposition.js';
+import { parseExposition, valuesOf } from './exposition.js';
 
 const children: ChildProcess[] = [];
 afterAll(() => {
@@ -32,39 +32,37 @@ describe('serve while the DCGM host engine dies and comes back', () => {
     child.stderr!.on('data', (c) => (out += c));
     const url = await waitFor(() => /serving (http:\/\/\S+\/metrics)/.exec(out)?.[1], 15_000);
     const scrape = async () => parseExposition(await (await fetch(url)).text()).lines;
-    const value = (lines: Awaited<ReturnType<typeof scrape>>, name: string, labels: Record<string, string> = {}) =>
-      lines.filter((l) => l.name === name && Object.entries(labels).every(([k, v]) => l.labels[k] === v)).map((l) => l.value);
 
     let lines = await scrape();
-    for (let i = 0; i < 100 && value(lines, 'gpu_tensor_pipe_active_ratio').length === 0; i++) {
+    for (let i = 0; i < 100 && valuesOf(lines, 'gpu_tensor_pipe_active_ratio').length === 0; i++) {
       await new Promise((r) => setTimeout(r, 100));
       lines = await scrape();
     }
-    expect(value(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })).toEqual([1]);
-    expect(value(lines, 'gpu_tensor_pipe_active_ratio')).toHaveLength(1);
+    expect(valuesOf(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })).toEqual([1]);
+    expect(valuesOf(lines, 'gpu_tensor_pipe_active_ratio')).toHaveLength(1);
 
     fs.writeFileSync(trigger, '');
     for (let i = 0; i < 100; i++) {
       lines = await scrape();
-      if (value(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })[0] === 0) break;
+      if (valuesOf(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })[0] === 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(value(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })).toEqual([0]);
-    expect(value(lines, 'gpu_tensor_pipe_active_ratio')).toHaveLength(0);
-    expect(value(lines, 'gpu_telemetry_field_supported', { field: 'tensorActiveRatio', source: 'dcgm' })).toEqual([0]);
-    expect(value(lines, 'gpu_telemetry_device_up')).toEqual([1]);
-    expect(value(lines, 'gpu_power_watts')).toHaveLength(1);
+    expect(valuesOf(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })).toEqual([0]);
+    expect(valuesOf(lines, 'gpu_tensor_pipe_active_ratio')).toHaveLength(0);
+    expect(valuesOf(lines, 'gpu_telemetry_field_supported', { field: 'tensorActiveRatio', source: 'dcgm' })).toEqual([0]);
+    expect(valuesOf(lines, 'gpu_telemetry_device_up')).toEqual([1]);
+    expect(valuesOf(lines, 'gpu_power_watts')).toHaveLength(1);
     expect(child.exitCode).toBeNull();
 
     fs.rmSync(trigger);
     // Reconnects every lostRetryMs (5 s by default).
     for (let i = 0; i < 150; i++) {
       lines = await scrape();
-      if (value(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })[0] === 1 && value(lines, 'gpu_tensor_pipe_active_ratio').length === 1) break;
+      if (valuesOf(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })[0] === 1 && valuesOf(lines, 'gpu_tensor_pipe_active_ratio').length === 1) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(value(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })).toEqual([1]);
-    expect(value(lines, 'gpu_tensor_pipe_active_ratio')).toHaveLength(1);
+    expect(valuesOf(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })).toEqual([1]);
+    expect(valuesOf(lines, 'gpu_tensor_pipe_active_ratio')).toHaveLength(1);
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     expect(child.exitCode).toBe(0);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { constantScenario, waitFor, writeScenario } from './helpers.js';
+import { valueIn } from './exposition.js';
 
 const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli.js');
 
@@ -49,18 +50,6 @@ async function serve(scenario: object, extra: string[] = []): Promise<Served> {
 async function get(port: number, p: string): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(10_000) });
   return { status: res.status, body: await res.text() };
-}
-
-/** One metric's value for the given labels (a subset match), or undefined when the series is absent. */
-function value(body: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of body.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = new Map([...(m[3] ?? '').matchAll(/([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[4]);
-  }
-  return undefined;
 }
 
 async function stop(s: Served): Promise<number | null> {
@@ -109,20 +98,20 @@ describe('serve under driver faults', () => {
     const t = trigger();
     const s = await serve(machine(2, [{ type: 'driver_gone', code: 9, whenFileExists: t.file }]));
     try {
-      const before = await scrapeWhen(s, (b) => value(b, 'gpu_power_watts', { gpu: '1' }) !== undefined);
-      expect(value(before, 'gpu_telemetry_device_up', { gpu: '0' })).toBe(1);
+      const before = await scrapeWhen(s, (b) => valueIn(b, 'gpu_power_watts', { gpu: '1' }) !== undefined);
+      expect(valueIn(before, 'gpu_telemetry_device_up', { gpu: '0' })).toBe(1);
       t.on();
-      const gone = await scrapeWhen(s, (b) => value(b, 'gpu_telemetry_device_up', { gpu: '0' }) === 0);
-      expect(value(gone, 'gpu_telemetry_device_up', { gpu: '1' })).toBe(0);
+      const gone = await scrapeWhen(s, (b) => valueIn(b, 'gpu_telemetry_device_up', { gpu: '0' }) === 0);
+      expect(valueIn(gone, 'gpu_telemetry_device_up', { gpu: '1' })).toBe(0);
       // No stand-in values: the series go, and the health series say why.
-      expect(value(gone, 'gpu_power_watts', { gpu: '0' })).toBeUndefined();
-      expect(value(gone, 'gpu_telemetry_field_supported', { gpu: '0', field: 'powerWatts' })).toBe(0);
-      expect(value(gone, 'gpu_telemetry_up')).toBe(1); // the exporter itself still works
+      expect(valueIn(gone, 'gpu_power_watts', { gpu: '0' })).toBeUndefined();
+      expect(valueIn(gone, 'gpu_telemetry_field_supported', { gpu: '0', field: 'powerWatts' })).toBe(0);
+      expect(valueIn(gone, 'gpu_telemetry_up')).toBe(1); // the exporter itself still works
       expect((await get(s.port, '/healthz')).status).toBe(200);
       t.off();
-      const back = await scrapeWhen(s, (b) => value(b, 'gpu_telemetry_device_up', { gpu: '0' }) === 1);
-      await scrapeWhen(s, (b) => value(b, 'gpu_power_watts', { gpu: '1' }) !== undefined);
-      expect(value(back, 'gpu_telemetry_field_supported', { gpu: '0', field: 'powerWatts' })).toBe(1);
+      const back = await scrapeWhen(s, (b) => valueIn(b, 'gpu_telemetry_device_up', { gpu: '0' }) === 1);
+      await scrapeWhen(s, (b) => valueIn(b, 'gpu_power_watts', { gpu: '1' }) !== undefined);
+      expect(valueIn(back, 'gpu_telemetry_field_supported', { gpu: '0', field: 'powerWatts' })).toBe(1);
       expect(await stop(s)).toBe(0);
     } finally {
       t.off();
@@ -133,16 +122,16 @@ describe('serve under driver faults', () => {
     const t = trigger();
     const s = await serve(machine(3, [{ type: 'gpu_lost', device: 1, whenFileExists: t.file }]));
     try {
-      await scrapeWhen(s, (b) => value(b, 'gpu_telemetry_device_up', { gpu: '1' }) === 1);
+      await scrapeWhen(s, (b) => valueIn(b, 'gpu_telemetry_device_up', { gpu: '1' }) === 1);
       t.on();
-      const lost = await scrapeWhen(s, (b) => value(b, 'gpu_telemetry_device_up', { gpu: '1' }) === 0);
-      expect(value(lost, 'gpu_power_watts', { gpu: '1' })).toBeUndefined();
-      expect(value(lost, 'gpu_power_watts', { gpu: '0' })).toBeGreaterThan(0);
-      expect(value(lost, 'gpu_power_watts', { gpu: '2' })).toBeGreaterThan(0);
-      expect(value(lost, 'gpu_telemetry_sample_stale')).toBe(0);
+      const lost = await scrapeWhen(s, (b) => valueIn(b, 'gpu_telemetry_device_up', { gpu: '1' }) === 0);
+      expect(valueIn(lost, 'gpu_power_watts', { gpu: '1' })).toBeUndefined();
+      expect(valueIn(lost, 'gpu_power_watts', { gpu: '0' })).toBeGreaterThan(0);
+      expect(valueIn(lost, 'gpu_power_watts', { gpu: '2' })).toBeGreaterThan(0);
+      expect(valueIn(lost, 'gpu_telemetry_sample_stale')).toBe(0);
       t.off();
       // Lost GPUs are probed again every lostRetryMs (5 s in serve).
-      await scrapeWhen(s, (b) => value(b, 'gpu_telemetry_device_up', { gpu: '1' }) === 1 && value(b, 'gpu_power_watts', { gpu: '1' }) !== undefined, 30_000);
+      await scrapeWhen(s, (b) => valueIn(b, 'gpu_telemetry_device_up', { gpu: '1' }) === 1 && valueIn(b, 'gpu_power_watts', { gpu: '1' }) !== undefined, 30_000);
       expect(await stop(s)).toBe(0);
     } finally {
       t.off();
@@ -153,22 +142,22 @@ describe('serve under driver faults', () => {
     const t = trigger();
     const s = await serve(machine(1, [{ type: 'slow', delayMs: 50, whenFileExists: t.file }]));
     try {
-      await scrapeWhen(s, (b) => value(b, 'gpu_telemetry_sample_stale') === 0);
+      await scrapeWhen(s, (b) => valueIn(b, 'gpu_telemetry_sample_stale') === 0);
       t.on();
       // A sample now takes ~2 s (dozens of calls × 50 ms): its age passes the stale threshold
       // (1 s here) and the value series are withheld while it is stale.
-      const slow = await scrapeWhen(s, (b) => (value(b, 'gpu_telemetry_sample_age_seconds') ?? 0) > 1);
-      expect(value(slow, 'gpu_telemetry_up')).toBe(1);
-      const stale = await scrapeWhen(s, (b) => value(b, 'gpu_telemetry_sample_stale') === 1);
-      expect(value(stale, 'gpu_power_watts', { gpu: '0' })).toBeUndefined();
+      const slow = await scrapeWhen(s, (b) => (valueIn(b, 'gpu_telemetry_sample_age_seconds') ?? 0) > 1);
+      expect(valueIn(slow, 'gpu_telemetry_up')).toBe(1);
+      const stale = await scrapeWhen(s, (b) => valueIn(b, 'gpu_telemetry_sample_stale') === 1);
+      expect(valueIn(stale, 'gpu_power_watts', { gpu: '0' })).toBeUndefined();
       const ready = await get(s.port, '/readyz');
       expect([200, 503]).toContain(ready.status);
       t.off();
       const fresh = await scrapeWhen(
         s,
-        (b) => value(b, 'gpu_telemetry_sample_stale') === 0 && (value(b, 'gpu_telemetry_sample_age_seconds') ?? 9) < 0.5,
+        (b) => valueIn(b, 'gpu_telemetry_sample_stale') === 0 && (valueIn(b, 'gpu_telemetry_sample_age_seconds') ?? 9) < 0.5,
       );
-      expect(value(fresh, 'gpu_power_watts', { gpu: '0' })).toBeGreaterThan(0);
+      expect(valueIn(fresh, 'gpu_power_watts', { gpu: '0' })).toBeGreaterThan(0);
       expect(await stop(s)).toBe(0);
     } finally {
       t.off();
@@ -179,12 +168,12 @@ describe('serve under driver faults', () => {
     const t = trigger();
     const s = await serve(machine(2, [{ type: 'hang', device: 1, call: 'nvmlDeviceGetPowerUsage', durationMs: -1, whenFileExists: t.file }]));
     try {
-      await scrapeWhen(s, (b) => value(b, 'gpu_power_watts', { gpu: '1' }) !== undefined);
+      await scrapeWhen(s, (b) => valueIn(b, 'gpu_power_watts', { gpu: '1' }) !== undefined);
       t.on();
-      const stale = await scrapeWhen(s, (b) => value(b, 'gpu_telemetry_sample_stale') === 1);
-      expect(value(stale, 'gpu_power_watts', { gpu: '0' })).toBeUndefined();
-      expect(value(stale, 'gpu_telemetry_up')).toBe(1);
-      expect(value(stale, 'gpu_telemetry_sample_age_seconds')).toBeGreaterThan(1);
+      const stale = await scrapeWhen(s, (b) => valueIn(b, 'gpu_telemetry_sample_stale') === 1);
+      expect(valueIn(stale, 'gpu_power_watts', { gpu: '0' })).toBeUndefined();
+      expect(valueIn(stale, 'gpu_telemetry_up')).toBe(1);
+      expect(valueIn(stale, 'gpu_telemetry_sample_age_seconds')).toBeGreaterThan(1);
       const ready = await get(s.port, '/readyz');
       expect(ready.status).toBe(503);
       expect(ready.body).toMatch(/nvmlDeviceGetPowerUsage on GPU 1 has not returned for/);
@@ -194,7 +183,7 @@ describe('serve under driver faults', () => {
       for (let i = 0; i < 5; i++) {
         const again = await get(s.port, '/metrics');
         expect(again.status).toBe(200);
-        expect(value(again.body, 'gpu_telemetry_sample_stale')).toBe(1);
+        expect(valueIn(again.body, 'gpu_telemetry_sample_stale')).toBe(1);
       }
       // SIGTERM still ends it: close() gives up on the stuck thread after closeTimeoutMs.
       expect(await stop(s)).toBe(0);
@@ -208,13 +197,13 @@ describe('serve under driver faults', () => {
     const total = 12_000;
     const s = await serve(machine(2, [], { xids: [{ device: 0, atMs: 200, code: 13, count: total, ratePerSecond: 1000 }] }));
     let early = 0;
-    await scrapeWhen(s, (b) => (value(b, 'gpu_xid_errors_total', { gpu: '0' }) ?? 0) >= 3000);
+    await scrapeWhen(s, (b) => (valueIn(b, 'gpu_xid_errors_total', { gpu: '0' }) ?? 0) >= 3000);
     early = rssKiB(s.child.pid!);
-    const done = await scrapeWhen(s, (b) => value(b, 'gpu_xid_errors_total', { gpu: '0' }) === total, 60_000);
+    const done = await scrapeWhen(s, (b) => valueIn(b, 'gpu_xid_errors_total', { gpu: '0' }) === total, 60_000);
     const late = rssKiB(s.child.pid!);
-    expect(value(done, 'gpu_last_xid', { gpu: '0' })).toBe(13);
-    expect(value(done, 'gpu_xid_errors_total', { gpu: '1' })).toBe(0);
-    expect(value(done, 'gpu_telemetry_device_up', { gpu: '0' })).toBe(1);
+    expect(valueIn(done, 'gpu_last_xid', { gpu: '0' })).toBe(13);
+    expect(valueIn(done, 'gpu_xid_errors_total', { gpu: '1' })).toBe(0);
+    expect(valueIn(done, 'gpu_telemetry_device_up', { gpu: '0' })).toBe(1);
     // 9,000 more events must not cost memory per event (the JS queue and the recent list are
     // bounded); allow allocator and JIT slack far below 9,000 retained events' worth.
     // (Not under ASan: its quarantine holds freed memory on purpose.)

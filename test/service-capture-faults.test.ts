@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { constantScenario, waitFor, writeScenario } from './helpers.js';
+import { parseExposition, valueIn, valuesOf } from './exposition.js';
 
 const SERVICE = path.join(PACKAGE_ROOT, 'examples', 'serving-loop.mjs');
 const TOKEN = 'test-token-0123456789abcdef';
@@ -43,11 +44,6 @@ async function startService(scenario: object): Promise<{ child: ChildProcess; po
 async function request(port: number, p: string, init: RequestInit = {}): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${p}`, { ...init, signal: AbortSignal.timeout(10_000) });
   return { status: res.status, body: await res.text() };
-}
-
-function metric(body: string, name: string, labels = ''): number | undefined {
-  const line = body.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 function rssKiB(pid: number): number {
@@ -98,7 +94,7 @@ describe('a service capturing while CUPTI never returns a buffer', () => {
     const kept = await capture(service.port, { steps: 100_000, maxBytes, bufferBytes, timeoutMs: 20_000 }, (body) => {
       polls++;
       // Sampling carries on: both GPUs up in every scrape taken while the capture runs.
-      expect(body.split('\n').filter((l) => /^gpu_telemetry_device_up\{.*\} 1$/.test(l))).toHaveLength(2);
+      expect(valuesOf(parseExposition(body).lines, 'gpu_telemetry_device_up')).toEqual([1, 1]);
     });
     expect(polls).toBeGreaterThan(0);
     // The pool ran dry (no buffer ever came back): a truncated trace, not a hang or a crash.
@@ -109,13 +105,13 @@ describe('a service capturing while CUPTI never returns a buffer', () => {
     expect(kept.summary.records.steps).toBeGreaterThan(0); // the steps and JS ranges are ours
 
     let body = (await request(service.port, '/metrics')).body;
-    expect(metric(body, 'gpu_telemetry_capture_active')).toBe(0);
-    expect(metric(body, 'gpu_telemetry_captures_armed_total')).toBe(1);
-    expect(metric(body, 'gpu_telemetry_captures_ended_total', '{outcome="max_bytes"}')).toBe(1);
-    expect(metric(body, 'gpu_telemetry_captures_truncated_total')).toBe(1);
-    expect(metric(body, 'gpu_telemetry_capture_records_dropped_total', '{by="cupti"}')).toBe(kept.meta.droppedByCupti);
+    expect(valueIn(body, 'gpu_telemetry_capture_active')).toBe(0);
+    expect(valueIn(body, 'gpu_telemetry_captures_armed_total')).toBe(1);
+    expect(valueIn(body, 'gpu_telemetry_captures_ended_total', { outcome: 'max_bytes' })).toBe(1);
+    expect(valueIn(body, 'gpu_telemetry_captures_truncated_total')).toBe(1);
+    expect(valueIn(body, 'gpu_telemetry_capture_records_dropped_total', { by: 'cupti' })).toBe(kept.meta.droppedByCupti);
     // What CUPTI keeps is reported, and bounded by the pool (half of maxBytes).
-    const held = metric(body, 'gpu_telemetry_capture_cupti_held_bytes')!;
+    const held = valueIn(body, 'gpu_telemetry_capture_cupti_held_bytes')!;
     expect(held).toBeGreaterThan(0);
     expect(held).toBeLessThanOrEqual(maxBytes / 2);
     expect(held % bufferBytes).toBe(0);
@@ -130,10 +126,10 @@ describe('a service capturing while CUPTI never returns a buffer', () => {
     expect(whole.meta.droppedByCupti).toBe(0);
     expect(whole.summary.records.kernels).toBeGreaterThan(0);
     body = (await request(service.port, '/metrics')).body;
-    expect(metric(body, 'gpu_telemetry_capture_cupti_held_bytes')).toBe(0);
-    expect(metric(body, 'gpu_telemetry_captures_ended_total', '{outcome="steps"}')).toBe(1);
-    expect(metric(body, 'gpu_telemetry_captures_truncated_total')).toBe(1);
-    expect(metric(body, 'gpu_telemetry_capture_records_total')).toBeGreaterThan(whole.summary.records.kernels);
+    expect(valueIn(body, 'gpu_telemetry_capture_cupti_held_bytes')).toBe(0);
+    expect(valueIn(body, 'gpu_telemetry_captures_ended_total', { outcome: 'steps' })).toBe(1);
+    expect(valueIn(body, 'gpu_telemetry_captures_truncated_total')).toBe(1);
+    expect(valueIn(body, 'gpu_telemetry_capture_records_total')).toBeGreaterThan(whole.summary.records.kernels);
 
     service.child.kill('SIGTERM');
     const code = await waitFor(() => (service.child.exitCode !== null ? service.child.exitCode : undefined), 20_000);
