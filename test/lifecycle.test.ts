@@ -148,55 +148,49 @@ describe('process and worker lifetimes', () => {
     // A worker terminated inside an addon method: napi_throw fails while the environment goes away
     // and node-addon-api threw a C++ exception out of its own catch block. The addon is now built
     // with NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS.
-    const script = `
-      const { Worker } = require('node:worker_threads');
-      (async () => {
-        for (let i = 0; i < 30; i++) {
-          const w = new Worker(\`
-            import(${JSON.stringify(dist)}).then(async (m) => {
-              const gpu = await m.openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 10 });
-              gpu.on('sample', () => {});
-              require('node:worker_threads').parentPort.postMessage('open');
-              const spin = () => {
-                try { gpu.snapshot(); gpu.stats(); gpu.capture.stats(); } catch {}
-                setImmediate(spin);
-              };
-              spin();
-            });\`, { eval: true });
-          await new Promise((r) => w.once('message', r));
-          await new Promise((r) => setTimeout(r, (i * 7) % 30));
-          await w.terminate();
-        }
-        console.log('survived');
-      })();`;
-    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120_000 });
-    expect(r.stderr).not.toMatch(/FATAL ERROR|terminate called/);
-    expect(r.stdout.trim()).toBe('survived');
-    expect(r.status).toBe(0);
+    expectWorkersDieAlone(
+      30,
+      `const spin = () => {
+         try { gpu.snapshot(); gpu.stats(); gpu.capture.stats(); } catch {}
+         setImmediate(spin);
+       };
+       spin();`,
+    );
   }, 130_000);
 
   it('a worker terminated while samples are being delivered dies alone (25 times, in a child process)', () => {
     // Regression: terminating a worker mid-delivery once made node-addon-api turn the failed
     // callback into a fatal error of the whole process.
-    const script = `
-      const { Worker } = require('node:worker_threads');
-      (async () => {
-        for (let i = 0; i < 25; i++) {
-          const w = new Worker(\`
-            import(${JSON.stringify(dist)}).then(async (m) => {
-              const gpu = await m.openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 10 });
-              gpu.on('sample', () => {});
-              require('node:worker_threads').parentPort.postMessage('open');
-            });\`, { eval: true });
-          await new Promise((r) => w.once('message', r));
-          await new Promise((r) => setTimeout(r, (i * 7) % 30));
-          await w.terminate();
-        }
-        console.log('survived');
-      })();`;
-    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120_000 });
-    expect(r.stderr).not.toMatch(/FATAL ERROR/);
-    expect(r.stdout.trim()).toBe('survived');
-    expect(r.status).toBe(0);
+    expectWorkersDieAlone(25, '');
   }, 130_000);
 });
+
+/**
+ * In a child process, `rounds` times: a worker opens the 8-GPU simulator with a sample listener,
+ * runs `thenRun` (with `gpu` in scope), and is terminated at a varying point. The child must
+ * survive every round: no fatal error, no std::terminate.
+ */
+function expectWorkersDieAlone(rounds: number, thenRun: string): void {
+  const dist = path.join(PACKAGE_ROOT, 'dist', 'index.js');
+  const script = `
+    const { Worker } = require('node:worker_threads');
+    (async () => {
+      for (let i = 0; i < ${rounds}; i++) {
+        const w = new Worker(\`
+          import(${JSON.stringify(dist)}).then(async (m) => {
+            const gpu = await m.openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 10 });
+            gpu.on('sample', () => {});
+            require('node:worker_threads').parentPort.postMessage('open');
+            ${thenRun}
+          });\`, { eval: true });
+        await new Promise((r) => w.once('message', r));
+        await new Promise((r) => setTimeout(r, (i * 7) % 30));
+        await w.terminate();
+      }
+      console.log('survived');
+    })();`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120_000 });
+  expect(r.stderr).not.toMatch(/FATAL ERROR|terminate called/);
+  expect(r.stdout.trim()).toBe('survived');
+  expect(r.status).toBe(0);
+}
