@@ -262,19 +262,23 @@ void produce() {
     }
     // NVTX step ranges (MARKER records), back to back, each 90% of the period.
     if (rangeEveryNs > 0 && kindEnabled(SIM_CUPTI_KIND_MARKER)) {
-      if (rangeOpen && now >= rangeEndNs) {
+      // One MARKER record of the current range: its start (with the name) or its end (no name).
+      auto marker = [&](uint32_t flags, uint64_t timestamp, const char* name) {
         emit(SIM_CUPTI_KIND_MARKER, version, [&](uint8_t* at) {
           auto* m = reinterpret_cast<simCuptiMarkerRecord*>(at);
           m->kind = SIM_CUPTI_KIND_MARKER;
-          m->flags = SIM_CUPTI_MARKER_END;
-          m->timestamp = rangeEndNs;
+          m->flags = flags;
+          m->timestamp = timestamp;
           m->id = rangeId;
           m->objectKind = SIM_CUPTI_OBJECT_THREAD;
           m->objectId[0] = pid;
           m->objectId[1] = tid;
-          m->name = nullptr;
+          m->name = name;
           m->domain = kDomainName;
         });
+      };
+      if (rangeOpen && now >= rangeEndNs) {
+        marker(SIM_CUPTI_MARKER_END, rangeEndNs, nullptr);
         rangeOpen = false;
       }
       if (!rangeOpen && now >= nextRangeNs) {
@@ -283,18 +287,7 @@ void produce() {
         rangeEndNs = startNs + rangeEveryNs * 9 / 10;
         nextRangeNs += rangeEveryNs;
         if (nextRangeNs < now) nextRangeNs = now + rangeEveryNs;  // fell behind: skip, never burst
-        emit(SIM_CUPTI_KIND_MARKER, version, [&](uint8_t* at) {
-          auto* m = reinterpret_cast<simCuptiMarkerRecord*>(at);
-          m->kind = SIM_CUPTI_KIND_MARKER;
-          m->flags = SIM_CUPTI_MARKER_START;
-          m->timestamp = startNs;
-          m->id = rangeId;
-          m->objectKind = SIM_CUPTI_OBJECT_THREAD;
-          m->objectId[0] = pid;
-          m->objectId[1] = tid;
-          m->name = stepRangeName;
-          m->domain = kDomainName;
-        });
+        marker(SIM_CUPTI_MARKER_START, startNs, stepRangeName);
         rangeOpen = true;
       }
     }
