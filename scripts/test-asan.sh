@@ -39,7 +39,7 @@ echo "== building the sanitized addon and simulator in .asan/build"
 (
   cd "$STAGE"
   CXXFLAGS="$SAN -g -O1" CFLAGS="$SAN -g -O1" LDFLAGS="-fsanitize=address,undefined" \
-    nice -n 10 node "$NODE_GYP" rebuild --loglevel=warn
+    nice -n 10 node "$ROOT/scripts/with-node-headers.mjs" node "$NODE_GYP" rebuild --loglevel=warn
 )
 
 ASAN_LIB=$(g++ -print-file-name=libasan.so)
