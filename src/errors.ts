@@ -96,6 +96,7 @@ export const NVML_RETURN_NAMES: Readonly<Record<number, string>> = Object.freeze
   27: 'NVML_ERROR_NOT_READY',
   28: 'NVML_ERROR_GPU_NOT_FOUND',
   29: 'NVML_ERROR_INVALID_STATE',
+  30: 'NVML_ERROR_RESET_TYPE_NOT_SUPPORTED',
   999: 'NVML_ERROR_UNKNOWN',
 });
 

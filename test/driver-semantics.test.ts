@@ -229,3 +229,22 @@ describe('XID events around a lost GPU', () => {
     });
   });
 });
+
+describe('close()', () => {
+  it('never shuts NVML down under the XID thread still waiting in it (the simulator aborts if it does)', async () => {
+    expect(process.env.GTSIM_STRICT).toBe('1');
+    const base = constantScenario({}, { gpm: false, nvlink: null });
+    const file = writeScenario({
+      ...base,
+      devices: [{ ...base.devices[0], count: 2 }],
+      xids: [{ device: 1, atMs: 0, code: 13, count: 1e6, ratePerSecond: 500 }],
+    });
+    for (let i = 0; i < 20; i++) {
+      const gpu = await (await import('../src/index.js')).openGpuTelemetry({ simulate: file, intervalMs: 10 });
+      await nextSamples(gpu, 1);
+      await gpu.close(); // returns without waiting for the event thread's wait
+    }
+    // Still alive: no contract violation aborted the process. Let the last event threads finish.
+    await new Promise((r) => setTimeout(r, 600));
+  });
+});

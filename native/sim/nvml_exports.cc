@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "model.h"
 #include "nvml_types.h"
 #include "sim_state.h"
@@ -705,6 +707,8 @@ struct simNvmlEventSet {
   std::mutex mutex;
   std::vector<size_t> devices;         // registered for XID events
   std::vector<double> delivered;       // per scenario XID spec: events handed out so far
+  std::vector<double> armedAtMs;       // per XID spec with whenFileExists: when the file was first seen (-1: not yet)
+  double lostSeenAtMs = -1;            // when a wait first found a registered GPU lost
 };
 
 namespace {
@@ -724,6 +728,7 @@ SIM_EXPORT simNvmlReturn nvmlEventSetCreate(simNvmlEventSet_t* set) {
   if (set == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   auto* created = new simNvmlEventSet();
   created->delivered.assign(m->scenario().xids.size(), 0);
+  created->armedAtMs.assign(m->scenario().xids.size(), -1);
   gtsim::SimState& s = gtsim::state();
   std::lock_guard<std::mutex> lock(s.eventSetsMutex);
   s.eventSets.insert(created);
@@ -767,16 +772,28 @@ SIM_EXPORT simNvmlReturn nvmlEventSetWait_v2(simNvmlEventSet_t set, simNvmlEvent
     {
       std::lock_guard<std::mutex> lock(set->mutex);
       // nvml.h: the wait answers NVML_ERROR_GPU_IS_LOST "if a GPU has fallen off the bus": one lost
-      // GPU in the set fails every wait on it, whatever the other GPUs have to report.
-      for (size_t dev : set->devices) {
-        if (m->deviceLost(static_cast<int>(dev))) return SIM_NVML_ERROR_GPU_IS_LOST;
+      // GPU in the set fails every wait on it, whatever the other GPUs have to report. Events the
+      // driver had queued before the loss (the XID 79 announcing it) are still handed out first.
+      if (set->lostSeenAtMs < 0) {
+        for (size_t dev : set->devices) {
+          if (m->deviceLost(static_cast<int>(dev))) set->lostSeenAtMs = now;
+        }
       }
+      for (size_t i = 0; i < xids.size(); ++i) {
+        const gtsim::XidSpec& x = xids[i];
+        if (!x.whenFileExists.empty() && set->armedAtMs[i] < 0 && ::access(x.whenFileExists.c_str(), F_OK) == 0) {
+          set->armedAtMs[i] = now;
+        }
+      }
+      const double deliverUpTo = set->lostSeenAtMs >= 0 ? set->lostSeenAtMs : now;
       for (size_t i = 0; i < xids.size(); ++i) {
         const gtsim::XidSpec& x = xids[i];
         if (std::find(set->devices.begin(), set->devices.end(), static_cast<size_t>(x.device)) == set->devices.end()) continue;
         if (set->delivered[i] >= x.count) continue;
-        const double due = x.atMs + set->delivered[i] * 1000.0 / x.ratePerSecond;
-        if (due <= now) {
+        if (!x.whenFileExists.empty() && set->armedAtMs[i] < 0) continue;  // not triggered yet
+        const double start = x.whenFileExists.empty() ? x.atMs : set->armedAtMs[i] + x.atMs;
+        const double due = start + set->delivered[i] * 1000.0 / x.ratePerSecond;
+        if (due <= deliverUpTo) {
           set->delivered[i] += 1;
           std::memset(data, 0, sizeof *data);
           data->device = gtsim::state().handle(static_cast<size_t>(x.device));
@@ -788,6 +805,7 @@ SIM_EXPORT simNvmlReturn nvmlEventSetWait_v2(simNvmlEventSet_t set, simNvmlEvent
         }
         if (nextDue < 0 || due < nextDue) nextDue = due;
       }
+      if (set->lostSeenAtMs >= 0) return SIM_NVML_ERROR_GPU_IS_LOST;
     }
     if (now >= deadline) return SIM_NVML_ERROR_TIMEOUT;
     const double until = nextDue < 0 ? deadline : std::min(deadline, nextDue);
@@ -861,7 +879,7 @@ SIM_EXPORT simNvmlReturn nvmlGpmMetricsGet(simNvmlGpmMetricsGet* request) {
   SIM_SYSTEM_ENTER("nvmlGpmMetricsGet");
   if (request == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   if (request->version != 1) return SIM_NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
-  if (request->numMetrics > 98 || !validSample(request->sample1) || !validSample(request->sample2)) {
+  if (request->numMetrics > 333 || !validSample(request->sample1) || !validSample(request->sample2)) {
     return SIM_NVML_ERROR_INVALID_ARGUMENT;
   }
   const simNvmlGpmSample& a = *request->sample1;

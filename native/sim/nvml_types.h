@@ -88,7 +88,7 @@ struct simNvmlGpmMetricsGet {  // nvmlGpmMetricsGet_t (version 1)
   unsigned int numMetrics;
   simNvmlGpmSample_t sample1;
   simNvmlGpmSample_t sample2;
-  simNvmlGpmMetric metrics[98];
+  simNvmlGpmMetric metrics[333];  // NVML 13's NVML_GPM_METRIC_MAX (98 before; version still 1)
 };
 struct simNvmlGpmSupport {  // nvmlGpmSupport_t
   unsigned int version;

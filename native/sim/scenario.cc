@@ -209,7 +209,7 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
           !r.integer(*pcie, p, "generation", d.pcieGeneration, 1, 7) || !r.integer(*pcie, p, "width", d.pcieWidth, 1, 32) ||
           !r.number(*pcie, p, "maxBytesPerSecond", d.pcieMaxBytesPerSecond, 0, 1e12) ||
           !r.boolean(*pcie, p, "counters", d.pcieCounters) || !r.integer(*pcie, p, "counterBits", d.pcieCounterBits, 32, 64) ||
-          !r.number(*pcie, p, "counterStartBytes", d.pcieCounterStartBytes, 0, 1.8e19)) {
+          !r.number(*pcie, p, "counterStartBytes", d.pcieCounterStartBytes, 0, 18446744073709549568.0 /* 2^64 - 2048 */)) {
         return false;
       }
       if (d.pcieCounterBits != 32 && d.pcieCounterBits != 64) return r.fail(p + ".counterBits", "must be 32 or 64");
@@ -520,12 +520,14 @@ bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
       const std::string p = top + ".xids[" + std::to_string(i) + "]";
       const Json& xj = xids->items()[i];
       XidSpec x;
-      if (!r.onlyKeys(xj, p, {"device", "atMs", "code", "count", "ratePerSecond"}) ||
+      if (!r.onlyKeys(xj, p, {"device", "atMs", "code", "count", "ratePerSecond", "whenFileExists"}) ||
+          !r.string(xj, p, "whenFileExists", x.whenFileExists, false, 4096) ||
           !r.integer(xj, p, "device", x.device, 0, static_cast<double>(s.devices.size()) - 1, true) ||
           !r.number(xj, p, "atMs", x.atMs, 0, 1e12) || !r.integer(xj, p, "code", x.code, 1, 65535, true) ||
           !r.integer(xj, p, "count", x.count, 1, 1e9) || !r.number(xj, p, "ratePerSecond", x.ratePerSecond, 0.001, 1e6)) {
         return false;
       }
+      if (!x.whenFileExists.empty() && x.whenFileExists[0] != '/') return r.fail(p + ".whenFileExists", "must be an absolute path");
       s.xids.push_back(x);
     }
   }

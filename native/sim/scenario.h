@@ -104,6 +104,8 @@ struct XidSpec {
   unsigned int code = 79;
   double count = 1;
   double ratePerSecond = 1;
+  // When set, the events start once this file exists (atMs then counts from when it was seen).
+  std::string whenFileExists;
 };
 
 // The machine's DCGM, when it has one (the scenario's "dcgm" key; absent: DCGM is not installed).
