@@ -1,8 +1,10 @@
 /** The gpu-telemetry command line: in-process for detail, and the installed bin end to end. */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
 import { FIELD_NAMES } from '../src/index.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 
@@ -57,6 +59,14 @@ describe('gpu-telemetry snapshot', () => {
     expect(unknown.err).toMatch(/unknown command "frob"/);
   });
 
+  it('help for an unknown command is a usage error (exit 2), as documented', async () => {
+    const r = await run(['help', 'frob']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/no help for "frob": unknown command/);
+    expect(r.err).toMatch(/Usage: gpu-telemetry <command>/);
+    expect((await run(['help'])).code).toBe(0);
+  });
+
   it('--help works on every command', async () => {
     for (const argv of [['--help'], ['snapshot', '--help'], ['scenarios', '--help'], ['help', 'snapshot']]) {
       const r = await run(argv);
@@ -75,8 +85,31 @@ describe('gpu-telemetry scenarios', () => {
 });
 
 describe('the installed bin', () => {
+  const bin = path.join(PACKAGE_ROOT, 'dist', 'cli.js');
+
+  it('runs when reached through a symlink (npm bin links, pnpm node_modules)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-cli-link-'));
+    fs.symlinkSync(bin, path.join(dir, 'gpu-telemetry'));
+    fs.symlinkSync(path.join(PACKAGE_ROOT, 'dist'), path.join(dir, 'dist'));
+    for (const entry of [path.join(dir, 'gpu-telemetry'), path.join(dir, 'dist', 'cli.js')]) {
+      const r = spawnSync(process.execPath, [entry, 'help', 'scenarios'], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, entry).toBe(0);
+      expect(r.stdout, entry).toMatch(/^Usage: gpu-telemetry scenarios/);
+    }
+  });
+
+  it('exits quietly when the reader closes the pipe early (scenarios | head -1)', () => {
+    // `| true` closes the pipe before the CLI has started writing: every write gets EPIPE.
+    for (const reader of ['true', 'head -1']) {
+      const r = spawnSync('bash', ['-c', `"${process.execPath}" "${bin}" scenarios | ${reader}; echo "cli exit: \${PIPESTATUS[0]}" >&2`], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(r.stderr, reader).toBe('cli exit: 0\n');
+    }
+  });
+
   it('runs from dist/ as a shebang script', () => {
-    const bin = path.join(PACKAGE_ROOT, 'dist', 'cli.js');
     const r = spawnSync(process.execPath, [bin, 'snapshot', '--simulate', 'a100-pcie-2', '--json', '--interval-ms', '50'], {
       encoding: 'utf8',
       timeout: 30_000,
@@ -100,6 +133,14 @@ describe('gpu-telemetry watch', () => {
 });
 
 describe('gpu-telemetry serve', () => {
+  it('--per-link / --processes with --names dcgm is a usage error, not an option silently ignored', async () => {
+    for (const flag of ['--per-link', '--processes']) {
+      const r = await run(['serve', '--simulate', 'a100-pcie-2', '--port', '0', '--names', 'dcgm', flag]);
+      expect(r.code, flag).toBe(2);
+      expect(r.err, flag).toMatch(new RegExp(`${flag} cannot be combined with --names dcgm`));
+    }
+  });
+
   it('--dcgm-host reaches that nv-hostengine; an unreachable one is a stated fallback in the start-up line', async () => {
     const { serveCommand } = await import('../src/cli/serve.js');
     const { EventEmitter } = await import('node:events');
