@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../src/paths.js';
@@ -14,18 +15,19 @@ import { TMUX } from './system-packages.js';
 
 if (!TMUX) process.stderr.write('SKIP: tmux is not installed (Debian package tmux); the watch terminal tests need it\n');
 
-// A private tmux server (its own socket): never touches anyone else's sessions.
-const socket = `gt-watch-test-${process.pid}`;
-const tmux = (...args: string[]) => execFileSync(TMUX!, ['-L', socket, ...args], { encoding: 'utf8' });
+// A private tmux server (its own socket in a folder of ours): never touches anyone else's sessions.
+const socketDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-watch-tmux-'));
+const socket = path.join(socketDir, 'tmux.sock');
+const tmux = (...args: string[]) => execFileSync(TMUX!, ['-S', socket, ...args], { encoding: 'utf8' });
 const CLI = path.join(PACKAGE_ROOT, 'dist', 'cli.js');
 
 afterAll(() => {
-  if (!TMUX) return;
   try {
-    tmux('kill-server');
+    if (TMUX) tmux('kill-server');
   } catch {
     // already gone
   }
+  fs.rmSync(socketDir, { recursive: true, force: true });
 });
 
 /** Starts `watch` in a new detached session of the given size, after a marker line on the normal screen. */
