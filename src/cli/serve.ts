@@ -18,8 +18,8 @@ Options:
   --interval-ms N     sampling interval (default 1000)
   --names MODE        metric names: default (gpu_*, base units) or dcgm
                       (dcgm-exporter's names, units and labels)
-  --per-link          add per-link NVLink series
-  --processes         add per-process GPU memory series
+  --per-link          add per-link NVLink series (default names only)
+  --processes         add per-process GPU memory series (default names only)
   --simulate NAME     use the driver simulator (see "gpu-telemetry scenarios")
   --nvml PATH         NVML library to load (default libnvidia-ml.so.1)
   --dcgm-host ADDR    read the profiling fields from a running nv-hostengine
@@ -79,6 +79,11 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
   const reopenMs = intOption('reopen-ms', values['reopen-ms'], 30_000, 100, 86_400_000);
   const names = values.names ?? 'default';
   if (names !== 'default' && names !== 'dcgm') throw new UsageError(`--names must be default or dcgm, not "${names}"`);
+  for (const flag of ['per-link', 'processes'] as const) {
+    if (names === 'dcgm' && values[flag]) {
+      throw new UsageError(`--${flag} cannot be combined with --names dcgm: dcgm-exporter has no such series (use --names default)`);
+    }
+  }
 
   const options: GpuTelemetryOptions = {
     intervalMs,

@@ -17,9 +17,15 @@ import { asProvider, type GpuMetricsSource, type TelemetryProvider } from './sou
 export interface PrometheusExportOptions {
   /** `default`: gpu_* names in base units. `dcgm`: dcgm-exporter's names, units and labels. */
   names?: 'default' | 'dcgm';
-  /** Per-link NVLink series (adds `link` to the labels: up to 18 series per GPU per metric). */
+  /**
+   * Per-link NVLink series (adds `link` to the labels: up to 18 series per GPU per metric).
+   * Default names only: with `names: 'dcgm'` it is rejected (INVALID_OPTION).
+   */
   perLink?: boolean;
-  /** Per-process memory series (adds `pid`: up to 64 series per GPU). */
+  /**
+   * Per-process memory series (adds `pid`: up to 64 series per GPU). Default names only: with
+   * `names: 'dcgm'` it is rejected (INVALID_OPTION).
+   */
   processes?: boolean;
   /** The Hostname label in dcgm mode (default os.hostname()). */
   hostname?: string;
@@ -118,6 +124,31 @@ export interface RegisteredGpuMetrics {
 }
 
 /**
+ * `perLink` / `processes` have no dcgm-exporter equivalent: dcgm-exporter's per-link NVLink
+ * fields are cumulative byte counters (DCGM_FI_DEV_NVLINK_BANDWIDTH_L0…L17, not kept here: we keep
+ * rates and do not invent counters) or profiling fields whose unit differs between DCGM versions
+ * (DCGM_FI_PROF_NVLINK_L0_TX_BYTES…), and it has no per-process series at all. Asking for them in
+ * dcgm mode is an error rather than an option silently ignored.
+ */
+export function checkDcgmCombination(options: { names?: unknown; perLink?: unknown; processes?: unknown }): void {
+  if (options.names !== 'dcgm') return;
+  if (options.perLink === true) {
+    throw invalidOption(
+      'perLink',
+      "perLink and names: 'dcgm' cannot be combined: dcgm-exporter has no per-link NVLink rate series to match " +
+        "(use names: 'default' for the gpu_nvlink_link_* series)",
+    );
+  }
+  if (options.processes === true) {
+    throw invalidOption(
+      'processes',
+      "processes and names: 'dcgm' cannot be combined: dcgm-exporter has no per-process series to match " +
+        "(use names: 'default' for gpu_process_used_memory_bytes)",
+    );
+  }
+}
+
+/**
  * Registers the GPU metrics with a prom-client Registry (or several). Works with a GpuTelemetry,
  * or a provider whose instance may come and go (see `serve`).
  */
@@ -134,6 +165,7 @@ export function registerGpuMetrics(
   if (options.hostname !== undefined && typeof options.hostname !== 'string') {
     throw invalidOption('hostname', `must be a string, not ${typeof options.hostname}`);
   }
+  checkDcgmCombination(options);
   const hostname = options.hostname ?? os.hostname();
   const version = packageVersion();
 
@@ -176,7 +208,7 @@ export function registerGpuMetrics(
     }
   } else {
     for (const field of FIELDS) {
-      if (field.name === 'clockEventReasons') continue; // emitted per reason below
+      // clockEventReasons too: the raw NVML bitmask as a gauge, decoded per reason below.
       add(field.prometheus, helpFor(field), field.kind, realValues(field.name, 1, (_g, d) => defaultLabels(d)));
     }
     add(
@@ -237,7 +269,7 @@ export function registerGpuMetrics(
   });
   add(
     'gpu_telemetry_device_up',
-    'Whether a GPU answers (1) or is lost or in error (0). Kept for every GPU seen while the process runs.',
+    'Whether a GPU is usable (1) or lost or in error (0). A stale sample (a hung driver call) does not change it: that is gpu_telemetry_sample_stale. Kept for every GPU seen while the process runs.',
     'gauge',
     (s) => {
       const current = new Map<string, number>();
@@ -246,7 +278,9 @@ export function registerGpuMetrics(
           const labels = defaultLabels(d);
           const key = `${d.index}/${d.uuid}`;
           seenDevices.set(key, labels);
-          current.set(key, d.state === 'ok' ? 1 : 0);
+          // One meaning only: 0 = lost or in error. `stale` overlays an ok device while the sampler
+          // waits on a hung call; it has its own series and must not page as a dead GPU.
+          current.set(key, deviceUsable(d) ? 1 : 0);
         }
       }
       return [...seenDevices].map(([key, labels]) => ({ labels, value: current.get(key) ?? 0 }));
@@ -405,6 +439,11 @@ export function registerGpuMetrics(
   };
 }
 
+/** A device that is neither lost nor in error (a stale sample of an ok device still counts). */
+export function deviceUsable(d: DeviceSample): boolean {
+  return d.state !== 'gpu_lost' && d.state !== 'error';
+}
+
 function escapeLabelValue(v: string): string {
   return /[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v;
 }
@@ -437,8 +476,9 @@ function helpFor(field: FieldSpec): string {
     links: 'links',
     boolean: '1 yes, 0 no',
     xid: 'XID code',
+    bitmask: 'bitmask of NVML clocks-event-reason bits, decoded in gpu_clock_event_reason_active',
   };
-  return `${field.help} Unit: ${unit[field.unit] ?? field.unit}. Only real readings are exported (see gpu_telemetry_field_supported).`;
+  return `${field.help} Unit: ${unit[field.unit] ?? field.unit}. Source: ${field.sources.length > 1 ? `the first that works of ${field.sources.join(', ')}` : field.sources[0]} (per GPU: the source label of gpu_telemetry_field_supported). Only real readings are exported.`;
 }
 
 export type { DcgmMetricSpec };
