@@ -25,7 +25,7 @@ export interface TelemetryServerOptions extends PrometheusExportOptions {
   capture?: CaptureEndpointOptions;
 }
 
-const SERVER_OPTIONS = new Set(['names', 'perLink', 'processes', 'hostname', 'requestTimeoutMs', 'capture']);
+const SERVER_OPTIONS = new Set(['names', 'perLink', 'processes', 'hostname', 'requestTimeoutMs', 'capture', 'kubernetes']);
 
 function describeValue(v: unknown): string {
   if (v === null) return 'null';
