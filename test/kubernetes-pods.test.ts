@@ -165,6 +165,20 @@ describe('KubernetesPods', () => {
     expect(p.status().state).toBe('closed');
   });
 
+  it('close() ends a call stuck on a hung kubelet at once, not at its deadline', async () => {
+    const k = await startFakeKubelet({ kind: 'hang' });
+    try {
+      const p = createKubernetesPods({ podResourcesSocket: k.socket, timeoutMs: 60_000 });
+      open.push(p);
+      await vi.waitFor(() => expect(k.calls()).toBe(1), { timeout: 10_000 });
+      p.close();
+      await p.ready(); // the first call has ended: this test would time out otherwise
+      expect(p.status().state).toBe('closed');
+    } finally {
+      await k.close();
+    }
+  }, 20_000);
+
   it('against a fake kubelet socket: up, then the kubelet hangs: TIMEOUT', async () => {
     const k = await startFakeKubelet({ kind: 'reply', pods: [gpuPod('llm-0', [U(1)])] });
     try {

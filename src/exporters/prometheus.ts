@@ -182,14 +182,14 @@ export function registerGpuMetrics(
   const add = (name: string, help: string, type: 'gauge' | 'counter', read: (s: Scrape) => Sample[]) =>
     definitions.push({ name, help, type, read });
 
-  const realValues = (field: FieldName, scale: number, labelsOf: (gpu: GpuTelemetry, d: DeviceSample) => Labels) => {
+  const realValues = (field: FieldName, scale: number, labelsOf: (gpu: GpuTelemetry, d: DeviceSample) => Labels, kind: string) => {
     return (s: Scrape): Sample[] => {
       if (!s.snapshot || !s.gpu || s.snapshot.stale) return [];
       const out: Sample[] = [];
       for (const d of s.snapshot.devices) {
         const v = d.fields[field];
         if (v !== null && d.status[field] === 'ok') {
-          out.push({ labels: pods ? withPodLabels(labelsOf(s.gpu, d), d.uuid, s.kube) : labelsOf(s.gpu, d), value: v * scale });
+          out.push({ labels: pods ? withPodLabels(labelsOf(s.gpu, d), d.uuid, s.kube, kind) : labelsOf(s.gpu, d), value: v * scale });
         }
       }
       return out;
@@ -198,12 +198,12 @@ export function registerGpuMetrics(
 
   if (names === 'dcgm') {
     for (const spec of DCGM_DEFAULT_METRICS) {
-      add(spec.name, spec.help, spec.type, realValues(spec.field, spec.scale, dcgmLabels));
+      add(spec.name, spec.help, spec.type, realValues(spec.field, spec.scale, dcgmLabels, 'dcgm'));
     }
   } else {
     for (const field of FIELDS) {
       if (field.name === 'clockEventReasons') continue; // emitted per reason below
-      add(field.prometheus, helpFor(field), field.kind, realValues(field.name, 1, (_g, d) => defaultLabels(d)));
+      add(field.prometheus, helpFor(field), field.kind, realValues(field.name, 1, (_g, d) => defaultLabels(d), 'default'));
     }
     add(
       'gpu_clock_event_reason_active',
@@ -215,7 +215,7 @@ export function registerGpuMetrics(
         for (const d of s.snapshot.devices) {
           if (!d.clockEventReasons) continue;
           for (const r of CLOCK_EVENT_REASONS) {
-            out.push({ labels: { ...withPodLabels(defaultLabels(d), d.uuid, s.kube), reason: r.name }, value: d.clockEventReasons.includes(r.name) ? 1 : 0 });
+            out.push({ labels: { ...withPodLabels(defaultLabels(d), d.uuid, s.kube, 'default'), reason: r.name }, value: d.clockEventReasons.includes(r.name) ? 1 : 0 });
           }
         }
         return out;
@@ -229,7 +229,7 @@ export function registerGpuMetrics(
           for (const d of s.snapshot.devices) {
             for (const l of d.nvlinks) {
               const v = pick(l);
-              if (v !== null) out.push({ labels: { ...withPodLabels(defaultLabels(d), d.uuid, s.kube), link: l.link }, value: v });
+              if (v !== null) out.push({ labels: { ...withPodLabels(defaultLabels(d), d.uuid, s.kube, 'default'), link: l.link }, value: v });
             }
           }
           return out;

@@ -13,23 +13,32 @@ export interface KubernetesScrape {
   readonly status: KubernetesStatus;
   /** null: no usable answer (series go without pod labels). */
   readonly map: PodDeviceMap | null;
+  /** Labelled label sets of this scrape, by label kind and GPU: every field of a GPU shares one. */
+  readonly memo: Map<string, Labels>;
 }
 
 export const POD_LABEL_NAMES = ['pod', 'namespace', 'container'] as const;
 
 export function kubernetesScrape(pods: KubernetesPods | undefined, gpus: readonly GpuIdentity[] | null): KubernetesScrape | null {
   if (!pods) return null;
-  return { status: pods.status(), map: gpus ? pods.map(gpus) : null };
+  return { status: pods.status(), map: gpus ? pods.map(gpus) : null, memo: new Map() };
 }
 
 /**
  * The device's labels plus pod/namespace/container when exactly one container holds the GPU; the
  * same object when not (a shared or unassigned GPU's series carry no pod labels).
  */
-export function withPodLabels(labels: Labels, uuid: string, k: KubernetesScrape | null): Labels {
+export function withPodLabels(labels: Labels, uuid: string, k: KubernetesScrape | null, kind = ''): Labels {
   const a = k?.map?.byUuid.get(uuid)?.exclusive;
   if (!a) return labels;
-  return { ...labels, pod: a.pod, namespace: a.namespace, container: a.container };
+  // The same device labels repeat for each of a GPU's ~50 series: build the labelled set once per scrape.
+  const key = `${kind}\u0000${uuid}`;
+  let out = k!.memo.get(key);
+  if (out === undefined) {
+    out = { ...labels, pod: a.pod, namespace: a.namespace, container: a.container };
+    k!.memo.set(key, out);
+  }
+  return out;
 }
 
 /** gpu_telemetry_pod_info: one series per (GPU, container) the kubelet assigned, shared or not. */

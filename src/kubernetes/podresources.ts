@@ -44,6 +44,8 @@ export interface ListOptions {
   readonly maxReceiveBytes: number;
   /** Extended resources to keep (default: the NVIDIA GPU ones, see isNvidiaGpuResource). */
   readonly keepResource?: (resourceName: string) => boolean;
+  /** Cancels the call (it then rejects with code ERROR, "cancelled"). */
+  readonly signal?: AbortSignal;
 }
 
 export interface ListResult {
@@ -158,21 +160,30 @@ export async function listPodResources(socketPath: string, options: ListOptions)
   try {
     reply = await new Promise<Buffer>((resolve, reject) => {
       let settled = false;
-      // grpc-js enforces the deadline; this watchdog only guards against it not doing so.
-      const watchdog = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        call.cancel();
-        reject(new PodResourcesError('TIMEOUT', `no reply within ${options.timeoutMs} ms`));
-      }, options.timeoutMs + 250);
-      const call = client.List({}, { deadline: Date.now() + options.timeoutMs }, (error, value) => {
+      const settle = (error: PodResourcesError | null, value?: Buffer): void => {
         if (settled) return;
         settled = true;
         clearTimeout(watchdog);
-        if (error) reject(classifyCallError(error, options.timeoutMs, options.maxReceiveBytes));
-        else if (!Buffer.isBuffer(value)) reject(new PodResourcesError('BAD_REPLY', 'the reply is not a message'));
-        else resolve(value);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve(value!);
+      };
+      // grpc-js enforces the deadline; this watchdog only guards against it not doing so.
+      const watchdog = setTimeout(() => {
+        call.cancel();
+        settle(new PodResourcesError('TIMEOUT', `no reply within ${options.timeoutMs} ms`));
+      }, options.timeoutMs + 250);
+      const onAbort = () => {
+        call.cancel();
+        settle(new PodResourcesError('ERROR', 'cancelled'));
+      };
+      const call = client.List({}, { deadline: Date.now() + options.timeoutMs }, (error, value) => {
+        if (error) settle(classifyCallError(error, options.timeoutMs, options.maxReceiveBytes));
+        else if (!Buffer.isBuffer(value)) settle(new PodResourcesError('BAD_REPLY', 'the reply is not a message'));
+        else settle(null, value);
       });
+      if (options.signal?.aborted) onAbort();
+      else options.signal?.addEventListener('abort', onAbort, { once: true });
     });
   } finally {
     client.close();

@@ -64,6 +64,7 @@ export class KubernetesPods extends EventEmitter<KubernetesPodsEvents> {
   private minors: readonly GpuMinor[] | null = null;
   private inFlight: Promise<KubernetesStatus> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private readonly abort = new AbortController();
   private readonly first: Promise<void>;
   private cache: { generation: number; gpus: readonly GpuIdentity[]; map: PodDeviceMap } | null = null;
   private readonly deps: Required<KubernetesPodsDeps>;
@@ -138,6 +139,7 @@ export class KubernetesPods extends EventEmitter<KubernetesPodsEvents> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.setState('closed', null, null);
+    this.abort.abort(); // a call in flight (a hung kubelet) ends now, not at its deadline
   }
 
   private async tick(): Promise<void> {
@@ -168,6 +170,7 @@ export class KubernetesPods extends EventEmitter<KubernetesPodsEvents> {
         timeoutMs: this.options.timeoutMs,
         maxReceiveBytes: this.options.maxReplyBytes,
         keepResource: (r) => isNvidiaGpuResource(r, extra),
+        signal: this.abort.signal,
       });
       if (this.state === 'closed') return this.status();
       this.list = list;
