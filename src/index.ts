@@ -87,6 +87,8 @@ export {
   parseProcCgroup,
   readProcessCgroup,
   attributeGpuProcesses,
+  attributeGpuPids,
+  readPodLogDirectory,
   mapPodDevices,
   parseDeviceId,
 } from './kubernetes/index.js';

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseProcCgroup } from '../src/kubernetes/cgroup.js';
-import { attributeGpuProcesses, parsePodLogDirName, readPodLogDirectory, readProcessCgroup } from '../src/kubernetes/processes.js';
+import { attributeGpuPids, attributeGpuProcesses, parsePodLogDirName, readPodLogDirectory, readProcessCgroup } from '../src/kubernetes/processes.js';
 
 const CID_A = 'a'.repeat(64);
 const CID_B = 'b'.repeat(64);
@@ -89,6 +89,19 @@ describe('attributeGpuProcesses', () => {
     expect(attributeGpuProcesses([proc(10, inPod(UID_A, CID_A))], { containers: [] })[0].how).toBe('unassigned');
     expect(attributeGpuProcesses([proc(10, inPod(UID_A, CID_A))], null)[0].how).toBe('unassigned');
     expect(attributeGpuProcesses([proc(10, 'nonsense')], { containers: [A] })[0]).toMatchObject({ how: 'unknown', reason: expect.any(String) });
+  });
+});
+
+describe('attributeGpuPids', () => {
+  it('reads each pid under the proc root and joins them with the GPU\'s assignment', async () => {
+    const root = procRoot({ 10: inPod(UID_A, CID_A), 11: '0::/system.slice/x.service' });
+    const r = await attributeGpuPids([10, 11, 12], { containers: [A] }, { procRoot: root });
+    expect(r.map((x) => [x.pid, x.how, x.pod])).toEqual([
+      [10, 'exclusive-device', 'llm-0'],
+      [11, 'not-in-pod', null],
+      [12, 'unknown', null],
+    ]);
+    expect((await attributeGpuPids([10, 11, 12], { containers: [A] }, { procRoot: root, maxPids: 1 })).map((x) => x.pid)).toEqual([10]);
   });
 });
 

@@ -24,5 +24,5 @@ export { readGpuMinors, parseGpuInformation, normalisePciBusId } from './gpu-min
 export type { GpuMinor } from './gpu-minors.js';
 export { parseProcCgroup } from './cgroup.js';
 export type { CgroupIdentity, CgroupContainer, CgroupHost, CgroupUnknown, ContainerRuntime, QosClass } from './cgroup.js';
-export { readProcessCgroup, attributeGpuProcesses, readPodLogDirectory, parsePodLogDirName } from './processes.js';
+export { readProcessCgroup, attributeGpuProcesses, attributeGpuPids, readPodLogDirectory, parsePodLogDirName } from './processes.js';
 export type { ProcessAttribution, ProcessReadOptions, AttributeOptions, PodName } from './processes.js';

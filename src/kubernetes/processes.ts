@@ -140,6 +140,22 @@ export function attributeGpuProcesses(
 }
 
 /**
+ * readProcessCgroup for each pid, then attributeGpuProcesses: what the per-process series of one GPU
+ * need, given the pids the driver lists on it (host pids) and its assignment from
+ * KubernetesPods.map(gpu.devices)?.byUuid.get(uuid). Reads are bounded (64 KiB each); at most
+ * `maxPids` pids are looked at (default 64, what the sampler keeps per GPU).
+ */
+export async function attributeGpuPids(
+  pids: readonly number[],
+  assignment: Pick<GpuAssignment, 'containers'> | null,
+  options: ProcessReadOptions & AttributeOptions & { readonly maxPids?: number } = {},
+): Promise<ProcessAttribution[]> {
+  const chosen = pids.slice(0, options.maxPids ?? 64);
+  const processes = await Promise.all(chosen.map(async (pid) => ({ pid, cgroup: await readProcessCgroup(pid, options) })));
+  return attributeGpuProcesses(processes, assignment, options);
+}
+
+/**
  * Pod UID → namespace/name from the kubelet's pod log directory (/var/log/pods/<namespace>_<name>_<uid>):
  * namespaces and pod names cannot contain "_", so the split is unambiguous. Only the directory's
  * entry names are read. Mounting /var/log/pods gives read access to every pod's logs, though:
