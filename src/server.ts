@@ -26,7 +26,7 @@ export interface TelemetryServerOptions extends PrometheusExportOptions {
   capture?: CaptureEndpointOptions;
 }
 
-const SERVER_OPTIONS = new Set(['names', 'perLink', 'processes', 'hostname', 'requestTimeoutMs', 'capture']);
+const SERVER_OPTIONS = new Set(['names', 'perLink', 'processes', 'hostname', 'requestTimeoutMs', 'capture', 'kubernetes']);
 
 /** Checks server / exporter options; every mistake is an INVALID_OPTION naming the option. */
 export function checkServerOptions(options: unknown): TelemetryServerOptions {
