@@ -172,6 +172,7 @@ export function reasonFor(field: FieldName, status: FieldStatus, source: FieldSo
       if (code === -6) return 'the system memory file (/proc/meminfo or meminfoPath) could not be read';
       return `${via} failed: ${nvmlReturnName(code)} (${code})`;
     case 'pending':
+      if (code === 1100) return 'no reading yet: GPM computes it between two samples at least 100 ms apart';
       return 'no reading yet: a rate needs two samples';
     case 'stale':
       return 'the sampler has not published a fresh sample (see staleReason)';

@@ -55,6 +55,8 @@ constexpr int32_t kCodeMeminfoError = -6;   // /proc/meminfo could not be read o
 constexpr int32_t kCodeDcgmBlank = 1000;
 constexpr int32_t kCodeDcgmWrongType = 1010;  // the value has a type the field never has
 constexpr int32_t kCodeDcgmOld = 1011;        // DCGM has not refreshed the value for several cycles
+// NVML GPM has no pair of samples at least 100 ms apart yet (after open or after a loss).
+constexpr int32_t kCodeGpmPairPending = 1100;
 
 constexpr size_t kMaxLinks = 18;       // NVLink links per device (NVML_NVLINK_MAX_LINKS)
 constexpr size_t kLinkStride = 3;      // state, txBytesPerSecond, rxBytesPerSecond

@@ -396,7 +396,10 @@ void Sampler::sampleOnce() {
     applyFixed(d, row);
     nvmlSource_->sample(d, row, nvmlMask_[d], now);
     if (meminfoMask_[d].any()) sampleMeminfo(row, meminfoMask_[d], meminfo);
-    if (gpmMask_[d].any() && !nvmlSource_->deviceLost(d)) gpm_->sample(d, row, gpmMask_[d]);
+    if (gpmMask_[d].any()) {
+      if (nvmlSource_->deviceLost(d)) gpm_->deviceLost(d);
+      else gpm_->sample(d, row, gpmMask_[d]);
+    }
     if (dcgmMask_[d].any() && !nvmlSource_->deviceLost(d)) dcgm_->sample(d, row, dcgmMask_[d], now);
     if (xid_->supported(d)) {
       row.set(Field::XidErrors, static_cast<double>(xid_->count(d)), Source::Nvml);
