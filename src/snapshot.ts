@@ -139,6 +139,9 @@ function dcgmReason(status: FieldStatus, code: number): string {
   const sentinel = DCGM_SENTINEL_REASONS[code];
   if (sentinel) return sentinel;
   if (code === -21) return 'the connection to the DCGM host engine is gone (DCGM_ST_CONNECTION_NOT_VALID); reconnecting';
+  if (code === -34 || code === -37) {
+    return `the GPU's profiling counters are held by another DCGM host engine or a profiler (${dcgmReturnName(code)})`;
+  }
   const name = dcgmReturnName(code);
   switch (status) {
     case 'not_supported': return `not supported by this GPU (DCGM: ${name})`;

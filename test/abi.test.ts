@@ -2,39 +2,13 @@
  * ABI checks: our own declarations (the addon's and, separately, the simulator's) compiled next to
  * NVIDIA's real headers; a size, offset or constant that differs fails the compile.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DCGM_RETURN_NAMES, dcgmReturnName } from '../src/errors.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
+import { compileAndRun } from './native-build.js';
 import { NVML_HEADER, skipReason } from './system-packages.js';
-
-function compileAndRun(source: string, includeDirs: string[], extraSources: string[] = []): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-abi-'));
-  const exe = path.join(dir, 'check');
-  try {
-    execFileSync(
-      'g++',
-      [
-        '-std=c++17',
-        '-Wall',
-        '-Werror',
-        ...includeDirs.map((d) => `-I${d}`),
-        ...[source, ...extraSources].map((s) => path.join(PACKAGE_ROOT, s)),
-        '-o',
-        exe,
-        '-ldl',
-      ],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-  } catch (e) {
-    const err = e as { stderr?: string };
-    throw new Error(`ABI check ${source} did not compile:\n${err.stderr ?? String(e)}`);
-  }
-  return execFileSync(exe, { encoding: 'utf8' });
-}
 
 if (!NVML_HEADER) skipReason('/usr/include/nvml.h', 'libnvidia-ml-dev');
 

@@ -56,7 +56,8 @@ describe('the profiling source chain', () => {
   it('h100-sxm-8 with DCGM: tensor activity from DCGM follows the scenario shape within 1e-9', async () => {
     await withTelemetry({ simulate: h100WithTensorSequence(true), intervalMs: 100 }, async (gpu) => {
       expect(gpu.backends.dcgm).toMatchObject({ state: 'active', reason: null });
-      expect(gpu.backends.dcgm.detail).toMatch(/embedded host engine/);
+      // The shipped scenario runs an nv-hostengine on localhost:5555: the default mode uses it.
+      expect(gpu.backends.dcgm.detail).toMatch(/^nv-hostengine at localhost:5555 \(found running\), /);
       const readings = await tensorReadings(gpu, 14);
       expect(readings.every((r) => r.source === 'dcgm' && r.status === 'ok')).toBe(true);
       expectFollowsSequence(readings.map((r) => r.value!));

@@ -246,8 +246,11 @@ bool Sampler::openDcgm() {
   o.candidates = options_.dcgmCandidates;
   o.sharedLibrary = options_.dcgmFromNvmlLibrary ? &nvmlLib_ : nullptr;
   o.absentReason = options_.dcgmAbsentReason;
+  o.engine = options_.dcgmEngine;
   o.host = options_.dcgmHost;
   o.hostIsUnixSocket = options_.dcgmHostIsUnixSocket;
+  // The simulator says which addresses its nv-hostengine listens on (no real socket exists).
+  if (options_.dcgmFromNvmlLibrary) o.listening = reinterpret_cast<ListenerCheck>(nvmlLib_.symbol("gtsim_dcgm_listening"));
   o.connectTimeoutMs = options_.dcgmConnectTimeoutMs;
   // DCGM's profiling module samples no faster than every 100 ms.
   o.updateIntervalUs = std::max<int64_t>(options_.intervalNs / 1000, 100'000);
