@@ -13,6 +13,7 @@
         "native/sources/xid_watcher.cc",
         "native/sources/gpm_source.cc",
         "native/sources/dcgm_source.cc",
+        "native/sources/hostengine_probe.cc",
         "native/vendor/dynlib.cc",
         "native/vendor/nvml_api.cc",
         "native/vendor/nvml_session.cc",

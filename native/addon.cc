@@ -244,6 +244,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     Napi::Value host = o.Get("dcgmHost");
     if (host.IsString()) options.dcgmHost = host.As<Napi::String>().Utf8Value();
     options.dcgmHostIsUnixSocket = o.Get("dcgmHostIsUnixSocket").ToBoolean().Value();
+    options.dcgmEngine = static_cast<DcgmEngine>(static_cast<int>(numberOr(o, "dcgmEngine", 0)));
     options.dcgmConnectTimeoutMs = static_cast<unsigned int>(numberOr(o, "dcgmConnectTimeoutMs", 5000));
     Napi::Value meminfo = o.Get("meminfoPath");
     if (meminfo.IsString()) options.meminfoPath = meminfo.As<Napi::String>().Utf8Value();

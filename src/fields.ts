@@ -128,7 +128,7 @@ export const FIELDS = Object.freeze([
     'gauge',
     'gpu_pcie_transmit_bytes_per_second',
     'nvmlDeviceGetFieldValues(NVML_FI_DEV_PCIE_COUNT_TX_BYTES)',
-    'PCIe bytes sent by the GPU per second (DCGM: over its update interval; GPM/NVML: between the last two samples).',
+    'PCIe bytes sent by the GPU per second (DCGM: over its update interval; GPM: between two GPM samples at least 100 ms apart; NVML: between the last two samples).',
     ['dcgm', 'gpm', 'nvml'],
   ),
   f(
@@ -137,7 +137,7 @@ export const FIELDS = Object.freeze([
     'gauge',
     'gpu_pcie_receive_bytes_per_second',
     'nvmlDeviceGetFieldValues(NVML_FI_DEV_PCIE_COUNT_RX_BYTES)',
-    'PCIe bytes received by the GPU per second (DCGM: over its update interval; GPM/NVML: between the last two samples).',
+    'PCIe bytes received by the GPU per second (DCGM: over its update interval; GPM: between two GPM samples at least 100 ms apart; NVML: between the last two samples).',
     ['dcgm', 'gpm', 'nvml'],
   ),
   f('pcieLinkGeneration', 'generation', 'gauge', 'gpu_pcie_link_generation', 'nvmlDeviceGetCurrPcieLinkGeneration', 'Current PCIe link generation.'),

@@ -1,6 +1,6 @@
 export { openGpuTelemetry, GpuTelemetry } from './telemetry.js';
 export type { DriverInfo, SamplerStats, GpuTelemetryEvents, Backends, BackendStatus } from './telemetry.js';
-export type { GpuTelemetryOptions, LibraryPaths, SourceSelection } from './options.js';
+export type { DcgmConnection, DcgmMode, GpuTelemetryOptions, LibraryPaths, SourceSelection } from './options.js';
 export type {
   DeviceInfo,
   DeviceSample,

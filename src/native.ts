@@ -26,6 +26,8 @@ export interface NativeOptions {
   dcgmAbsentReason: string;
   dcgmHost: string;
   dcgmHostIsUnixSocket: boolean;
+  /** 0 auto (a running nv-hostengine, else embedded), 1 hostengine only, 2 embedded only */
+  dcgmEngine: number;
   dcgmConnectTimeoutMs: number;
 }
 

@@ -27,11 +27,24 @@ export interface SourceSelection {
 
 export type SourceMode = 'auto' | 'required' | 'disabled';
 
-/** How to reach DCGM. Default: an embedded host engine inside this process (`dcgmStartEmbedded`). */
+/**
+ * Which DCGM host engine to use:
+ * - `'auto'` (default): a running nv-hostengine — `host` when given, else one on this machine
+ *   (`localhost:5555`, then the unix socket `/tmp/nv-hostengine`) — and only when none is running,
+ *   an embedded host engine inside this process;
+ * - `'hostengine'`: a running nv-hostengine only (`host`, else the local addresses); never embedded;
+ * - `'embedded'`: an embedded host engine only (`dcgmStartEmbedded`), even next to a running one.
+ */
+export type DcgmMode = 'auto' | 'hostengine' | 'embedded';
+export const DCGM_MODES: readonly DcgmMode[] = ['auto', 'hostengine', 'embedded'];
+
+/** How to reach DCGM. Default: a running local nv-hostengine, else an embedded host engine. */
 export interface DcgmConnection {
+  /** See DcgmMode (default 'auto'). */
+  mode?: DcgmMode;
   /** A running nv-hostengine: "host:port" (e.g. "localhost:5555"), or an absolute unix socket path. */
   host?: string;
-  /** How long connecting may take (100 to 60,000 ms; default 5,000). */
+  /** How long connecting may take (100 to 60,000 ms; default 5,000; a local one found in 'auto' mode: at most 1,000). */
   connectTimeoutMs?: number;
 }
 
@@ -60,7 +73,10 @@ export interface GpuTelemetryOptions {
   meminfoPath?: string;
   /** Force or forbid backends, e.g. { dcgm: false }. */
   sources?: SourceSelection;
-  /** Where DCGM runs: embedded (default) or a running nv-hostengine, e.g. { host: 'localhost:5555' }. */
+  /**
+   * Where DCGM runs: a running nv-hostengine when there is one, else embedded (default), or as
+   * said: { mode: 'embedded' }, { host: 'localhost:5555' }, { mode: 'hostengine' }.
+   */
   dcgm?: DcgmConnection;
 }
 
@@ -81,6 +97,7 @@ export interface ResolvedOptions {
   dcgmAbsentReason: string;
   dcgmHost: string;
   dcgmHostIsUnixSocket: boolean;
+  dcgmEngine: DcgmMode;
   dcgmConnectTimeoutMs: number;
   /** libraries.cupti, for kernel-trace capture (null: $GPU_TELEMETRY_CUPTI_LIB or the defaults). */
   cuptiLibrary: string | null;
@@ -231,10 +248,20 @@ export function resolveOptions(options: GpuTelemetryOptions | undefined): Resolv
   let dcgmHost = '';
   let dcgmHostIsUnixSocket = false;
   let dcgmConnectTimeoutMs = 5000;
+  let dcgmEngine: DcgmMode = 'auto';
   if (o.dcgm !== undefined) {
     if (!isPlainObject(o.dcgm)) throw invalidOption('dcgm', `must be an object like { host: 'localhost:5555' }, not ${describe(o.dcgm)}`);
     for (const key of Object.keys(o.dcgm)) {
-      if (key !== 'host' && key !== 'connectTimeoutMs') throw invalidOption(`dcgm.${key}`, 'unknown option (allowed: host, connectTimeoutMs)');
+      if (key !== 'mode' && key !== 'host' && key !== 'connectTimeoutMs') {
+        throw invalidOption(`dcgm.${key}`, 'unknown option (allowed: mode, host, connectTimeoutMs)');
+      }
+    }
+    const mode = o.dcgm.mode;
+    if (mode !== undefined) {
+      if (typeof mode !== 'string' || !(DCGM_MODES as readonly string[]).includes(mode)) {
+        throw invalidOption('dcgm.mode', `must be one of ${DCGM_MODES.map((m) => `'${m}'`).join(', ')}, not ${describe(mode)}`);
+      }
+      dcgmEngine = mode as DcgmMode;
     }
     const host = o.dcgm.host;
     if (host !== undefined) {
@@ -244,6 +271,9 @@ export function resolveOptions(options: GpuTelemetryOptions | undefined): Resolv
       dcgmHostIsUnixSocket = host.startsWith('/');
       if (!dcgmHostIsUnixSocket && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(host)) {
         throw invalidOption('dcgm.host', `must be "host:port" (e.g. "localhost:5555") or an absolute unix socket path, not ${describe(host)}`);
+      }
+      if (dcgmEngine === 'embedded') {
+        throw invalidOption('dcgm.host', `names a running nv-hostengine: it cannot be combined with dcgm.mode 'embedded'`);
       }
       dcgmHost = host;
     }
@@ -257,6 +287,7 @@ export function resolveOptions(options: GpuTelemetryOptions | undefined): Resolv
     dcgmAbsentReason,
     dcgmHost,
     dcgmHostIsUnixSocket,
+    dcgmEngine,
     dcgmConnectTimeoutMs,
     intervalMs,
     staleAfterMs,

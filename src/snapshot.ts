@@ -151,6 +151,9 @@ function dcgmReason(status: FieldStatus, code: number): string {
   const sentinel = DCGM_SENTINEL_REASONS[code];
   if (sentinel) return sentinel;
   if (code === -21) return 'the connection to the DCGM host engine is gone (DCGM_ST_CONNECTION_NOT_VALID); reconnecting';
+  if (code === -34 || code === -37) {
+    return `the GPU's profiling counters are held by another DCGM host engine or a profiler (${dcgmReturnName(code)})`;
+  }
   const name = dcgmReturnName(code);
   switch (status) {
     case 'not_supported': return `not supported by this GPU (DCGM: ${name})`;
@@ -188,6 +191,7 @@ export function reasonFor(field: FieldName, status: FieldStatus, source: FieldSo
       }
       return `${via} failed: ${nvmlReturnName(code)} (${code})`;
     case 'pending':
+      if (code === 1100) return 'no reading yet: GPM computes it between two samples at least 100 ms apart';
       return 'no reading yet: a rate needs two samples';
     case 'stale':
       return 'the sampler has not published a fresh sample (see staleReason)';

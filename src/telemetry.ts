@@ -66,6 +66,8 @@ const RECENT_XIDS = 100;
 
 const HEADER_LENGTH = 8;
 const MODE = { auto: 0, required: 1, disabled: 2 } as const;
+// native DcgmEngine
+const DCGM_ENGINE = { auto: 0, hostengine: 1, embedded: 2 } as const;
 
 const debug = debuglog('gpu-telemetry');
 
@@ -451,6 +453,7 @@ export async function openGpuTelemetry(options?: GpuTelemetryOptions): Promise<G
         dcgmAbsentReason: resolved.dcgmAbsentReason,
         dcgmHost: resolved.dcgmHost,
         dcgmHostIsUnixSocket: resolved.dcgmHostIsUnixSocket,
+        dcgmEngine: DCGM_ENGINE[resolved.dcgmEngine],
         dcgmConnectTimeoutMs: resolved.dcgmConnectTimeoutMs,
       },
       onEvent,

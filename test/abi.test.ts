@@ -2,29 +2,13 @@
  * ABI checks: our own declarations (the addon's and, separately, the simulator's) compiled next to
  * NVIDIA's real headers; a size, offset or constant that differs fails the compile.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DCGM_RETURN_NAMES, dcgmReturnName } from '../src/errors.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
+import { compileAndRun } from './native-build.js';
 import { NVML_HEADER, skipReason } from './system-packages.js';
-
-function compileAndRun(source: string, includeDirs: string[]): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-abi-'));
-  const exe = path.join(dir, 'check');
-  try {
-    execFileSync(
-      'g++',
-      ['-std=c++17', '-Wall', '-Werror', ...includeDirs.map((d) => `-I${d}`), path.join(PACKAGE_ROOT, source), '-o', exe],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-  } catch (e) {
-    const err = e as { stderr?: string };
-    throw new Error(`ABI check ${source} did not compile:\n${err.stderr ?? String(e)}`);
-  }
-  return execFileSync(exe, { encoding: 'utf8' });
-}
 
 if (!NVML_HEADER) skipReason('/usr/include/nvml.h', 'libnvidia-ml-dev');
 
@@ -59,9 +43,22 @@ describe('NVML facts newer than Debian\'s header, pinned as numbers from NVIDIA/
 });
 
 describe('DCGM ABI against the facts of NVIDIA/DCGM dcgm_structs.h', () => {
-  it('dcgmFieldValue_v1, dcgmConnectV2Params_v2, versions, return codes, sentinels and field ids match', () => {
-    const out = compileAndRun('test/abi/dcgm_abi_check.cc', [path.join(PACKAGE_ROOT, 'native')]);
+  it('dcgmFieldValue_v1, dcgmConnectV2Params_v2, versions, every return code, sentinels and field ids match', () => {
+    const out = compileAndRun('test/abi/dcgm_abi_check.cc', [path.join(PACKAGE_ROOT, 'native')], [
+      'native/vendor/dcgm_api.cc',
+      'native/vendor/dynlib.cc',
+    ]);
     expect(out).toMatch(/dcgm ABI: \d+ checks passed/);
-    expect(Number(/(\d+) checks/.exec(out)![1])).toBeGreaterThan(50);
+    // 67 return codes, each checked for its number and its name, and the rest.
+    expect(Number(/(\d+) checks/.exec(out)![1])).toBeGreaterThan(180);
+  });
+
+  it('the TypeScript names of DCGM return codes are the native table (dcgm_returns.def)', () => {
+    const def = fs.readFileSync(path.join(PACKAGE_ROOT, 'native', 'vendor', 'dcgm_returns.def'), 'utf8');
+    const native = [...def.matchAll(/^GT_DCGM_RETURN\(\w+, (-?\d+), "(\w+)"\)$/gm)].map((m) => [Number(m[1]), m[2]] as const);
+    expect(native).toHaveLength(67);
+    expect(Object.entries(DCGM_RETURN_NAMES).map(([k, v]) => [Number(k), v]).sort((a, b) => (b[0] as number) - (a[0] as number))).toEqual(native);
+    expect(dcgmReturnName(-34)).toBe('DCGM_ST_IN_USE');
+    expect(dcgmReturnName(-2)).toBe('DCGM return code -2');
   });
 });

@@ -56,6 +56,12 @@ describe('gpu-telemetry snapshot', () => {
     const interval = await run(['snapshot', '--interval-ms', 'fast']);
     expect(interval.code).toBe(2);
     expect(interval.err).toMatch(/--interval-ms must be a whole number/);
+    const mode = await run(['serve', '--dcgm-mode', 'remote']);
+    expect(mode.code).toBe(2);
+    expect(mode.err).toMatch(/--dcgm-mode must be auto, hostengine, embedded, not "remote"/);
+    const both = await run(['serve', '--dcgm-mode', 'embedded', '--dcgm-host', 'localhost:5555']);
+    expect(both.code).toBe(2);
+    expect(both.err).toMatch(/--dcgm-host names a running nv-hostengine: it cannot be combined with --dcgm-mode embedded/);
     const unknown = await run(['frob']);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(/unknown command "frob"/);
@@ -189,16 +195,24 @@ describe('gpu-telemetry serve', () => {
     }
   });
 
-  it('--dcgm-host reaches that nv-hostengine; an unreachable one is a stated fallback in the start-up line', async () => {
+  it('--dcgm-host reaches that nv-hostengine; an unreachable one is a stated fallback in the start-up line; --dcgm-mode picks the engine', async () => {
     const { serveCommand } = await import('../src/cli/serve.js');
     const { EventEmitter } = await import('node:events');
-    for (const [host, expected] of [
-      ['localhost:5555', /sources: nvml, dcgm \(nv-hostengine at localhost:5555, /],
-      ['10.255.0.9:5555', /sources: nvml, gpm \(NVML GPM\); dcgm: unavailable \(dcgmConnect_v2 to 10\.255\.0\.9:5555 failed with DCGM_ST_CONNECTION_NOT_VALID/],
+    for (const [args, expected] of [
+      [['--simulate', 'h100-sxm-8', '--dcgm-host', 'localhost:5555'], /sources: nvml, dcgm \(nv-hostengine at localhost:5555, /],
+      [
+        ['--simulate', 'h100-sxm-8', '--dcgm-host', '10.255.0.9:5555'],
+        /sources: nvml, gpm \(NVML GPM\); dcgm: unavailable \(dcgmConnect_v2 to 10\.255\.0\.9:5555 failed with DCGM_ST_CONNECTION_NOT_VALID/,
+      ],
+      [['--simulate', 'dcgm-hostengine'], /sources: nvml, dcgm \(nv-hostengine at localhost:5555 \(found running\), /],
+      [
+        ['--simulate', 'dcgm-hostengine', '--dcgm-mode', 'embedded'],
+        /sources: nvml, gpm \(NVML GPM\); dcgm: unavailable \(DCGM watches no GPU: the GPU's profiling counters are held by another DCGM host engine or a profiler \(dcgmWatchFields: DCGM_ST_IN_USE\)/,
+      ],
     ] as const) {
       let out = '';
       const signals = new EventEmitter();
-      const done = serveCommand(['--simulate', 'h100-sxm-8', '--port', '0', '--dcgm-host', host], { out: (t) => (out += t), err: (t) => (out += t) }, signals);
+      const done = serveCommand([...args, '--port', '0'], { out: (t) => (out += t), err: (t) => (out += t) }, signals);
       const deadline = Date.now() + 15_000;
       while (!out.includes('serving http://') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       signals.emit('SIGTERM');

@@ -56,7 +56,8 @@ describe('the profiling source chain', () => {
   it('h100-sxm-8 with DCGM: tensor activity from DCGM follows the scenario shape within 1e-9', async () => {
     await withTelemetry({ simulate: h100WithTensorSequence(true), intervalMs: 100 }, async (gpu) => {
       expect(gpu.backends.dcgm).toMatchObject({ state: 'active', reason: null });
-      expect(gpu.backends.dcgm.detail).toMatch(/embedded host engine/);
+      // The shipped scenario runs an nv-hostengine on localhost:5555: the default mode uses it.
+      expect(gpu.backends.dcgm.detail).toMatch(/^nv-hostengine at localhost:5555 \(found running\), /);
       const readings = await tensorReadings(gpu, 14);
       expect(readings.every((r) => r.source === 'dcgm' && r.status === 'ok')).toBe(true);
       expectFollowsSequence(readings.map((r) => r.value!));
@@ -179,7 +180,7 @@ describe('connecting to nv-hostengine', () => {
   it('an unreachable host engine is a typed error when DCGM is forced', async () => {
     const e = await openGpuTelemetry({
       simulate: 'h100-sxm-8',
-      dcgm: { host: '10.255.0.9:5555' },
+      dcgm: { host: '10.255.0.9:5555', connectTimeoutMs: 100 },
       sources: { dcgm: true },
     }).then(
       () => null,
@@ -191,14 +192,14 @@ describe('connecting to nv-hostengine', () => {
   });
 
   it('…and a quiet fallback to GPM with the reason logged when DCGM was only preferred', async () => {
-    await withTelemetry({ simulate: 'h100-sxm-8', intervalMs: 100, dcgm: { host: '10.255.0.9:5555' } }, async (gpu) => {
+    await withTelemetry({ simulate: 'h100-sxm-8', intervalMs: 100, dcgm: { host: '10.255.0.9:5555', connectTimeoutMs: 100 } }, async (gpu) => {
       expect(gpu.backends.dcgm.state).toBe('unavailable');
       expect(gpu.backends.dcgm.reason).toMatch(/DCGM_ST_CONNECTION_NOT_VALID/);
       expect((await nextSamples(gpu, 2)).devices[0].source.tensorActiveRatio).toBe('gpm');
     });
     // The log line, with NODE_DEBUG=gpu-telemetry (in a child: debuglog reads it at start-up).
     const script = `import('${path.join(PACKAGE_ROOT, 'dist', 'index.js')}').then(async (m) => {
-      const gpu = await m.openGpuTelemetry({ simulate: 'h100-sxm-8', dcgm: { host: '10.255.0.9:5555' } });
+      const gpu = await m.openGpuTelemetry({ simulate: 'h100-sxm-8', dcgm: { host: '10.255.0.9:5555', connectTimeoutMs: 100 } });
       await gpu.close();
     });`;
     const child = spawnSync(process.execPath, ['-e', script], {
@@ -213,7 +214,7 @@ describe('connecting to nv-hostengine', () => {
   it('a host engine that dies turns the DCGM fields to error with the reason; they recover when it is back', async () => {
     const trigger = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gt-dcgm-')), 'down');
     const base = constantScenario();
-    const file = writeScenario({ ...base, dcgm: {}, faults: [{ type: 'dcgm_down', whenFileExists: trigger }] });
+    const file = writeScenario({ ...base, dcgm: { hostengines: ['localhost:5555'] }, faults: [{ type: 'dcgm_down', whenFileExists: trigger }] });
     await withTelemetry({ simulate: file, intervalMs: 50, lostRetryMs: 200, dcgm: { host: 'localhost:5555' } }, async (gpu) => {
       await nextSamples(gpu, 2);
       expect(gpu.snapshot().devices[0].status.tensorActiveRatio).toBe('ok');

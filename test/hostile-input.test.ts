@@ -70,12 +70,20 @@ const nasty = fc.oneof(
   fc.constant(undefined),
 );
 
-const optionKeys = ['intervalMs', 'simulate', 'libraries', 'staleAfterMs', 'openTimeoutMs', 'lostRetryMs', 'closeTimeoutMs', 'meminfoPath', 'sources'];
+const optionKeys = ['intervalMs', 'simulate', 'libraries', 'staleAfterMs', 'openTimeoutMs', 'lostRetryMs', 'closeTimeoutMs', 'meminfoPath', 'sources', 'dcgm'];
 
 describe('openGpuTelemetry options', () => {
   it('random option objects: a typed error or an instance, never a crash or hang', async () => {
     const libraries = fc.oneof(nasty, fc.dictionary(fc.constantFrom('nvml', 'dcgm', 'cupti', 'other'), nasty, { maxKeys: 3 }));
     const sources = fc.oneof(nasty, fc.dictionary(fc.constantFrom('dcgm', 'gpm', 'nvml'), nasty, { maxKeys: 3 }));
+    const dcgm = fc.oneof(
+      nasty,
+      fc.dictionary(
+        fc.constantFrom('mode', 'host', 'connectTimeoutMs', 'other'),
+        fc.oneof(nasty, fc.constantFrom('auto', 'hostengine', 'embedded', 'localhost:5555', '/tmp/nv-hostengine', 100)),
+        { maxKeys: 3 },
+      ),
+    );
     const simulate = fc.oneof(nasty, fc.constantFrom('a100-pcie-2', 'gb10', 'no-such-scenario', '/nonexistent/x.json', SCENARIO_DIR));
     const options = fc.oneof(
       nasty,
@@ -90,6 +98,7 @@ describe('openGpuTelemetry options', () => {
           closeTimeoutMs: nasty,
           meminfoPath: nasty,
           sources,
+          dcgm,
         },
         { requiredKeys: [] },
       ),
@@ -277,8 +286,8 @@ describe('server options', () => {
 });
 
 describe('CLI arguments', () => {
-  const flags = ['--json', '--simulate', '--interval-ms', '--nvml', '--host', '--port', '--names', '--per-link', '--processes', '--reopen-ms', '--help', '-h', '--count', '--bogus', '--'];
-  const values = ['a100-pcie-2', 'gb10', 'nope', '0', '-1', '10', '99999999999', 'NaN', '1e3', '', ' ', '/nonexistent', 'dcgm', 'default', '127.0.0.1', '--json', '\u0000'];
+  const flags = ['--json', '--simulate', '--interval-ms', '--nvml', '--host', '--port', '--names', '--per-link', '--processes', '--reopen-ms', '--dcgm-mode', '--dcgm-host', '--help', '-h', '--count', '--bogus', '--'];
+  const values = ['a100-pcie-2', 'gb10', 'nope', '0', '-1', '10', '99999999999', 'NaN', '1e3', '', ' ', '/nonexistent', 'dcgm', 'default', '127.0.0.1', 'embedded', 'hostengine', '--json', '\u0000'];
 
   it('random argument lists: exit code 0, 1 or 2 with a message, never a throw or hang', async () => {
     const argv = fc.tuple(

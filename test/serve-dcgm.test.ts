@@ -20,7 +20,7 @@ describe('serve while the DCGM host engine dies and comes back', () => {
   it('backend_up goes 0 with the DCGM series withheld, the rest stays, and all recover', async () => {
     const trigger = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gt-serve-dcgm-')), 'hostengine-down');
     const base = constantScenario();
-    const scenario = writeScenario({ ...base, dcgm: {}, faults: [{ type: 'dcgm_down', whenFileExists: trigger }] });
+    const scenario = writeScenario({ ...base, dcgm: { hostengines: ['localhost:5555'] }, faults: [{ type: 'dcgm_down', whenFileExists: trigger }] });
     const child = spawn(
       process.execPath,
       [path.join(PACKAGE_ROOT, 'dist', 'cli.js'), 'serve', '--simulate', scenario, '--port', '0', '--interval-ms', '100', '--dcgm-host', 'localhost:5555'],

@@ -60,6 +60,8 @@ constexpr int32_t unknownValueTypeCode(int type) { return kCodeUnknownValueTypeB
 constexpr int32_t kCodeDcgmBlank = 1000;
 constexpr int32_t kCodeDcgmWrongType = 1010;  // the value has a type the field never has
 constexpr int32_t kCodeDcgmOld = 1011;        // DCGM has not refreshed the value for several cycles
+// NVML GPM has no pair of samples at least 100 ms apart yet (after open or after a loss).
+constexpr int32_t kCodeGpmPairPending = 1100;
 
 constexpr size_t kMaxLinks = 36;       // NVLink links per device (NVML_NVLINK_MAX_LINKS, NVML 13.3)
 constexpr size_t kLinkStride = 3;      // state, txBytesPerSecond, rxBytesPerSecond

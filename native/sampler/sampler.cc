@@ -246,8 +246,11 @@ bool Sampler::openDcgm() {
   o.candidates = options_.dcgmCandidates;
   o.sharedLibrary = options_.dcgmFromNvmlLibrary ? &session_->lib : nullptr;
   o.absentReason = options_.dcgmAbsentReason;
+  o.engine = options_.dcgmEngine;
   o.host = options_.dcgmHost;
   o.hostIsUnixSocket = options_.dcgmHostIsUnixSocket;
+  // The simulator says which addresses its nv-hostengine listens on (no real socket exists).
+  if (options_.dcgmFromNvmlLibrary) o.listening = reinterpret_cast<ListenerCheck>(session_->lib.symbol("gtsim_dcgm_listening"));
   o.connectTimeoutMs = options_.dcgmConnectTimeoutMs;
   // DCGM's profiling module samples no faster than every 100 ms.
   o.updateIntervalUs = std::max<int64_t>(options_.intervalNs / 1000, 100'000);
@@ -405,7 +408,10 @@ void Sampler::sampleOnce() {
     applyFixed(d, row);
     nvmlSource_->sample(d, row, nvmlMask_[d], now);
     if (meminfoMask_[d].any()) sampleMeminfo(row, meminfoMask_[d], meminfo);
-    if (gpmMask_[d].any() && !nvmlSource_->deviceLost(d)) gpm_->sample(d, row, gpmMask_[d]);
+    if (gpmMask_[d].any()) {
+      if (nvmlSource_->deviceLost(d)) gpm_->deviceLost(d);
+      else gpm_->sample(d, row, gpmMask_[d]);
+    }
     if (dcgmMask_[d].any() && !nvmlSource_->deviceLost(d)) dcgm_->sample(d, row, dcgmMask_[d], now);
     if (xid_->supported(d)) {
       row.set(Field::XidErrors, static_cast<double>(xid_->count(d)), Source::Nvml);

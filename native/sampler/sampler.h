@@ -42,7 +42,8 @@ struct SamplerOptions {
   std::vector<std::string> dcgmCandidates;  // libdcgm.so.4, libdcgm.so.3 (or the user's path)
   bool dcgmFromNvmlLibrary = false;         // the simulator: DCGM's entry points are in the NVML library
   std::string dcgmAbsentReason;             // why there is nothing to try (simulated machine without DCGM)
-  std::string dcgmHost;                     // empty: embedded host engine
+  DcgmEngine dcgmEngine = DcgmEngine::Auto;  // running nv-hostengine first, else embedded
+  std::string dcgmHost;                     // empty: look for a local nv-hostengine (unless embedded)
   bool dcgmHostIsUnixSocket = false;
   unsigned int dcgmConnectTimeoutMs = 5000;
 };

@@ -33,6 +33,8 @@ constexpr int kGpuIsLost = -18;
 constexpr int kConnectionNotValid = -21;
 constexpr int kVersionMismatch = -12;
 constexpr int kProfilingNotSupported = -36;
+constexpr int kInUse = -34;
+constexpr int kProfilingLibraryError = -37;
 
 // dcgmFieldValue_v1: 4120 bytes; version @0 (u32), fieldId @4 (u16), fieldType @6 (u16),
 // status @8 (i32), ts @16 (i64, µs since 1970), value union @24 (i64 | f64 | char[256] | blob[4096]).
@@ -59,6 +61,7 @@ struct DcgmState {
   std::mutex mutex;
   int initCount = 0;
   std::set<uintptr_t> handles;
+  std::set<uintptr_t> hostengineHandles;  // the subset connected to a running nv-hostengine
   uintptr_t nextId = 0x100;
   std::map<uintptr_t, std::vector<unsigned int>> groups;
   std::map<uintptr_t, std::vector<unsigned short>> fieldGroups;
@@ -160,6 +163,7 @@ SIM_EXPORT int dcgmShutdown() {
   if (s.initCount <= 0) return kUninitialized;
   if (--s.initCount == 0) {
     s.handles.clear();
+    s.hostengineHandles.clear();
     s.groups.clear();
     s.fieldGroups.clear();
     s.watches.clear();
@@ -184,7 +188,28 @@ SIM_EXPORT int dcgmStartEmbedded(int opMode, uintptr_t* handle) {
 SIM_EXPORT int dcgmStopEmbedded(uintptr_t handle) {
   DcgmState& s = dcgm();
   std::lock_guard<std::mutex> lock(s.mutex);
+  s.hostengineHandles.erase(handle);
   return s.handles.erase(handle) > 0 ? kOk : kBadParam;
+}
+
+namespace {
+
+bool listedHostEngine(const gtsim::Model& m, const char* address) {
+  for (const std::string& a : m.scenario().dcgm.hostengines) {
+    if (a == address) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// Not part of DCGM: whether a simulated nv-hostengine listens at `address` (TCP "host:port" or a
+// unix socket path), the simulator's stand-in for the socket-level check a client makes before
+// asking DCGM to connect (see DcgmSource). 1 yes, 0 no.
+SIM_EXPORT int gtsim_dcgm_listening(const char* address, int isUnixSocket) {
+  (void)isUnixSocket;
+  gtsim::Model* m = model();
+  return m != nullptr && address != nullptr && m->scenario().dcgm.present && listedHostEngine(*m, address) ? 1 : 0;
 }
 
 // dcgmConnectV2Params_v2: 16 bytes, version @0, persistAfterDisconnect @4, timeoutMs @8,
@@ -197,14 +222,20 @@ SIM_EXPORT int dcgmConnect_v2(const char* address, const void* params, uintptr_t
   if (const int f = faults("dcgmConnect_v2", -1)) return f;
   gtsim::Model* m = model();
   if (m == nullptr) return kUninitialized;
-  bool reachable = false;
-  for (const std::string& a : m->scenario().dcgm.hostengines) reachable = reachable || a == address;
-  if (!reachable) return kConnectionNotValid;
+  if (!listedHostEngine(*m, address)) {
+    // DCGM's client retries every 50 ms until the timeout has passed (0: 5 s), then answers
+    // CONNECTION_NOT_VALID: NVIDIA/DCGM dcgmlib/src/DcgmClientHandler.cpp lines 222-277 (72fa3fe).
+    uint32_t timeoutMs = 0;
+    if (version == (16u | (2u << 24))) std::memcpy(&timeoutMs, static_cast<const unsigned char*>(params) + 8, 4);
+    std::this_thread::sleep_for(std::chrono::milliseconds(timeoutMs == 0 ? 5000 : timeoutMs));
+    return kConnectionNotValid;
+  }
   DcgmState& s = dcgm();
   std::lock_guard<std::mutex> lock(s.mutex);
   if (s.initCount <= 0) return kUninitialized;
   *handle = s.nextId++;
   s.handles.insert(*handle);
+  s.hostengineHandles.insert(*handle);
   return kOk;
 }
 
@@ -293,6 +324,8 @@ SIM_EXPORT int dcgmWatchFields(uintptr_t handle, uintptr_t group, uintptr_t fiel
     for (unsigned int gpu : g->second) {
       if (contains(spec.noProfilingDevices, static_cast<int>(gpu))) return kProfilingNotSupported;
     }
+    // The counters are held by another engine: only a connection to the holder may watch them.
+    if (spec.profilingHeld && s.hostengineHandles.count(handle) == 0 && !g->second.empty()) return spec.profilingHeldCode;
   }
   s.watches.push_back({group, fieldGroup, gtsim::wallNowUs(), updateFreqUs});
   return kOk;
@@ -438,6 +471,8 @@ SIM_EXPORT const char* errorString(int result) {
     case kConnectionNotValid: return "The connection to the host engine is not valid any longer";
     case kVersionMismatch: return "Version mismatch";
     case kProfilingNotSupported: return "Profiling is not supported for this group of GPUs or GPU";
+    case kInUse: return "The requested operation could not be completed because the affected resource is in use";
+    case kProfilingLibraryError: return "The third-party Profiling module returned an unrecoverable error";
     default: return nullptr;
   }
 }

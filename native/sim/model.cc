@@ -53,6 +53,8 @@ Model::Model(Scenario scenario) : scenario_(std::move(scenario)), startNs_(monoN
     counters_[d].nvlinkTxKiB = 1.0e10 * unit(scenario_.seed, d, 4);
     counters_[d].nvlinkRxKiB = 1.0e10 * unit(scenario_.seed, d, 5);
   }
+  initial_ = counters_;
+  restartCounters_.resize(scenario_.devices.size());
 }
 
 double Model::nowMs() const { return static_cast<double>(monoNowNs() - startNs_) / 1e6; }
@@ -197,6 +199,54 @@ void Model::addTick(size_t d, int64_t k, double seconds, Counters& c) const {
     c.nvlinkTxKiB += s.nvlinkMaxBytesPerSecondPerLink * 0.6 * l * seconds / 1024;
     c.nvlinkRxKiB += s.nvlinkMaxBytesPerSecondPerLink * 0.55 * l * seconds / 1024;
   }
+}
+
+Counters Model::countersFromStart(size_t d, double ms) const {
+  Counters c = initial_[d];
+  const double tickSeconds = scenario_.tickMs / 1000.0;
+  const int64_t k = tickAt(ms);
+  for (int64_t t = 0; t < k; ++t) addTick(d, t, tickSeconds, c);
+  addTick(d, k, (ms - static_cast<double>(k) * scenario_.tickMs) / 1000.0, c);
+  return c;
+}
+
+double Model::lastRestartMs(size_t d, double ms) const {
+  double last = 0;
+  for (const FaultSpec& f : scenario_.faults) {
+    if (f.kind != FaultSpec::Kind::GpuLost || f.durationMs < 0 || !f.whenFileExists.empty()) continue;
+    if (f.device != -1 && f.device != static_cast<int>(d)) continue;
+    const double end = f.atMs + f.durationMs;
+    if (end <= ms && end > last) last = end;
+  }
+  return last;
+}
+
+Counters Model::deviceCounters(size_t d, double ms, double* restartMs, double* deviceMs) {
+  // A device that never restarted has been up an hour before the scenario began (its counters
+  // start at plausible non-zero values too).
+  constexpr double kUptimeBeforeStartMs = 3'600'000;
+  Counters now = countersAt(d, ms);
+  const double restart = lastRestartMs(d, ms);
+  *restartMs = restart;
+  if (restart <= 0) {
+    *deviceMs = kUptimeBeforeStartMs + ms;
+    return now;
+  }
+  *deviceMs = ms - restart;
+  const Counters* base = nullptr;
+  for (const auto& [at, c] : restartCounters_[d]) {
+    if (at == restart) base = &c;
+  }
+  if (base == nullptr) {
+    restartCounters_[d].emplace_back(restart, countersFromStart(d, restart));
+    base = &restartCounters_[d].back().second;
+  }
+  now.energyMj -= base->energyMj;
+  now.pcieTxBytes -= base->pcieTxBytes;
+  now.pcieRxBytes -= base->pcieRxBytes;
+  now.nvlinkTxKiB -= base->nvlinkTxKiB;
+  now.nvlinkRxKiB -= base->nvlinkRxKiB;
+  return now;
 }
 
 Counters Model::countersAt(size_t d, double ms) {

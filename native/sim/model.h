@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "scenario.h"
@@ -67,6 +68,15 @@ class Model {
   // between any two instants are exact for a constant load.
   Counters countersAt(size_t d, double ms);
 
+  // The device's own view for GPM (call with the lock held): its counters and its clock restart
+  // when it comes back from a reset, which the simulator takes to be the end of a gpu_lost fault
+  // with a duration (a file-armed one has no known end). Returns the counters since the device
+  // last (re)started; *restartMs is that instant (0: up since before the scenario started) and
+  // *deviceMs the device's own clock (ms since that instant).
+  Counters deviceCounters(size_t d, double ms, double* restartMs, double* deviceMs);
+  // End of the latest timed gpu_lost fault on d at or before `ms` (0 when none).
+  double lastRestartMs(size_t d, double ms) const;
+
   // Whether a fault applies to `call` on device `d` (-1: not a device call) right now.
   FaultAction faultFor(const char* call, int d) const;
   bool deviceLost(int d) const;
@@ -79,10 +89,14 @@ class Model {
   double rawShape(const LoadShape& s, double ms) const;
   double powerWatts(size_t d, int64_t k) const;
   void addTick(size_t d, int64_t k, double seconds, Counters& c) const;
+  Counters countersFromStart(size_t d, double ms) const;
 
   Scenario scenario_;
   int64_t startNs_;
   std::vector<Counters> counters_;
+  std::vector<Counters> initial_;  // counters_ at scenario start
+  // Counters at each restart instant, by device (computed once from the start: restarts are few).
+  std::vector<std::vector<std::pair<double, Counters>>> restartCounters_;
   std::mutex mutex_;
 };
 

@@ -820,12 +820,16 @@ SIM_EXPORT simNvmlReturn nvmlEventSetWait(simNvmlEventSet_t set, simNvmlEventDat
 // ---- GPM (Hopper and later) -------------------------------------------------------------------
 #ifndef GTSIM_LEGACY_DRIVER
 
+// What a real GPM sample holds is opaque; the simulated one holds the device's own counters and
+// clock (which restart when the GPU comes back from a reset) and when it was read.
 struct simNvmlGpmSample {
   bool filled = false;
   size_t device = 0;
-  double atMs = 0;
+  double atMs = 0;       // simulator time of the read
+  double restartMs = 0;  // the device life it was read in (see Model::deviceCounters)
+  double deviceMs = 0;   // the device's own clock at the read
   int64_t tick = 0;
-  gtsim::Counters counters;
+  gtsim::Counters counters;  // since the device last (re)started
 };
 
 namespace {
@@ -871,7 +875,7 @@ SIM_EXPORT simNvmlReturn nvmlGpmSampleGet(simNvmlDevice_t device, simNvmlGpmSamp
   sample->device = d;
   sample->atMs = m->nowMs();
   sample->tick = m->tickAt(sample->atMs);
-  sample->counters = m->countersAt(d, sample->atMs);
+  sample->counters = m->deviceCounters(d, sample->atMs, &sample->restartMs, &sample->deviceMs);
   return SIM_NVML_SUCCESS;
 }
 
@@ -886,7 +890,19 @@ SIM_EXPORT simNvmlReturn nvmlGpmMetricsGet(simNvmlGpmMetricsGet* request) {
   const simNvmlGpmSample& b = *request->sample2;
   if (!a.filled || !b.filled || a.device != b.device || b.atMs <= a.atMs) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   const size_t d = b.device;
-  const double seconds = (b.atMs - a.atMs) / 1000.0;
+  // NVML: "The interval between two nvmlGpmSampleGet() calls should be greater than 100ms due to
+  // the internal sample refresh rate" (NVIDIA/go-nvml gen/nvml/nvml.h, lines 13861-13862 and
+  // 13911-13912). Two reads inside one internal refresh see the same counters: every metric comes
+  // back SUCCESS and 0. The simulator applies that to every pair closer than 100 ms (the real
+  // driver to those that fall inside one refresh period, most of them).
+  constexpr double kGpmRefreshMs = 100;
+  const bool oneRefresh = b.atMs - a.atMs < kGpmRefreshMs;
+  // A pair from two lives of the device (read before and after a reset) subtracts counters and
+  // clocks that restarted in between: SUCCESS with values that mean nothing (negative rates,
+  // activities beyond [0, 100] %), which is what a client that keeps its old sample would publish.
+  const bool sameLife = a.restartMs == b.restartMs;
+  const double seconds = sameLife ? (b.atMs - a.atMs) / 1000.0 : (b.deviceMs - a.deviceMs) / 1000.0;
+  const double lifeScale = sameLife ? 1.0 : (b.deviceMs - a.deviceMs) / (b.atMs - a.atMs);
   const double mib = 1048576.0;
   for (unsigned int i = 0; i < request->numMetrics; ++i) {
     simNvmlGpmMetric& metric = request->metrics[i];
@@ -894,7 +910,7 @@ SIM_EXPORT simNvmlReturn nvmlGpmMetricsGet(simNvmlGpmMetricsGet* request) {
     metric.metricInfo = {nullptr, nullptr, nullptr};
     // Activities are the shape's value at the later sample (deterministic; the real counters
     // average over the interval); rates come from the integrated counters.
-    auto pct = [&](gtsim::Activity act) { return 100.0 * m->activity(d, act, b.tick); };
+    auto pct = [&](gtsim::Activity act) { return 100.0 * m->activity(d, act, b.tick) * lifeScale; };
     switch (metric.metricId) {
       case 1: metric.value = pct(gtsim::Activity::GrEngine); break;
       case 2: metric.value = pct(gtsim::Activity::SmActive); break;
@@ -916,6 +932,7 @@ SIM_EXPORT simNvmlReturn nvmlGpmMetricsGet(simNvmlGpmMetricsGet* request) {
     }
     if ((metric.metricId == 20 || metric.metricId == 21) && !m->spec(d).hasPcie) metric.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
     if ((metric.metricId == 60 || metric.metricId == 61) && m->spec(d).nvlinks == 0) metric.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+    if (oneRefresh && metric.nvmlReturn == SIM_NVML_SUCCESS) metric.value = 0;
   }
   return SIM_NVML_SUCCESS;
 }

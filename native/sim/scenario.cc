@@ -360,11 +360,19 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
 }
 
 bool parseDcgm(Reader& r, const Json& j, const std::string& path, DcgmSpec& d, size_t deviceCount) {
-  if (!r.onlyKeys(j, path, {"embedded", "hostengines", "profiling", "noProfilingDevices", "unsupportedFields"}) ||
+  if (!r.onlyKeys(j, path, {"embedded", "hostengines", "profiling", "noProfilingDevices", "unsupportedFields", "profilingHeld",
+                            "profilingHeldCode"}) ||
       !r.boolean(j, path, "embedded", d.embedded) || !r.boolean(j, path, "profiling", d.profiling) ||
+      !r.boolean(j, path, "profilingHeld", d.profilingHeld) ||
       !intList(r, j, path, "noProfilingDevices", d.noProfilingDevices, 0, static_cast<double>(deviceCount) - 1) ||
       !intList(r, j, path, "unsupportedFields", d.unsupportedFields, 1, 65535)) {
     return false;
+  }
+  if (const Json* c = j.find("profilingHeldCode")) {
+    if (!c->isNumber() || (c->number() != -34 && c->number() != -37)) {
+      return r.fail(path + ".profilingHeldCode", "must be -34 (DCGM_ST_IN_USE) or -37 (DCGM_ST_PROFILING_LIBRARY_ERROR)");
+    }
+    d.profilingHeldCode = static_cast<int>(c->number());
   }
   if (const Json* h = j.find("hostengines")) {
     if (!h->isArray()) return r.fail(path + ".hostengines", "must be an array of addresses");

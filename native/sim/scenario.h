@@ -112,9 +112,18 @@ struct XidSpec {
 struct DcgmSpec {
   bool present = false;
   bool embedded = true;  // dcgmStartEmbedded works (else it answers DCGM_ST_INIT_ERROR)
-  // Addresses a running nv-hostengine answers on (dcgmConnect_v2); any other is unreachable.
-  std::vector<std::string> hostengines{"localhost:5555", "127.0.0.1:5555", "/tmp/nv-hostengine"};
+  // Addresses a running nv-hostengine listens and answers on (dcgmConnect_v2, and
+  // gtsim_dcgm_listening); any other is unreachable: connecting to it takes the whole connect
+  // timeout, as DCGM's client retries until then. Default: no nv-hostengine is running.
+  std::vector<std::string> hostengines;
   bool profiling = true;                     // the profiling fields (1001-1012) can be watched
+  // Another host engine (an nv-hostengine we are not connected to, or another process's
+  // embedded one, e.g. a dcgm-exporter pod) or a profiler holds the GPUs' profiling counters:
+  // a profiling watch through our embedded engine answers `profilingHeldCode` (DCGM_ST_IN_USE
+  // -34 or DCGM_ST_PROFILING_LIBRARY_ERROR -37). Through a connection to one of `hostengines`
+  // it works: that engine is the holder, and sharing it is how DCGM is meant to be used.
+  bool profilingHeld = false;
+  int profilingHeldCode = -34;
   std::vector<int> noProfilingDevices;       // devices where watching them answers PROFILING_NOT_SUPPORTED
   std::vector<int> unsupportedFields;        // field ids answered with the NOT_SUPPORTED sentinel
 };

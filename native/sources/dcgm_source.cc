@@ -2,7 +2,10 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include "hostengine_probe.h"
 
 namespace gt {
 
@@ -100,8 +103,10 @@ FieldMask DcgmSource::allFields() {
 FieldMask DcgmSource::provides(size_t d) const { return d < devices_.size() ? devices_[d].fields : FieldMask(); }
 
 std::string DcgmSource::describeMode() const {
-  return options_.host.empty() ? std::string("embedded host engine")
-                               : "nv-hostengine at " + options_.host + (options_.hostIsUnixSocket ? " (unix socket)" : "");
+  std::string notes = address_.unixSocket && hostEngine_ ? "unix socket" : "";
+  if (!modeNote_.empty()) notes += (notes.empty() ? "" : ", ") + modeNote_;
+  if (!notes.empty()) notes = " (" + notes + ")";
+  return (hostEngine_ ? "nv-hostengine at " + address_.address : std::string("embedded host engine")) + notes;
 }
 
 bool DcgmSource::fail(const std::string& what, dcgm::Return r) {
@@ -133,6 +138,67 @@ bool DcgmSource::load() {
   return true;
 }
 
+int DcgmSource::listening(const HostEngineAddress& a) const {
+  if (options_.listening != nullptr) return options_.listening(a.address.c_str(), a.unixSocket ? 1 : 0);
+  return static_cast<int>(probeListener(a.address, a.unixSocket, kListenCheckTimeoutMs));
+}
+
+// Once, at the first connect: which host engine. Called with DCGM initialised.
+bool DcgmSource::chooseEngine() {
+  engineChosen_ = true;
+  if (options_.engine == DcgmEngine::Embedded) {
+    hostEngine_ = false;
+    modeNote_ = "dcgm.mode 'embedded'";
+    return true;
+  }
+  if (!options_.host.empty()) {
+    // A given host keeps meaning that host engine: never an embedded one instead.
+    hostEngine_ = true;
+    address_ = {options_.host, options_.hostIsUnixSocket};
+    return true;
+  }
+  const bool autoMode = options_.engine == DcgmEngine::Auto;
+  std::string looked;
+  for (const HostEngineAddress& a : options_.localHostEngines) looked += (looked.empty() ? "" : " or ") + a.address;
+  for (const HostEngineAddress& a : options_.localHostEngines) {
+    const int heard = listening(a);
+    if (heard == 0) continue;  // nothing there: no need to wait for DCGM's connect timeout
+    dcgm::ConnectParamsV2 params{};
+    params.version = dcgm::kConnectParamsVersion2;
+    params.persistAfterDisconnect = 0;
+    params.timeoutMs = autoMode ? std::min(options_.connectTimeoutMs, kAutoConnectTimeoutMs) : options_.connectTimeoutMs;
+    params.addressIsUnixSocket = a.unixSocket ? 1 : 0;
+    dcgm::Return r;
+    {
+      TrackedCall tracked(tracker_, "dcgmConnect_v2", -1);
+      r = api_.connectV2(a.address.c_str(), &params, &handle_);
+    }
+    if (r == dcgm::kOk) {
+      // Found it: keep the connection (connect() uses it).
+      hostEngine_ = true;
+      address_ = a;
+      modeNote_ = "found running";
+      connected_ = true;
+      return true;
+    }
+    if (heard == 1 && autoMode) {
+      // Something listens where nv-hostengine does, but DCGM could not connect: most likely a
+      // host engine that is busy. Starting an embedded engine beside it is what must not happen.
+      fail("dcgmConnect_v2 to " + a.address + " (something listens there: an nv-hostengine?)", r);
+      reason_ += "; not starting an embedded host engine beside it (dcgm: { mode: 'embedded' } forces one)";
+      return false;
+    }
+  }
+  if (!autoMode) {
+    vendorCode_ = dcgm::kConnectionNotValid;
+    reason_ = "no nv-hostengine answers at " + looked + " (dcgm.mode 'hostengine' never starts an embedded one)";
+    return false;
+  }
+  hostEngine_ = false;
+  modeNote_ = "no nv-hostengine running at " + looked;
+  return true;
+}
+
 bool DcgmSource::connect() {
   dcgm::Return r;
   {
@@ -141,7 +207,11 @@ bool DcgmSource::connect() {
   }
   if (r != dcgm::kOk) return fail("dcgmInit", r);
   initialized_ = true;
-  if (options_.host.empty()) {
+  if (!engineChosen_) {
+    if (!chooseEngine()) return false;
+    if (connected_) return true;  // connected to the nv-hostengine it found
+  }
+  if (!hostEngine_) {
     TrackedCall tracked(tracker_, "dcgmStartEmbedded", -1);
     r = api_.startEmbedded(dcgm::kOperationModeAuto, &handle_);
     if (r != dcgm::kOk) return fail("dcgmStartEmbedded", r);
@@ -150,10 +220,10 @@ bool DcgmSource::connect() {
     params.version = dcgm::kConnectParamsVersion2;
     params.persistAfterDisconnect = 0;  // the host engine drops our watches when we go
     params.timeoutMs = options_.connectTimeoutMs;
-    params.addressIsUnixSocket = options_.hostIsUnixSocket ? 1 : 0;
+    params.addressIsUnixSocket = address_.unixSocket ? 1 : 0;
     TrackedCall tracked(tracker_, "dcgmConnect_v2", -1);
-    r = api_.connectV2(options_.host.c_str(), &params, &handle_);
-    if (r != dcgm::kOk) return fail("dcgmConnect_v2 to " + options_.host, r);
+    r = api_.connectV2(address_.address.c_str(), &params, &handle_);
+    if (r != dcgm::kOk) return fail("dcgmConnect_v2 to " + address_.address, r);
   }
   connected_ = true;
   return true;
@@ -181,9 +251,18 @@ bool DcgmSource::watchDevice(Device& dev) {
     r = api_.watchFields(handle_, dev.group, fieldGroup_, options_.updateIntervalUs, 60.0, 4);
   }
   if (r != dcgm::kOk) {
-    dev.reason = r == dcgm::kProfilingNotSupported
-                     ? "DCGM cannot watch this GPU's profiling fields (DCGM_ST_PROFILING_NOT_SUPPORTED)"
-                     : std::string("dcgmWatchFields: ") + dcgm::returnName(r);
+    dev.code = r;
+    if (r == dcgm::kProfilingNotSupported) {
+      dev.reason = "DCGM cannot watch this GPU's profiling fields (DCGM_ST_PROFILING_NOT_SUPPORTED)";
+    } else if (dcgm::isProfilingLock(r)) {
+      dev.reason = std::string("the GPU's profiling counters are held by another DCGM host engine or a profiler (dcgmWatchFields: ") +
+                   dcgm::returnName(r) + ")" +
+                   (hostEngine_ ? ""
+                                : "; if an nv-hostengine runs on this machine, use it: dcgm: { host: '<its address>' } (or "
+                                  "--dcgm-host)");
+    } else {
+      dev.reason = std::string("dcgmWatchFields: ") + dcgm::returnName(r);
+    }
     return false;
   }
   dev.watched = true;
@@ -251,6 +330,7 @@ bool DcgmSource::setUp(const std::vector<std::string>& nvmlUuids) {
   devices_.assign(nvmlUuids.size(), Device());
   bool any = false;
   std::string firstReason;
+  int firstCode = 0;
   for (size_t d = 0; d < nvmlUuids.size(); ++d) {
     Device& dev = devices_[d];
     for (int i = 0; i < count; ++i) {
@@ -262,11 +342,14 @@ bool DcgmSource::setUp(const std::vector<std::string>& nvmlUuids) {
       dev.fields = allFields();
       any = true;
     }
-    if (!dev.fields.any() && firstReason.empty()) firstReason = dev.reason;
+    if (!dev.fields.any() && firstReason.empty()) {
+      firstReason = dev.reason;
+      firstCode = dev.code;
+    }
   }
   if (!any) {
     reason_ = nvmlUuids.empty() ? "no GPUs" : "DCGM watches no GPU: " + firstReason;
-    vendorCode_ = dcgm::kProfilingNotSupported;
+    vendorCode_ = firstCode != 0 ? firstCode : dcgm::kProfilingNotSupported;
     return false;
   }
   // One forced update so the probe below sees real answers; fields DCGM says it cannot give
@@ -306,8 +389,8 @@ void DcgmSource::tearDown() {
     }
     if (fieldGroupCreated_) api_.fieldGroupDestroy(handle_, fieldGroup_);
     fieldGroupCreated_ = false;
-    if (options_.host.empty()) api_.stopEmbedded(handle_);
-    else api_.disconnect(handle_);
+    if (hostEngine_) api_.disconnect(handle_);
+    else api_.stopEmbedded(handle_);
     connected_ = false;
   }
   if (initialized_) {
@@ -363,7 +446,7 @@ void DcgmSource::sample(size_t d, DeviceRow& row, const FieldMask& want, int64_t
     r = api_.getLatestValuesForFields(handle_, dev.gpuId, ids, n, values_.data());
   }
   if (r != dcgm::kOk) {
-    if (r == dcgm::kConnectionNotValid && !options_.host.empty()) {
+    if (r == dcgm::kConnectionNotValid && hostEngine_) {
       broken_ = true;
       lastReconnectNs_ = nowNs;
     }

@@ -1,8 +1,11 @@
 // DCGM (libdcgm.so.4, then .so.3): the profiling signals (tensor, SM, DRAM, FP pipes; PCIe and
-// NVLink bytes/s) from NVIDIA's Data Center GPU Manager. An embedded host engine by default, or a
-// running nv-hostengine (TCP address or unix socket). One GPU group per device (so a GPU whose
-// profiling cannot be watched loses DCGM alone, not the others), one field group, watched at the
-// sampling interval. DCGM numbers GPUs its own way: devices are matched to NVML's by UUID.
+// NVLink bytes/s) from NVIDIA's Data Center GPU Manager. Through a running nv-hostengine when
+// there is one (DGX OS and GPU-operator nodes run one; a second, embedded engine beside it would
+// contend for the profiling counters, and NVIDIA warns that several host engines on one node may
+// deadlock in the driver: NVIDIA/DCGM#108), else an embedded host engine (DcgmEngine). One GPU
+// group per device (so a GPU whose profiling cannot be watched loses DCGM alone, not the others),
+// one field group, watched at the sampling interval. DCGM numbers GPUs its own way: devices are
+// matched to NVML's by UUID.
 #pragma once
 
 #include <cstdint>
@@ -16,13 +19,39 @@
 
 namespace gt {
 
+// Which host engine to use.
+enum class DcgmEngine {
+  Auto = 0,        // a running nv-hostengine (`host`, else a local one that answers), else embedded
+  HostEngine = 1,  // a running nv-hostengine only (`host`, else a local one); never embedded
+  Embedded = 2,    // an embedded host engine only
+};
+
+// Where a local nv-hostengine listens when nobody says: TCP port 5555 (DCGM_HE_PORT_NUMBER,
+// dcgm_structs.h line 289; nv-hostengine binds 127.0.0.1 by default, HostEngineCommandLine.cpp)
+// or, started with --domain-socket, the unix socket DCGM_DEFAULT_SOCKET_PATH (line 294).
+struct HostEngineAddress {
+  std::string address;
+  bool unixSocket = false;
+};
+inline std::vector<HostEngineAddress> defaultLocalHostEngines() {
+  return {{"localhost:5555", false}, {"/tmp/nv-hostengine", true}};
+}
+
+// Whether something listens at a host-engine address: 1 yes, 0 no, -1 cannot tell.
+using ListenerCheck = int (*)(const char* address, int isUnixSocket);
+
 struct DcgmOptions {
   std::vector<std::string> candidates;  // library paths/sonames, in order
   const DynLib* sharedLibrary = nullptr;  // the simulator: DCGM lives in the NVML library already loaded
   std::string absentReason;             // why there is no library to try (when candidates is empty)
-  std::string host;                     // empty: embedded host engine
+  DcgmEngine engine = DcgmEngine::Auto;
+  std::string host;                     // a given nv-hostengine (Auto, HostEngine); empty: look locally
   bool hostIsUnixSocket = false;
   unsigned int connectTimeoutMs = 5000;
+  std::vector<HostEngineAddress> localHostEngines = defaultLocalHostEngines();
+  // Before asking DCGM to connect to a local address: is anything listening there? nullptr: the
+  // socket-level check (hostengine_probe.h); the simulator supplies its own.
+  ListenerCheck listening = nullptr;
   int64_t updateIntervalUs = 1'000'000;
   int64_t reconnectNs = 5'000'000'000;  // a lost host-engine connection is retried this often
 };
@@ -40,8 +69,14 @@ class DcgmSource {
   const std::string& reason() const { return reason_; }
   int vendorCode() const { return vendorCode_; }
   const std::string& libraryPath() const { return libraryPath_; }
-  // "embedded" or "nv-hostengine at <address>".
+  // "nv-hostengine at <address>[ (unix socket, found running)]" or "embedded host engine[ (why)]".
   std::string describeMode() const;
+  bool usesHostEngine() const { return hostEngine_; }
+
+  // Local nv-hostengine lookups in Auto mode: the socket check is bounded by this, and a
+  // connection to an address where something listens by min(connectTimeoutMs, this).
+  static constexpr int kListenCheckTimeoutMs = 200;
+  static constexpr unsigned int kAutoConnectTimeoutMs = 1000;
 
   // Fields DCGM gives for NVML device `d` (empty when DCGM does not see that GPU or cannot
   // watch its profiling fields); why not, for the field notes.
@@ -62,9 +97,12 @@ class DcgmSource {
     bool watched = false;
     FieldMask fields;
     std::string reason;
+    int code = 0;  // DCGM's answer when its profiling fields cannot be watched
   };
   bool load();
   bool connect();
+  bool chooseEngine();
+  int listening(const HostEngineAddress& a) const;
   bool setUp(const std::vector<std::string>& nvmlUuids);
   bool watchDevice(Device& dev);
   void tearDown();
@@ -86,6 +124,12 @@ class DcgmSource {
   std::string reason_;
   std::string libraryPath_;
   int vendorCode_ = 0;
+  // The engine chosen at the first connect (reconnects go back to the same one: a host engine
+  // that restarts is waited for, never replaced by an embedded engine beside it).
+  bool engineChosen_ = false;
+  bool hostEngine_ = false;
+  HostEngineAddress address_;
+  std::string modeNote_;  // how this engine was chosen (for describeMode)
   bool broken_ = false;  // the host engine connection is gone; retried every reconnectNs
   int64_t lastReconnectNs_ = 0;
   std::vector<dcgm::FieldValueV1> values_;  // reused buffer (~4 KiB per field)

@@ -38,14 +38,27 @@ GpmSource::GpmSource(const nvml::Api& api, CallTracker& tracker, std::vector<nvm
   for (size_t d = 0; d < handles.size(); ++d) devices_[d].handle = handles[d];
 }
 
+static_assert(GpmSource::kFieldSlots == kGpmFieldCount, "GpmSource::kFieldSlots must count kGpmFields");
+
 GpmSource::~GpmSource() {
-  if (api_.gpmSampleFree == nullptr) return;
-  for (Device& d : devices_) {
-    for (nvml::GpmSample& s : d.samples) {
-      if (s != nullptr) api_.gpmSampleFree(s);
-      s = nullptr;
-    }
+  for (Device& d : devices_) freeSamples(d);
+}
+
+void GpmSource::freeSamples(Device& d) {
+  for (nvml::GpmSample& s : d.samples) {
+    if (s != nullptr && api_.gpmSampleFree != nullptr) api_.gpmSampleFree(s);
+    s = nullptr;
   }
+}
+
+nvml::Return GpmSource::readSample(size_t index, Device& d) {
+  nvml::Return r;
+  {
+    TrackedCall tracked(tracker_, "nvmlGpmSampleGet", static_cast<int>(index));
+    r = api_.gpmSampleGet(d.handle, d.samples[d.current]);
+  }
+  d.previousEndNs = monoNowNs();
+  return r;
 }
 
 bool GpmSource::symbolsPresent() const {
@@ -88,15 +101,36 @@ void GpmSource::probe() {
     if (r == nvml::kSuccess && support.isSupportedDevice == 0) r = nvml::kErrorNotSupported;
     if (r == nvml::kSuccess) r = api_.gpmSampleAlloc(&d.samples[0]);
     if (r == nvml::kSuccess) r = api_.gpmSampleAlloc(&d.samples[1]);
-    if (r == nvml::kSuccess) {
-      TrackedCall tracked(tracker_, "nvmlGpmSampleGet", static_cast<int>(i));
-      r = api_.gpmSampleGet(d.handle, d.samples[0]);
-    }
+    if (r == nvml::kSuccess) r = readSample(i, d);
     d.code = r;
     d.supported = r == nvml::kSuccess;
     if (d.supported) {
+      // The first sample of the first pair: the fields stay pending until one kMinPairNs later.
       d.havePrevious = true;
       d.current = 1;
+    } else {
+      freeSamples(d);
+    }
+  }
+}
+
+void GpmSource::deviceLost(size_t index) {
+  Device& d = devices_[index];
+  d.havePrevious = false;
+  d.haveLast = false;
+  d.reallocate = true;
+}
+
+void GpmSource::publishLast(const Device& d, DeviceRow& row, const FieldMask& want) const {
+  for (size_t g = 0; g < kGpmFieldCount; ++g) {
+    const Field f = kGpmFields[g].field;
+    if (!want.test(idx(f))) continue;
+    if (!d.haveLast) {
+      row.fail(f, Status::Pending, Source::Gpm, kCodeGpmPairPending);
+    } else if (d.lastStatus[g] == Status::Ok) {
+      row.set(f, d.lastValue[g], Source::Gpm);
+    } else {
+      row.fail(f, d.lastStatus[g], Source::Gpm, d.lastCode[g]);
     }
   }
 }
@@ -108,21 +142,41 @@ void GpmSource::sample(size_t index, DeviceRow& row, const FieldMask& want) {
       if (want.test(idx(g.field))) row.fail(g.field, st, Source::Gpm, code);
     }
   };
-  nvml::Return r;
-  {
-    TrackedCall tracked(tracker_, "nvmlGpmSampleGet", static_cast<int>(index));
-    r = api_.gpmSampleGet(d.handle, d.samples[d.current]);
-  }
-  if (r != nvml::kSuccess) {
-    // The next good sample starts a new interval.
+  nvml::Return r = nvml::kSuccess;
+  if (d.reallocate || d.samples[0] == nullptr || d.samples[1] == nullptr) {
+    // Back from a loss: buffers filled by the device instance that was lost are never read again.
+    freeSamples(d);
+    r = api_.gpmSampleAlloc(&d.samples[0]);
+    if (r == nvml::kSuccess) r = api_.gpmSampleAlloc(&d.samples[1]);
+    if (r != nvml::kSuccess) {
+      freeSamples(d);
+      failWanted(statusForNvml(r), r);
+      return;
+    }
+    d.reallocate = false;
     d.havePrevious = false;
+    d.haveLast = false;
+    d.current = 0;
+  }
+  if (d.havePrevious && monoNowNs() - d.previousEndNs < kMinPairNs) {
+    // Too soon for a new pair (the driver would read one internal refresh twice).
+    publishLast(d, row, want);
+    return;
+  }
+  r = readSample(index, d);
+  if (r != nvml::kSuccess) {
+    // The next good sample starts a new pair; a GPU lost to GPM gets new buffers too.
+    d.havePrevious = false;
+    d.haveLast = false;
+    if (r == nvml::kErrorGpuIsLost) d.reallocate = true;
     failWanted(statusForNvml(r), r);
     return;
   }
   if (!d.havePrevious) {
     d.havePrevious = true;
     d.current ^= 1;
-    failWanted(Status::Pending, kCodeCounterReset);
+    d.haveLast = false;
+    publishLast(d, row, want);
     return;
   }
   request_.version = nvml::kGpmMetricsGetVersion;
@@ -143,16 +197,15 @@ void GpmSource::sample(size_t index, DeviceRow& row, const FieldMask& want) {
   }
   d.current ^= 1;
   for (size_t g = 0; g < kGpmFieldCount; ++g) {
-    const GpmField& gf = kGpmFields[g];
-    if (!want.test(idx(gf.field))) continue;
+    if (!want.test(idx(kGpmFields[g].field))) continue;
     const nvml::GpmMetric& m = request_.metrics[slot[g]];
     const nvml::Return mr = r != nvml::kSuccess ? r : m.nvmlReturn;
-    if (mr == nvml::kSuccess) {
-      row.set(gf.field, m.value * gf.scale, Source::Gpm);
-    } else {
-      row.fail(gf.field, statusForNvml(mr), Source::Gpm, mr);
-    }
+    d.lastStatus[g] = mr == nvml::kSuccess ? Status::Ok : statusForNvml(mr);
+    d.lastValue[g] = mr == nvml::kSuccess ? m.value * kGpmFields[g].scale : kNaN;
+    d.lastCode[g] = mr;
   }
+  d.haveLast = true;
+  publishLast(d, row, want);
 }
 
 }  // namespace gt

@@ -17,22 +17,11 @@ using Handle = std::uintptr_t;    // dcgmHandle_t
 using GroupId = std::uintptr_t;   // dcgmGpuGrp_t
 using FieldGroupId = std::uintptr_t;  // dcgmFieldGrp_t
 
-// dcgmReturn_t values this project tells apart (the rest are reported by number and errorString).
+// Every dcgmReturn_t value (kOk, kInUse, kProfilingLibraryError, ...): native/vendor/dcgm_returns.def.
 enum : Return {
-  kOk = 0,
-  kBadParam = -1,
-  kGenericError = -3,
-  kNotSupported = -6,
-  kInitError = -7,
-  kUninitialized = -10,
-  kNoData = -14,
-  kStaleData = -15,
-  kNotWatched = -16,
-  kNoPermission = -17,
-  kGpuIsLost = -18,
-  kConnectionNotValid = -21,
-  kRequiresRoot = -29,
-  kProfilingNotSupported = -36,
+#define GT_DCGM_RETURN(name, value, text) name = value,
+#include "dcgm_returns.def"
+#undef GT_DCGM_RETURN
 };
 
 // dcgmOperationMode_t: with AUTO the host engine updates watched fields on its own schedule.

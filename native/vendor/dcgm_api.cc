@@ -24,22 +24,15 @@ std::string Api::describe(Return code) const {
 
 const char* returnName(Return code) {
   switch (code) {
-    case kOk: return "DCGM_ST_OK";
-    case kBadParam: return "DCGM_ST_BADPARAM";
-    case kGenericError: return "DCGM_ST_GENERIC_ERROR";
-    case kNotSupported: return "DCGM_ST_NOT_SUPPORTED";
-    case kInitError: return "DCGM_ST_INIT_ERROR";
-    case kUninitialized: return "DCGM_ST_UNINITIALIZED";
-    case kNoData: return "DCGM_ST_NO_DATA";
-    case kStaleData: return "DCGM_ST_STALE_DATA";
-    case kNotWatched: return "DCGM_ST_NOT_WATCHED";
-    case kNoPermission: return "DCGM_ST_NO_PERMISSION";
-    case kGpuIsLost: return "DCGM_ST_GPU_IS_LOST";
-    case kConnectionNotValid: return "DCGM_ST_CONNECTION_NOT_VALID";
-    case kRequiresRoot: return "DCGM_ST_REQUIRES_ROOT";
-    case kProfilingNotSupported: return "DCGM_ST_PROFILING_NOT_SUPPORTED";
+#define GT_DCGM_RETURN(name, value, text) \
+  case name:                              \
+    return text;
+#include "dcgm_returns.def"
+#undef GT_DCGM_RETURN
     default: return "DCGM_ST_UNRECOGNISED";
   }
 }
+
+bool isProfilingLock(Return code) { return code == kInUse || code == kProfilingLibraryError; }
 
 }  // namespace gt::dcgm

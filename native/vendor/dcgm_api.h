@@ -43,7 +43,16 @@ struct Api {
   std::string describe(Return code) const;
 };
 
-// Our name for a return code ("DCGM_ST_CONNECTION_NOT_VALID"); works without a loaded library.
+// DCGM's name for a return code ("DCGM_ST_CONNECTION_NOT_VALID", from dcgm_returns.def); works
+// without a loaded library. A number DCGM does not define: "DCGM_ST_UNRECOGNISED".
 const char* returnName(Return code);
+
+// Whether a profiling watch failed because the GPUs' profiling counters are held elsewhere:
+// another host engine (an embedded one in another process, or an nv-hostengine we are not
+// connected to) or a CUPTI/Nsight profiler. DCGM answers DCGM_ST_IN_USE (-34, "the affected
+// resource is in use") or DCGM_ST_PROFILING_LIBRARY_ERROR (-37, "The third-party Profiling module
+// returned an unrecoverable error"; what dcgmi reports next to dcgm-exporter or a CUPTI profiler,
+// NVIDIA/dcgm-exporter#7, NVIDIA/DCGM#56). Values: dcgm_structs.h lines 380 and 384.
+bool isProfilingLock(Return code);
 
 }  // namespace gt::dcgm

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createKubernetesPods, type KubernetesPods, type KubernetesStatus } from '../kubernetes/pods.js';
 import { DEFAULT_POD_RESOURCES_SOCKET } from '../kubernetes/podresources.js';
-import type { GpuTelemetryOptions } from '../options.js';
+import { DCGM_MODES, type DcgmConnection, type DcgmMode, type GpuTelemetryOptions } from '../options.js';
 import { createTelemetryServer } from '../server.js';
 import { TelemetrySupervisor } from '../supervisor.js';
 import type { GpuTelemetry } from '../telemetry.js';
@@ -25,8 +25,11 @@ Options:
   --processes         add per-process GPU memory series (default names only)
   --simulate NAME     use the driver simulator (see "gpu-telemetry scenarios")
   --nvml PATH         NVML library to load (default libnvidia-ml.so.1)
-  --dcgm-host ADDR    read the profiling fields from a running nv-hostengine
-                      ("host:port" or a unix socket path; default: embedded DCGM)
+  --dcgm-mode MODE    which DCGM host engine: auto (default: a running
+                      nv-hostengine at localhost:5555 or /tmp/nv-hostengine, else an
+                      embedded one), hostengine (a running one only) or embedded
+  --dcgm-host ADDR    read the profiling fields from that running nv-hostengine
+                      ("host:port" or a unix socket path)
   --no-dcgm           never use DCGM (profiling fields from NVML GPM, or none)
   --reopen-ms N       retry interval while the GPUs are unavailable (default 30000)
   --pod-resources-socket PATH
@@ -72,6 +75,7 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
     processes: { type: 'boolean' },
     simulate: { type: 'string' },
     nvml: { type: 'string' },
+    'dcgm-mode': { type: 'string' },
     'dcgm-host': { type: 'string' },
     'no-dcgm': { type: 'boolean' },
     'reopen-ms': { type: 'string' },
@@ -99,11 +103,22 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
   }
   const kubernetes = kubernetesFromArgs(values);
 
+  const dcgmMode = values['dcgm-mode'];
+  if (dcgmMode !== undefined && !(DCGM_MODES as readonly string[]).includes(dcgmMode)) {
+    throw new UsageError(`--dcgm-mode must be ${DCGM_MODES.join(', ')}, not "${dcgmMode}"`);
+  }
+  if (dcgmMode === 'embedded' && values['dcgm-host'] !== undefined) {
+    throw new UsageError('--dcgm-host names a running nv-hostengine: it cannot be combined with --dcgm-mode embedded');
+  }
+  const dcgm: DcgmConnection = {
+    ...(dcgmMode !== undefined ? { mode: dcgmMode as DcgmMode } : {}),
+    ...(values['dcgm-host'] !== undefined ? { host: values['dcgm-host'] } : {}),
+  };
   const options: GpuTelemetryOptions = {
     intervalMs,
     ...(values.simulate !== undefined ? { simulate: values.simulate } : {}),
     ...(values.nvml !== undefined ? { libraries: { nvml: values.nvml } } : {}),
-    ...(values['dcgm-host'] !== undefined ? { dcgm: { host: values['dcgm-host'] } } : {}),
+    ...(Object.keys(dcgm).length > 0 ? { dcgm } : {}),
     ...(values['no-dcgm'] ? { sources: { dcgm: false } } : {}),
   };
   let announced = false;

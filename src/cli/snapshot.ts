@@ -9,7 +9,8 @@ export const SNAPSHOT_HELP = `Usage: gpu-telemetry snapshot [options]
 
 Prints one sample of every GPU: each field with its value and unit, its status
 (ok, not_supported, no_permission, gpu_lost, stale, error, pending) and its source.
-Rates (PCIe, NVLink) need two samples, so it waits for the second one.
+Rates (PCIe, NVLink) need two samples, so it waits for the second one (and, up to a
+second more, for values still pending: GPM pairs samples at least 100 ms apart).
 
 Options:
   --json              print JSON (values in base units: Hz, bytes, W, J, °C, ratios 0-1)
@@ -47,11 +48,20 @@ export async function snapshotCommand(argv: string[], io: Io): Promise<number> {
   return 0;
 }
 
+/**
+ * The second sample, or a later one while fields are still `pending` (GPM pairs samples at least
+ * 100 ms apart, DCGM's first value needs an update cycle), for at most a second more.
+ */
 async function secondSample(gpu: GpuTelemetry): Promise<GpuSnapshot> {
   const first = gpu.snapshot();
   if (first.devices.length === 0) return first;
+  let deadline = Infinity;
   for await (const snap of gpu.samples()) {
-    if (snap.seq >= first.seq + 1) return snap;
+    if (snap.seq < first.seq + 1) continue;
+    const pending = snap.devices.some((d) => Object.values(d.status).includes('pending'));
+    if (!pending) return snap;
+    if (deadline === Infinity) deadline = Date.now() + 1000;
+    if (Date.now() >= deadline) return snap;
   }
   return gpu.snapshot();
 }

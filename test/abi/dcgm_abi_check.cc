@@ -5,13 +5,102 @@
 //     int status; int64_t ts; union { int64_t i64; double dbl; char str[256]; char blob[4096]; } value; }
 //   dcgmConnectV2Params_v2 { unsigned int version, persistAfterDisconnect, timeoutMs, addressIsUnixSocket; }
 //   MAKE_DCGM_VERSION(type, ver) = sizeof(type) | (ver << 24)
+//   dcgmReturn_t: every value, dcgm_structs.h lines 346-415 (the list below)
 // A mismatch fails the compile (static_assert) or the run (the printed count).
 #include <cstdio>
 #include <cstddef>
+#include <cstring>
 
 #include "vendor/dcgm_abi.h"
+#include "vendor/dcgm_api.h"
 
 using namespace gt::dcgm;
+
+// Every dcgmReturn_t name and value in NVIDIA/DCGM dcgmlib/dcgm_structs.h (72fa3fe, lines 346-415).
+struct ReturnFact {
+  const char* name;
+  int value;
+};
+static const ReturnFact kHeaderReturns[] = {
+    {"DCGM_ST_OK", 0},
+    {"DCGM_ST_BADPARAM", -1},
+    {"DCGM_ST_GENERIC_ERROR", -3},
+    {"DCGM_ST_MEMORY", -4},
+    {"DCGM_ST_NOT_CONFIGURED", -5},
+    {"DCGM_ST_NOT_SUPPORTED", -6},
+    {"DCGM_ST_INIT_ERROR", -7},
+    {"DCGM_ST_NVML_ERROR", -8},
+    {"DCGM_ST_PENDING", -9},
+    {"DCGM_ST_UNINITIALIZED", -10},
+    {"DCGM_ST_TIMEOUT", -11},
+    {"DCGM_ST_VER_MISMATCH", -12},
+    {"DCGM_ST_UNKNOWN_FIELD", -13},
+    {"DCGM_ST_NO_DATA", -14},
+    {"DCGM_ST_STALE_DATA", -15},
+    {"DCGM_ST_NOT_WATCHED", -16},
+    {"DCGM_ST_NO_PERMISSION", -17},
+    {"DCGM_ST_GPU_IS_LOST", -18},
+    {"DCGM_ST_RESET_REQUIRED", -19},
+    {"DCGM_ST_FUNCTION_NOT_FOUND", -20},
+    {"DCGM_ST_CONNECTION_NOT_VALID", -21},
+    {"DCGM_ST_GPU_NOT_SUPPORTED", -22},
+    {"DCGM_ST_GROUP_INCOMPATIBLE", -23},
+    {"DCGM_ST_MAX_LIMIT", -24},
+    {"DCGM_ST_LIBRARY_NOT_FOUND", -25},
+    {"DCGM_ST_DUPLICATE_KEY", -26},
+    {"DCGM_ST_GPU_IN_SYNC_BOOST_GROUP", -27},
+    {"DCGM_ST_GPU_NOT_IN_SYNC_BOOST_GROUP", -28},
+    {"DCGM_ST_REQUIRES_ROOT", -29},
+    {"DCGM_ST_NVVS_ERROR", -30},
+    {"DCGM_ST_INSUFFICIENT_SIZE", -31},
+    {"DCGM_ST_FIELD_UNSUPPORTED_BY_API", -32},
+    {"DCGM_ST_MODULE_NOT_LOADED", -33},
+    {"DCGM_ST_IN_USE", -34},
+    {"DCGM_ST_GROUP_IS_EMPTY", -35},
+    {"DCGM_ST_PROFILING_NOT_SUPPORTED", -36},
+    {"DCGM_ST_PROFILING_LIBRARY_ERROR", -37},
+    {"DCGM_ST_PROFILING_MULTI_PASS", -38},
+    {"DCGM_ST_DIAG_ALREADY_RUNNING", -39},
+    {"DCGM_ST_DIAG_BAD_JSON", -40},
+    {"DCGM_ST_DIAG_BAD_LAUNCH", -41},
+    {"DCGM_ST_DIAG_UNUSED", -42},
+    {"DCGM_ST_DIAG_THRESHOLD_EXCEEDED", -43},
+    {"DCGM_ST_INSUFFICIENT_DRIVER_VERSION", -44},
+    {"DCGM_ST_INSTANCE_NOT_FOUND", -45},
+    {"DCGM_ST_COMPUTE_INSTANCE_NOT_FOUND", -46},
+    {"DCGM_ST_CHILD_NOT_KILLED", -47},
+    {"DCGM_ST_3RD_PARTY_LIBRARY_ERROR", -48},
+    {"DCGM_ST_INSUFFICIENT_RESOURCES", -49},
+    {"DCGM_ST_PLUGIN_EXCEPTION", -50},
+    {"DCGM_ST_NVVS_ISOLATE_ERROR", -51},
+    {"DCGM_ST_NVVS_BINARY_NOT_FOUND", -52},
+    {"DCGM_ST_NVVS_KILLED", -53},
+    {"DCGM_ST_PAUSED", -54},
+    {"DCGM_ST_ALREADY_INITIALIZED", -55},
+    {"DCGM_ST_NVML_NOT_LOADED", -56},
+    {"DCGM_ST_NVML_DRIVER_TIMEOUT", -57},
+    {"DCGM_ST_NVVS_NO_AVAILABLE_TEST", -58},
+    {"DCGM_ST_MNDIAG_CONNECTION_NOT_AVAILABLE", -59},
+    {"DCGM_ST_MNDIAG_CONNECTION_UNAUTHORIZED", -60},
+    {"DCGM_ST_REMOTE_SSH_CONNECTION_FAILED", -61},
+    {"DCGM_ST_CHILD_SPAWN_FAILED", -62},
+    {"DCGM_ST_FILE_IO_ERROR", -63},
+    {"DCGM_ST_CHILD_SIGNAL_RECEIVED", -64},
+    {"DCGM_ST_CALLER_ALREADY_STOPPED", -65},
+    {"DCGM_ST_DIAG_STOPPED", -66},
+    {"DCGM_ST_GPUS_DETACHED", -67},
+};
+
+// native/vendor/dcgm_returns.def, the project's one table of return codes.
+struct OurReturn {
+  int value;
+  const char* name;
+};
+static const OurReturn kOurReturns[] = {
+#define GT_DCGM_RETURN(constant, value, text) {constant, text},
+#include "vendor/dcgm_returns.def"
+#undef GT_DCGM_RETURN
+};
 
 static int checks = 0;
 static int failures = 0;
@@ -47,7 +136,36 @@ int main() {
   EXPECT_EQ(sizeof(Handle), sizeof(void*));
   EXPECT_EQ(sizeof(GroupId), sizeof(void*));
   EXPECT_EQ(sizeof(FieldGroupId), sizeof(void*));
-  // dcgmReturn_t values
+  // dcgmReturn_t: the table names every value of the header, each with the header's number, and
+  // nothing else.
+  EXPECT_EQ(sizeof(kOurReturns) / sizeof(kOurReturns[0]), sizeof(kHeaderReturns) / sizeof(kHeaderReturns[0]));
+  for (const ReturnFact& fact : kHeaderReturns) {
+    ++checks;
+    bool found = false;
+    for (const OurReturn& ours : kOurReturns) {
+      if (std::strcmp(ours.name, fact.name) != 0) continue;
+      found = true;
+      if (ours.value != fact.value) {
+        ++failures;
+        std::printf("MISMATCH %s = %d, DCGM has %d\n", fact.name, ours.value, fact.value);
+      }
+      ++checks;
+      if (std::strcmp(returnName(fact.value), fact.name) != 0) {
+        ++failures;
+        std::printf("MISMATCH returnName(%d) = %s, DCGM has %s\n", fact.value, returnName(fact.value), fact.name);
+      }
+    }
+    if (!found) {
+      ++failures;
+      std::printf("MISSING %s (%d) from dcgm_returns.def\n", fact.name, fact.value);
+    }
+  }
+  ++checks;
+  if (std::strcmp(returnName(-2), "DCGM_ST_UNRECOGNISED") != 0 || std::strcmp(returnName(-68), "DCGM_ST_UNRECOGNISED") != 0) ++failures;
+  EXPECT_EQ(isProfilingLock(-34), 1);
+  EXPECT_EQ(isProfilingLock(-37), 1);
+  EXPECT_EQ(isProfilingLock(-36), 0);
+  // Values the code names directly
   EXPECT_EQ(kOk, 0);
   EXPECT_EQ(kBadParam, -1);
   EXPECT_EQ(kGenericError, -3);
