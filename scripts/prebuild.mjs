@@ -119,6 +119,22 @@ for (const step of plan) {
   timings.push({ arch: step.arch, seconds: (Date.now() - started) / 1000 });
 }
 
+/** The newest glibc / libstdc++ symbol versions a file needs (README "Requirements" names them). */
+function needs(file) {
+  const r = spawnSync('objdump', ['-T', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  if (r.status !== 0) return '';
+  const newer = (a, b) => {
+    for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+    return false;
+  };
+  const newest = {};
+  for (const [, lib, version] of r.stdout.matchAll(/\b(GLIBC|GLIBCXX)_([\d.]+)/g)) {
+    const v = version.split('.').map(Number);
+    if (!newest[lib] || newer(v, newest[lib])) newest[lib] = v;
+  }
+  return Object.entries(newest).map(([lib, v]) => `${lib}_${v.join('.')}`).join(' ');
+}
+
 // ---- 3. Check what will ship.
 const rows = [];
 let bad = false;
@@ -140,7 +156,7 @@ for (const { arch } of plan) {
     const machine = elfArch(file);
     const stripped = !hasSymtab(file);
     if (machine !== arch || !stripped) bad = true;
-    rows.push(`  ${`prebuilds/linux-${arch}/${f}`.padEnd(48)} ${String(machine).padEnd(6)} ${stripped ? 'stripped' : 'NOT STRIPPED'}  ${(fs.statSync(file).size / 1024).toFixed(0).padStart(5)} KiB`);
+    rows.push(`  ${`prebuilds/linux-${arch}/${f}`.padEnd(48)} ${String(machine).padEnd(6)} ${stripped ? 'stripped' : 'NOT STRIPPED'}  ${(fs.statSync(file).size / 1024).toFixed(0).padStart(5)} KiB  ${needs(file)}`);
   }
 }
 console.log(`\nprebuilds:\n${rows.join('\n')}`);
