@@ -132,7 +132,7 @@ function needs(file) {
     const v = version.split('.').map(Number);
     if (!newest[lib] || newer(v, newest[lib])) newest[lib] = v;
   }
-  return Object.entries(newest).map(([lib, v]) => `${lib}_${v.join('.')}`).join(' ');
+  return Object.entries(newest).sort(([a], [b]) => a.localeCompare(b)).map(([lib, v]) => `${lib}_${v.join('.')}`).join(' ');
 }
 
 // ---- 3. Check what will ship.
@@ -156,7 +156,7 @@ for (const { arch } of plan) {
     const machine = elfArch(file);
     const stripped = !hasSymtab(file);
     if (machine !== arch || !stripped) bad = true;
-    rows.push(`  ${`prebuilds/linux-${arch}/${f}`.padEnd(48)} ${String(machine).padEnd(6)} ${stripped ? 'stripped' : 'NOT STRIPPED'}  ${(fs.statSync(file).size / 1024).toFixed(0).padStart(5)} KiB  ${needs(file)}`);
+    rows.push(`  ${`prebuilds/linux-${arch}/${f}`.padEnd(50)} ${String(machine).padEnd(6)} ${stripped ? 'stripped' : 'NOT STRIPPED'}  ${(fs.statSync(file).size / 1024).toFixed(0).padStart(5)} KiB  ${needs(file)}`);
   }
 }
 console.log(`\nprebuilds:\n${rows.join('\n')}`);
