@@ -23,6 +23,7 @@ import path from 'node:path';
 import { ROOT, ToolchainError, arm64Node, crossCompiler, elfArch, hasSymtab, onPath } from './arm64-toolchain.mjs';
 
 const SUPPORTED = ['x64', 'arm64'];
+// Required in every prebuild folder (src/paths.ts and node-gyp-build look for these names).
 const FILES = ['gpu-telemetry.node', 'gpu_telemetry_sim.so', 'gpu_telemetry_sim_legacy.so'];
 const SIM_LIBS = FILES.filter((f) => f.endsWith('.so'));
 
@@ -140,13 +141,10 @@ const rows = [];
 let bad = false;
 for (const { arch } of plan) {
   const dir = path.join(ROOT, 'prebuilds', `linux-${arch}`);
+  // The files every prebuild must have, plus whatever else binding.gyp now builds (prebuildify
+  // copies every .so of build/Release): each must be for this arch and stripped.
   const present = fs.readdirSync(dir).sort();
-  const extra = present.filter((f) => !FILES.includes(f));
-  if (extra.length) {
-    console.error(`prebuilds/linux-${arch}: unexpected ${extra.join(', ')}`);
-    bad = true;
-  }
-  for (const f of FILES) {
+  for (const f of [...FILES, ...present.filter((p) => !FILES.includes(p))]) {
     const file = path.join(dir, f);
     if (!fs.existsSync(file)) {
       console.error(`prebuilds/linux-${arch}/${f}: missing`);
@@ -162,3 +160,4 @@ for (const { arch } of plan) {
 console.log(`\nprebuilds:\n${rows.join('\n')}`);
 console.log(timings.map((t) => `  linux-${t.arch}: ${t.seconds.toFixed(1)} s`).join('\n'));
 if (bad) fail('a prebuild is missing, for the wrong machine, or not stripped (see above)');
+if (plan.at(-1).arch !== host) console.log(`note: build/ now holds a linux-${plan.at(-1).arch} build; "npm run build:native" makes a local ${host} build again`);
