@@ -8,7 +8,8 @@
  * exactly as a local build): prebuilds/linux-<arch>/ then holds the addon (gpu-telemetry.node,
  * which node-gyp-build finds at run time) and the two simulator libraries (gpu_telemetry_sim.so,
  * gpu_telemetry_sim_legacy.so, which src/paths.ts finds), all stripped. Every file is checked
- * afterwards: present, an ELF of the right machine, no symbol table left.
+ * afterwards: present, an ELF of the right machine, no symbol table left. build/ is left holding
+ * an ordinary, unstripped local build of this machine's architecture.
  *
  * The architecture that is not this machine's is cross-built — on x64, arm64 with Debian's
  * aarch64-linux-gnu-g++ against the headers of Node for arm64 at this Node's version (fetched once
@@ -25,6 +26,7 @@ import { ROOT, ToolchainError, arm64Node, crossCompiler, elfArch, hasSymtab, onP
 const SUPPORTED = ['x64', 'arm64'];
 // Required in every prebuild folder (src/paths.ts and node-gyp-build look for these names).
 const FILES = ['gpu-telemetry.node', 'gpu_telemetry_sim.so', 'gpu_telemetry_sim_legacy.so'];
+const ADDON = FILES[0];
 const SIM_LIBS = FILES.filter((f) => f.endsWith('.so'));
 
 function fail(message) {
@@ -66,7 +68,7 @@ for (const arch of arches) {
         CC: cross.cc,
         CXX: cross.cxx,
         LINK: cross.cxx,
-        PREBUILD_STRIP_BIN: cross.strip,
+        PREBUILD_STRIP_BIN: cross.strip, // (used below, not by prebuildify)
         // node-gyp builds against these headers and reads their config.gypi (target_arch arm64).
         npm_config_nodedir: node.dir,
       },
@@ -99,23 +101,33 @@ for (const step of plan) {
   const started = Date.now();
   // Native: with-node-headers points node-gyp at the running Node's own headers (or the configured
   // nodedir). Cross: the nodedir above, which with-node-headers leaves alone.
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'with-node-headers.mjs'), prebuildify, '--napi', '--strip', ...step.args], {
+  // Not prebuildify's --strip: it strips build/'s files in place and then moves the addon out, which
+  // would leave the local build without its addon (and valgrind without symbols). The copies in
+  // prebuilds/ are stripped below instead.
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'with-node-headers.mjs'), prebuildify, '--napi', ...step.args], {
     cwd: ROOT,
     stdio: 'inherit',
     // JOBS: node-gyp runs make with that many jobs (default 1).
     env: { JOBS: 'max', ...process.env, ...nodeGypEnv, ...step.env },
   });
   if (r.status !== 0) fail(`prebuildify for linux-${step.arch} failed (exit ${r.status ?? r.signal})`);
-  // prebuildify copies (and strips) the *.so files it finds in build/Release; make sure of it.
+  // prebuildify moved build/Release/gpu_telemetry.node into prebuilds/: put a copy back, so build/
+  // stays a complete (unstripped) local build.
+  const builtAddon = path.join(ROOT, 'build', 'Release', 'gpu_telemetry.node');
+  if (!fs.existsSync(builtAddon)) fs.copyFileSync(path.join(dest, ADDON), builtAddon);
+  // prebuildify copies the *.so files it finds in build/Release; make sure of it.
   for (const lib of SIM_LIBS) {
     const target = path.join(dest, lib);
     if (!fs.existsSync(target)) {
       const built = path.join(ROOT, 'build', 'Release', lib);
       if (!fs.existsSync(built)) fail(`${path.relative(ROOT, built)} was not built`);
       fs.copyFileSync(built, target);
-      const s = spawnSync(step.env.PREBUILD_STRIP_BIN ?? 'strip', ['--strip-all', target], { stdio: 'inherit' });
-      if (s.status !== 0) fail(`strip ${target} failed`);
     }
+  }
+  const strip = step.env.PREBUILD_STRIP_BIN ?? 'strip';
+  for (const f of fs.readdirSync(dest)) {
+    const s = spawnSync(strip, ['--strip-all', path.join(dest, f)], { stdio: 'inherit' });
+    if (s.status !== 0) fail(`${strip} --strip-all prebuilds/linux-${step.arch}/${f} failed`);
   }
   timings.push({ arch: step.arch, seconds: (Date.now() - started) / 1000 });
 }
