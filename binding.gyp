@@ -15,6 +15,7 @@
         "native/sources/dcgm_source.cc",
         "native/vendor/dynlib.cc",
         "native/vendor/nvml_api.cc",
+        "native/vendor/nvml_session.cc",
         "native/vendor/dcgm_api.cc",
         "native/vendor/cupti_api.cc",
         "native/capture/capture.cc"

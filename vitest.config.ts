@@ -8,6 +8,9 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // The simulator aborts the process on a broken driver contract (nvmlShutdown while another
+    // thread is inside NVML, unloading it under a call): every test checks that for free.
+    env: { GTSIM_STRICT: '1' },
     reporters: ['default', './test/summary-reporter.ts'],
   },
 });

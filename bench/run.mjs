@@ -23,6 +23,9 @@ const { loadNative } = await import(path.join(ROOT, 'dist', 'native.js'));
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has('--quick');
+// --only=snapshot,close runs just those sections (snapshot, sampler, scrape, capture, hung, close, scale).
+const ONLY = [...args].find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? null;
+const want = (section) => ONLY === null || ONLY.includes(section);
 const WRITE = args.has('--write');
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-bench-'));
 const rows = [];
@@ -472,6 +475,27 @@ async function benchHungDriver() {
   }
 }
 
+// ---- 5b. close() ---------------------------------------------------------------------------------
+
+async function benchClose() {
+  console.log('\n5b. close(): 8 simulated GPUs with XID events being watched (every CLI run pays it)');
+  const times = [];
+  for (let i = 0; i < (QUICK ? 10 : 30); i++) {
+    const gpu = await openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 100 });
+    await nextSample(gpu);
+    await sleep(i % 7 * 13); // close at varying points of the sampling and event-wait cycles
+    const t0 = performance.now();
+    await gpu.close();
+    times.push((performance.now() - t0) * 1e6);
+  }
+  times.sort((a, b) => a - b);
+  const p50 = times[Math.floor(times.length / 2)];
+  const max = times[times.length - 1];
+  // It used to join the XID thread, which waits in nvmlEventSetWait for up to 250 ms per call.
+  row('close', 'close() p50', p50, { name: 'goal', value: 20e6 }, { goal: '< 20 ms', met: p50 < 20e6 });
+  row('close', 'close() max', max, { name: 'the XID wait it used to join', value: 250e6 }, { goal: '< 20 ms', met: max < 20e6 });
+}
+
 // ---- 6. scale ----------------------------------------------------------------------------------
 
 async function benchScale() {
@@ -498,12 +522,13 @@ const started = Date.now();
 console.log(`gpu-telemetry benchmarks${QUICK ? ' (--quick)' : ''}: ${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}, Node ${process.version}`);
 console.log(`  ${'what'.padEnd(58)} ${'ours'.padStart(12)}   ${'baseline (same run)'.padEnd(40)} ${'ratio'.padStart(9)}  goal`);
 try {
-  await benchSnapshot();
-  await benchSampler();
-  await benchScrape();
-  await benchCapture();
-  await benchHungDriver();
-  await benchScale();
+  if (want('snapshot')) await benchSnapshot();
+  if (want('sampler')) await benchSampler();
+  if (want('scrape')) await benchScrape();
+  if (want('capture')) await benchCapture();
+  if (want('hung')) await benchHungDriver();
+  if (want('close')) await benchClose();
+  if (want('scale')) await benchScale();
 } finally {
   fs.rmSync(TMP, { recursive: true, force: true });
 }

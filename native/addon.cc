@@ -6,6 +6,11 @@
 //    thread-safe function guarded so no call is made after Node finalized it (env teardown).
 //  - Every instance registers with its environment's AddonState; the environment's cleanup hook
 //    stops the threads (worker exit, process exit) with a bounded wait.
+//  - Some native threads outlive their environment on purpose: the XID event thread finishing its
+//    last bounded wait after close(), a sampler stuck in a driver call that never returns. Node
+//    unloads an addon (dlclose) when the worker that loaded it ends, so the addon pins itself in
+//    memory at load (pinThisLibrary): those threads never run code that has been unmapped.
+#include <dlfcn.h>
 #include <napi.h>
 
 #include <memory>
@@ -659,7 +664,22 @@ Napi::Value constants(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// Marks this shared object "never unload" (RTLD_NODELETE on the copy already loaded). Found by the
+// worker-termination test: a worker's environment teardown dlclosed the addon while a detached
+// XID thread was still finishing its wait in it (SIGSEGV in unmapped code).
+void pinThisLibrary() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&pinThisLibrary), &info) != 0 && info.dli_fname != nullptr) {
+      // The handle is kept forever on purpose: it is the pin.
+      (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    }
+  });
+}
+
 Napi::Object init(Napi::Env env, Napi::Object exports) {
+  pinThisLibrary();
   auto* state = new std::shared_ptr<AddonState>(std::make_shared<AddonState>());
   env.SetInstanceData<std::shared_ptr<AddonState>>(state);  // deleted when the environment goes
   napi_add_env_cleanup_hook(env, cleanupEnvironment, state->get());

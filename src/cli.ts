@@ -1,79 +1,28 @@
 #!/usr/bin/env node
-/** The gpu-telemetry command line. */
-import { createRequire } from 'node:module';
-import { describeError, processIo, UsageError, type Io } from './cli/common.js';
-import { scenariosCommand, SCENARIOS_HELP } from './cli/scenarios.js';
-import { serveCommand, SERVE_HELP } from './cli/serve.js';
-import { snapshotCommand, SNAPSHOT_HELP } from './cli/snapshot.js';
-import { watchCommand, WATCH_HELP } from './cli/watch.js';
+/**
+ * The `gpu-telemetry` executable (package.json "bin"). This file only runs the CLI: it is never
+ * imported, so it needs no "am I the main module?" check — such a check compared import.meta.url
+ * with process.argv[1] and silently did nothing when the file was reached through a symlink
+ * (npm's bin links, `npm i -g`, pnpm's node_modules). The commands live in cli/main.ts.
+ */
+import { describeError } from './cli/common.js';
+import { main } from './cli/main.js';
 
-export const MAIN_HELP = `Usage: gpu-telemetry <command> [options]
-
-NVIDIA GPU telemetry from NVML (and the built-in driver simulator).
-
-Commands:
-  snapshot     print one sample of every GPU and field (--json for JSON)
-  watch        a live terminal view of every GPU (like nvitop)
-  serve        a Prometheus exporter: /metrics, /healthz, /readyz
-  scenarios    list the driver-simulator scenarios
-  help [cmd]   show help for a command
-
-Run "gpu-telemetry <command> --help" for a command's options.
-Without a GPU, add --simulate h100-sxm-8 (or set GPU_TELEMETRY_SIMULATE).
-`;
-
-const HELP: Record<string, string> = { snapshot: SNAPSHOT_HELP, scenarios: SCENARIOS_HELP, serve: SERVE_HELP, watch: WATCH_HELP };
-
-export async function main(argv: string[], io: Io = processIo): Promise<number> {
-  const [command, ...rest] = argv;
-  try {
-    switch (command) {
-      case undefined:
-      case '-h':
-      case '--help':
-        io.out(MAIN_HELP);
-        return command === undefined ? 2 : 0;
-      case 'help': {
-        const topic = rest[0];
-        io.out(topic && HELP[topic] ? HELP[topic] : MAIN_HELP);
-        return 0;
-      }
-      case '-v':
-      case '--version': {
-        const require = createRequire(import.meta.url);
-        io.out(`${(require('../package.json') as { version: string }).version}\n`);
-        return 0;
-      }
-      case 'snapshot':
-        return await snapshotCommand(rest, io);
-      case 'scenarios':
-        return scenariosCommand(rest, io);
-      case 'serve':
-        return await serveCommand(rest, io);
-      case 'watch':
-        return await watchCommand(rest, io);
-      default:
-        throw new UsageError(`unknown command "${command}"`);
-    }
-  } catch (e) {
-    if (e instanceof UsageError) {
-      io.err(`gpu-telemetry: ${e.message}\n\n${command && HELP[command] ? HELP[command] : MAIN_HELP}`);
-      return 2;
-    }
-    io.err(`gpu-telemetry: ${describeError(e)}\n`);
-    return 1;
-  }
+// A reader that stops early (`gpu-telemetry scenarios | head -1`) closes the pipe: stop quietly,
+// like any Unix tool, instead of dying with an uncaught EPIPE stack.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
 }
 
-const invokedDirectly = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (invokedDirectly || process.argv[1]?.endsWith('/gpu-telemetry')) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      process.stderr.write(`gpu-telemetry: ${describeError(e)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`gpu-telemetry: ${describeError(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -56,8 +56,25 @@ export class GpuTelemetryError extends Error {
   }
 }
 
+/** `option` is the option's path (`intervalMs`, `libraries.nvml`), or '' for the options object itself. */
 export function invalidOption(option: string, message: string): GpuTelemetryError {
-  return new GpuTelemetryError('INVALID_OPTION', `options.${option}: ${message}`, { option });
+  return new GpuTelemetryError('INVALID_OPTION', `${option ? `options.${option}` : 'options'}: ${message}`, { option });
+}
+
+/** A value as an option message shows it: `42`, `"h100"`, `null`, `an array`, `a Date`, `a function`. */
+export function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'symbol') return 'a symbol';
+  if (typeof v === 'function') return 'a function';
+  const proto = Object.getPrototypeOf(v) as { constructor?: { name?: unknown } } | null;
+  if (proto === null || proto === Object.prototype) return 'an object';
+  const name = typeof proto.constructor?.name === 'string' && proto.constructor.name ? proto.constructor.name : null;
+  return name ? `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}` : 'an object with a prototype';
 }
 
 export function closedError(what: string): GpuTelemetryError {
@@ -96,6 +113,7 @@ export const NVML_RETURN_NAMES: Readonly<Record<number, string>> = Object.freeze
   27: 'NVML_ERROR_NOT_READY',
   28: 'NVML_ERROR_GPU_NOT_FOUND',
   29: 'NVML_ERROR_INVALID_STATE',
+  30: 'NVML_ERROR_RESET_TYPE_NOT_SUPPORTED',
   999: 'NVML_ERROR_UNKNOWN',
 });
 

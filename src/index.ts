@@ -79,3 +79,28 @@ export type {
 } from './capture/index.js';
 export { nvtx } from './nvtx.js';
 export type { Nvtx } from './nvtx.js';
+export {
+  createKubernetesPods,
+  KubernetesPods,
+  PodResourcesError,
+  DEFAULT_POD_RESOURCES_SOCKET,
+  parseProcCgroup,
+  readProcessCgroup,
+  attributeGpuProcesses,
+  attributeGpuPids,
+  readPodLogDirectory,
+  mapPodDevices,
+  parseDeviceId,
+} from './kubernetes/index.js';
+export type {
+  KubernetesOptions,
+  KubernetesStatus,
+  PodResourcesErrorCode,
+  ContainerRef,
+  GpuAssignment,
+  MigAssignment,
+  PodDeviceMap,
+  CgroupIdentity,
+  ProcessAttribution,
+  DeviceIdentifier,
+} from './kubernetes/index.js';

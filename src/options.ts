@@ -2,7 +2,7 @@
  * Options of openGpuTelemetry: their types, defaults and validation. Validation lives here (the
  * native side trusts what it is given); every message names the option and what is allowed.
  */
-import { invalidOption } from './errors.js';
+import { describeValue, invalidOption } from './errors.js';
 import { resolveScenario, type ResolvedScenario } from './simulator.js';
 
 export interface LibraryPaths {
@@ -110,13 +110,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
-  return typeof v;
-}
+const describe = describeValue;
 
 export function checkNumber(option: string, value: unknown, min: number, max: number, integer = false): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
@@ -145,7 +139,7 @@ function envValue(name: string): string | undefined {
 
 export function resolveOptions(options: GpuTelemetryOptions | undefined): ResolvedOptions {
   if (options === undefined || options === null) options = {};
-  if (!isPlainObject(options)) throw invalidOption('', `options must be an object, not ${describe(options)}`);
+  if (!isPlainObject(options)) throw invalidOption('', `must be a plain object like { intervalMs: 500 }, not ${describe(options)}`);
   for (const key of Object.keys(options)) {
     if (!KNOWN_OPTIONS.has(key)) {
       throw invalidOption(key, `unknown option (allowed: ${[...KNOWN_OPTIONS].join(', ')})`);

@@ -5,8 +5,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry, type OpenMetricsContentType } from 'prom-client';
-import { invalidOption } from './errors.js';
-import { registerGpuMetrics, type PrometheusExportOptions } from './exporters/prometheus.js';
+import { describeValue, invalidOption } from './errors.js';
+import { checkDcgmCombination, deviceUsable, registerGpuMetrics, type PrometheusExportOptions } from './exporters/prometheus.js';
+import type { DeviceSample } from './snapshot.js';
 import { asProvider, type GpuMetricsSource } from './exporters/source.js';
 import { createCaptureEndpoint, type CaptureEndpointOptions, type CaptureRoute } from './capture/endpoint.js';
 
@@ -25,21 +26,14 @@ export interface TelemetryServerOptions extends PrometheusExportOptions {
   capture?: CaptureEndpointOptions;
 }
 
-const SERVER_OPTIONS = new Set(['names', 'perLink', 'processes', 'hostname', 'requestTimeoutMs', 'capture']);
-
-function describeValue(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
-  return typeof v;
-}
+const SERVER_OPTIONS = new Set(['names', 'perLink', 'processes', 'hostname', 'requestTimeoutMs', 'capture', 'kubernetes']);
 
 /** Checks server / exporter options; every mistake is an INVALID_OPTION naming the option. */
 export function checkServerOptions(options: unknown): TelemetryServerOptions {
   if (options === undefined || options === null) return {};
-  if (typeof options !== 'object' || Array.isArray(options)) {
-    throw invalidOption('', `server options must be an object, not ${describeValue(options)}`);
+  const proto = typeof options === 'object' ? (Object.getPrototypeOf(options) as unknown) : undefined;
+  if (typeof options !== 'object' || Array.isArray(options) || (proto !== Object.prototype && proto !== null)) {
+    throw invalidOption('', `server options must be a plain object like { names: 'dcgm' }, not ${describeValue(options)}`);
   }
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o)) {
@@ -51,6 +45,7 @@ export function checkServerOptions(options: unknown): TelemetryServerOptions {
   for (const key of ['perLink', 'processes'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw invalidOption(key, `must be true or false, not ${describeValue(o[key])}`);
   }
+  checkDcgmCombination(o);
   if (o.hostname !== undefined && (typeof o.hostname !== 'string' || o.hostname.length > 253)) {
     throw invalidOption('hostname', `must be a host name of up to 253 characters, not ${describeValue(o.hostname)}`);
   }
@@ -78,6 +73,14 @@ export function sendText(res: http.ServerResponse, status: number, body: string,
 
 export function wantsOpenMetrics(accept: string | undefined): boolean {
   return typeof accept === 'string' && /application\/openmetrics-text/i.test(accept);
+}
+
+/** Why a lost or failing device is down: the reason of its first field in that state. */
+function firstReason(d: DeviceSample): string | null {
+  for (const [field, r] of Object.entries(d.reasons) as [keyof DeviceSample['status'], string | undefined][]) {
+    if (r && d.status[field] === d.state) return r.length > 160 ? `${r.slice(0, 160)}…` : r;
+  }
+  return null;
 }
 
 export function createTelemetryServer(source: GpuMetricsSource, options: TelemetryServerOptions = {}): TelemetryServer {
@@ -120,7 +123,20 @@ export function createTelemetryServer(source: GpuMetricsSource, options: Telemet
           sendText(res, 503, `not ready: sample is stale (${snap.staleReason})`);
           return;
         }
-        sendText(res, 200, `ready: ${snap.devices.length} GPU(s), sample age ${Math.round(snap.ageMs)} ms`);
+        const usable = snap.devices.filter(deviceUsable);
+        if (usable.length === 0) {
+          // Every GPU lost or in error (e.g. the driver went away mid-run): nothing this exporter
+          // reports is a reading, so it is not ready, and says why per GPU.
+          const why = snap.devices.map((d) => `GPU ${d.index} ${d.state}${firstReason(d) ? `: ${firstReason(d)}` : ''}`);
+          sendText(res, 503, `not ready: no usable GPU (${snap.devices.length ? why.join('; ') : 'no GPU found'})`);
+          return;
+        }
+        const down = snap.devices.length - usable.length;
+        sendText(
+          res,
+          200,
+          `ready: ${usable.length} GPU(s) usable${down ? ` (${down} of ${snap.devices.length} lost or in error)` : ''}, sample age ${Math.round(snap.ageMs)} ms`,
+        );
       },
     },
     '/': {

@@ -79,6 +79,12 @@ export interface DeviceSample {
   readonly processes: readonly ProcessSample[];
   /** True when the driver listed more processes than are kept (64). */
   readonly processesTruncated: boolean;
+  /**
+   * Whether the GPU is in MIG mode (nvmlDeviceGetMigMode, read every sample); null when the GPU or
+   * driver has no MIG. In MIG mode the whole-device utilisation is not supported and its memory and
+   * process figures need privileges (`reasons` say so); the MIG instances have their own.
+   */
+  readonly migMode: boolean | null;
 }
 
 export interface GpuSnapshot {
@@ -109,6 +115,12 @@ const M_STATE = 0;
 const M_PROCESS_COUNT = 1;
 const M_PROCESS_TRUNCATED = 2;
 const M_LINK_COUNT = 3;
+const M_MIG_MODE = 5;
+const M_NVLINK_FAILED_LINK = 6;
+
+const MIG_REASON =
+  'MIG mode is enabled on this GPU: whole-device utilisation is not supported, and its memory and process figures need privileges (per-instance figures come from its MIG devices)';
+const NVLINK_TOTALS = new Set<FieldName>(['nvlinkTxBytesPerSecond', 'nvlinkRxBytesPerSecond']);
 
 const PROFILING_REASON = 'needs DCGM (libdcgm.so.4/.3) or a Hopper-or-newer GPU with NVML GPM';
 const NOT_PROBED_REASON: Partial<Record<FieldName, string>> = {
@@ -170,6 +182,10 @@ export function reasonFor(field: FieldName, status: FieldStatus, source: FieldSo
       return 'the GPU is lost (NVML_ERROR_GPU_IS_LOST): fallen off the bus or needs a reset';
     case 'error':
       if (code === -6) return 'the system memory file (/proc/meminfo or meminfoPath) could not be read';
+      if (code === -7) return `${via} answered with a value that is not a finite number`;
+      if (code <= -100 && code >= -355) {
+        return `${via} answered with value type ${-100 - code}, which this build does not know (a newer driver): not read`;
+      }
       return `${via} failed: ${nvmlReturnName(code)} (${code})`;
     case 'pending':
       return 'no reading yet: a rate needs two samples';
@@ -202,15 +218,19 @@ export class SnapshotDecoder {
   // Reasons repeat sample after sample (same field, status, source and code): built once.
   private readonly reasonCache = new Map<string, string>();
 
-  private reason(d: number, i: number, st: FieldStatus, src: FieldSource, code: number): string {
+  private reason(d: number, i: number, st: FieldStatus, src: FieldSource, code: number, mig: boolean, failedLink: number): string {
     if (code === -2) {
       const note = this.fieldNotes[d]?.[i];
       if (note) return note;
     }
-    const key = `${i}|${st}|${src}|${code}`;
+    const key = `${i}|${st}|${src}|${code}|${mig ? 1 : 0}|${failedLink}`;
     let text = this.reasonCache.get(key);
     if (text === undefined) {
       text = reasonFor(FIELD_NAMES[i], st, src, code);
+      if (mig && (st === 'not_supported' || st === 'no_permission') && src === 'nvml') text = `${MIG_REASON} (${text})`;
+      if (failedLink >= 0 && NVLINK_TOTALS.has(FIELD_NAMES[i]) && st !== 'ok' && st !== 'pending' && st !== 'stale') {
+        text = `NVLink link ${failedLink}: ${text}`;
+      }
       if (this.reasonCache.size > 10_000) this.reasonCache.clear();
       this.reasonCache.set(key, text);
     }
@@ -249,6 +269,9 @@ export class SnapshotDecoder {
     const values = this.scratchValues;
     const statuses = this.scratchStatuses;
     const sources = this.scratchSources;
+    const metaBase = d * this.constants.deviceMetaStride;
+    const migRaw = this.deviceMeta[metaBase + M_MIG_MODE];
+    const failedLink = this.deviceMeta[metaBase + M_NVLINK_FAILED_LINK];
     for (let i = 0; i < this.fieldCount; i++) {
       let st: FieldStatus = FIELD_STATUSES[this.statuses[base + i]] ?? 'error';
       const src: FieldSource = FIELD_SOURCES[this.sources[base + i]] ?? 'none';
@@ -258,14 +281,13 @@ export class SnapshotDecoder {
       values[i] = real ? v : null;
       statuses[i] = st;
       sources[i] = src;
-      if (st !== 'ok') reasons[FIELD_NAMES[i]] = this.reason(d, i, st, src, this.codes[base + i]);
+      if (st !== 'ok') reasons[FIELD_NAMES[i]] = this.reason(d, i, st, src, this.codes[base + i], migRaw === 1, failedLink);
     }
     // One object literal per record (generated once for the field list): a fixed shape, built in
     // one allocation, instead of 51 keyed insertions.
     const fields = BUILD_RECORD(values) as Record<string, number | null>;
     const status = BUILD_RECORD(statuses) as Record<string, FieldStatus>;
     const source = BUILD_RECORD(sources) as Record<string, FieldSource>;
-    const metaBase = d * this.constants.deviceMetaStride;
     const rawState = DEVICE_STATES[this.deviceMeta[metaBase + M_STATE]] ?? 'error';
     const state: DeviceState = stale && rawState === 'ok' ? 'stale' : rawState;
 
@@ -311,6 +333,7 @@ export class SnapshotDecoder {
       nvlinks: Object.freeze(nvlinks),
       processes: Object.freeze(processes),
       processesTruncated: this.deviceMeta[metaBase + M_PROCESS_TRUNCATED] === 1,
+      migMode: migRaw === 1 ? true : migRaw === 0 ? false : null,
     });
   }
 }

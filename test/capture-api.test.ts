@@ -517,6 +517,15 @@ describe('OpenTelemetry', () => {
     });
   });
 
+  it('with no active span: the capture span is a root span, meta.otel has its trace and spanId null', async () => {
+    const cap = capture.arm({ steps: 1 });
+    cap.step();
+    const t = await cap.done;
+    const span = spans.filter((s) => s.name === 'gpu.kernel_capture').at(-1)!;
+    expect(span.parent ?? null).toBeNull();
+    expect(t.meta.otel).toEqual({ traceId: span.ctx.traceId, spanId: null, captureSpanId: span.ctx.spanId });
+  });
+
   it('a failed start ends the span with an error status', () => {
     FakeNative.nextStart = { ok: false, code: 'CUPTI_BUSY', message: 'another profiler holds CUPTI' };
     expect(() => capture.arm()).toThrow(/another profiler/);

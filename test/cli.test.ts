@@ -1,10 +1,14 @@
 /** The gpu-telemetry command line: in-process for detail, and the installed bin end to end. */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
+import { fitLine, renderWatch } from '../src/cli/watch.js';
 import { FIELD_NAMES } from '../src/index.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
+import { constantScenario, nextSamples, waitFor, withTelemetry, writeScenario } from './helpers.js';
 
 function run(argv: string[]) {
   let out = '';
@@ -57,6 +61,14 @@ describe('gpu-telemetry snapshot', () => {
     expect(unknown.err).toMatch(/unknown command "frob"/);
   });
 
+  it('help for an unknown command is a usage error (exit 2), as documented', async () => {
+    const r = await run(['help', 'frob']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/no help for "frob": unknown command/);
+    expect(r.err).toMatch(/Usage: gpu-telemetry <command>/);
+    expect((await run(['help'])).code).toBe(0);
+  });
+
   it('--help works on every command', async () => {
     for (const argv of [['--help'], ['snapshot', '--help'], ['scenarios', '--help'], ['help', 'snapshot']]) {
       const r = await run(argv);
@@ -75,8 +87,31 @@ describe('gpu-telemetry scenarios', () => {
 });
 
 describe('the installed bin', () => {
+  const bin = path.join(PACKAGE_ROOT, 'dist', 'cli.js');
+
+  it('runs when reached through a symlink (npm bin links, pnpm node_modules)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-cli-link-'));
+    fs.symlinkSync(bin, path.join(dir, 'gpu-telemetry'));
+    fs.symlinkSync(path.join(PACKAGE_ROOT, 'dist'), path.join(dir, 'dist'));
+    for (const entry of [path.join(dir, 'gpu-telemetry'), path.join(dir, 'dist', 'cli.js')]) {
+      const r = spawnSync(process.execPath, [entry, 'help', 'scenarios'], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, entry).toBe(0);
+      expect(r.stdout, entry).toMatch(/^Usage: gpu-telemetry scenarios/);
+    }
+  });
+
+  it('exits quietly when the reader closes the pipe early (scenarios | head -1)', () => {
+    // `| true` closes the pipe before the CLI has started writing: every write gets EPIPE.
+    for (const reader of ['true', 'head -1']) {
+      const r = spawnSync('bash', ['-c', `"${process.execPath}" "${bin}" scenarios | ${reader}; echo "cli exit: \${PIPESTATUS[0]}" >&2`], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(r.stderr, reader).toBe('cli exit: 0\n');
+    }
+  });
+
   it('runs from dist/ as a shebang script', () => {
-    const bin = path.join(PACKAGE_ROOT, 'dist', 'cli.js');
     const r = spawnSync(process.execPath, [bin, 'snapshot', '--simulate', 'a100-pcie-2', '--json', '--interval-ms', '50'], {
       encoding: 'utf8',
       timeout: 30_000,
@@ -88,18 +123,72 @@ describe('the installed bin', () => {
 });
 
 describe('gpu-telemetry watch', () => {
-  it('renders every GPU with bars, memory source and throttle reasons, then stops after --count', async () => {
+  const visible = (line: string) => line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+
+  it('piped: plain frames without escape codes, every GPU with bars, memory source and throttle reasons, stops after --count', async () => {
     const r = await run(['watch', '--simulate', 'gb10', '--count', '2', '--interval-ms', '50']);
     expect(r.code).toBe(0);
-    const frames = r.out.trim().split('\n\n\n');
+    expect(r.out).not.toMatch(/\x1b/);
     expect(r.out.match(/^gpu-telemetry watch · driver 580\.95\.05 · 1 GPU\(s\)/gm)).toHaveLength(2);
-    expect(frames[0]).toMatch(/GPU 0 NVIDIA GB10 \(simulated\)/);
-    expect(r.out).toMatch(/memory [█░]+ +\d+%.*\(system, unified\)/);
+    expect(r.out).toMatch(/^GPU 0 NVIDIA GB10 \(simulated\)$/m);
+    expect(r.out).toMatch(/memory [█░]+ +\d+% .*\(source: meminfo, unified memory\)/);
     expect(r.out).toMatch(/clocks held by: /);
+  });
+
+  it('fits 8 GPUs into 120×40: header first, one compact row per GPU, each with its memory source', async () => {
+    await withTelemetry({ simulate: 'h100-sxm-8', intervalMs: 50 }, async (gpu) => {
+      const snap = await nextSamples(gpu, 2);
+      const lines = renderWatch(gpu, snap, { width: 120, height: 40, color: true }).split('\n');
+      expect(lines.length).toBeLessThanOrEqual(40);
+      for (const l of lines) expect(visible(l).length, l).toBeLessThanOrEqual(120);
+      expect(lines[0]).toMatch(/^gpu-telemetry watch · driver 550\.90\.07 · 8 GPU\(s\) · .* · SIMULATED \(h100-sxm-8\)$/);
+      const rows = lines.map(visible).filter((l) => /^ {2}\d {2}H100/.test(l));
+      expect(rows.map((l) => Number(l.trim().split(' ')[0]))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      for (const row of rows) expect(row).toMatch(/\d+\.\d\/79\.6 GiB {2}nvml /);
+
+      // Room for the full view: six rows per GPU, the source on every memory line.
+      const full = renderWatch(gpu, snap, { width: 120, height: 60 }).split('\n');
+      expect(full.length).toBe(1 + 8 * 6);
+      expect(full.filter((l) => /^ {2}memory .*\(source: nvml\)$/.test(l))).toHaveLength(8);
+
+      // Narrow and short: columns give way, and GPUs that cannot be shown are counted, not cut off silently.
+      const tiny = renderWatch(gpu, snap, { width: 60, height: 8 }).split('\n');
+      expect(tiny.length).toBeLessThanOrEqual(8);
+      for (const l of tiny) expect(l.length, l).toBeLessThanOrEqual(60);
+      expect(tiny[tiny.length - 1]).toMatch(/^… 4 more GPU\(s\) not shown: the terminal has 8 rows/);
+      expect(tiny.filter((l) => /^ {2}\d {2}/.test(l)).every((l) => / nvml /.test(l))).toBe(true);
+    });
+  });
+
+  it('a lost GPU says so on its row', async () => {
+    const base = constantScenario();
+    const file = writeScenario({ ...base, devices: [{ ...base.devices[0], count: 8 }], faults: [{ type: 'gpu_lost', device: 3, atMs: 0 }] });
+    await withTelemetry({ simulate: file, intervalMs: 50, lostRetryMs: 60_000 }, async (gpu) => {
+      const snap = await waitFor(() => {
+        const s = gpu.snapshot();
+        return s.devices[3].state === 'gpu_lost' ? s : undefined;
+      });
+      const lines = renderWatch(gpu, snap, { width: 120, height: 40 }).split('\n');
+      expect(lines.find((l) => /^ {2}3 /.test(l))).toMatch(/\[GPU_LOST\] /);
+    });
+  });
+
+  it('fitLine cuts by visible characters and keeps colour codes whole', () => {
+    const red = '\x1b[31m██████\x1b[0m';
+    expect(fitLine(`ab${red}cd`, 5)).toBe('ab\x1b[31m███\x1b[0m');
+    expect(fitLine('short', 10)).toBe('short');
   });
 });
 
 describe('gpu-telemetry serve', () => {
+  it('--per-link / --processes with --names dcgm is a usage error, not an option silently ignored', async () => {
+    for (const flag of ['--per-link', '--processes']) {
+      const r = await run(['serve', '--simulate', 'a100-pcie-2', '--port', '0', '--names', 'dcgm', flag]);
+      expect(r.code, flag).toBe(2);
+      expect(r.err, flag).toMatch(new RegExp(`${flag} cannot be combined with --names dcgm`));
+    }
+  });
+
   it('--dcgm-host reaches that nv-hostengine; an unreachable one is a stated fallback in the start-up line', async () => {
     const { serveCommand } = await import('../src/cli/serve.js');
     const { EventEmitter } = await import('node:events');

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
 import { serveCommand } from '../src/cli/serve.js';
 import {
   createTelemetryServer,

@@ -41,9 +41,20 @@ describe('option validation', () => {
     expect(e.message).toMatch(message);
   });
 
-  it('rejects a non-object', async () => {
-    expect((await rejection(42)).code).toBe('INVALID_OPTION');
-    expect((await rejection([1])).code).toBe('INVALID_OPTION');
+  it('rejects a non-object, saying what it got', async () => {
+    for (const [bad, shown] of [
+      [42, '42'],
+      [[1], 'an array'],
+      [new Date(0), 'a Date'],
+      [new Map(), 'a Map'],
+      [() => 1, 'a function'],
+      ['h100-sxm-8', '"h100-sxm-8"'],
+    ] as const) {
+      const e = await rejection(bad);
+      expect(e.code).toBe('INVALID_OPTION');
+      expect(e.option).toBe('');
+      expect(e.message).toBe(`options: must be a plain object like { intervalMs: 500 }, not ${shown}`);
+    }
   });
 
   it('defaults: 1 s interval, stale after 3 intervals (at least 1 s), the standard soname', () => {

@@ -1,7 +1,8 @@
 /**
  * End to end: a real Prometheus (Debian's package) scrapes `gpu-telemetry serve --simulate` on
- * loopback; its query API sees the series of all 8 GPUs, and after the simulator loses one GPU,
- * gpu_telemetry_device_up for it is 0 (present, not absent).
+ * loopback with the shipped alert rules loaded; its query API sees the series of all 8 GPUs, and
+ * after the simulator loses one GPU, gpu_telemetry_device_up for it is 0 (present, not absent)
+ * and the XID 79 it reported just before falling off the bus is scraped and raises GpuXidErrors.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -49,6 +50,8 @@ describe.skipIf(!PROMETHEUS)('Prometheus scraping gpu-telemetry serve', () => {
     // a while to come up on a loaded machine, and the first half needs all 8 GPUs present.
     const trigger = path.join(dir, 'lose-gpu-5');
     scenario.faults = [{ type: 'gpu_lost', device: 5, whenFileExists: trigger }];
+    // Its last words: XID 79 the instant before the loss (within one sampling interval of it).
+    scenario.xids = [{ device: 5, atMs: 0, code: 79, whenFileExists: trigger }];
     const scenarioFile = path.join(dir, 'scenario.json');
     fs.writeFileSync(scenarioFile, JSON.stringify(scenario));
 
@@ -71,6 +74,8 @@ describe.skipIf(!PROMETHEUS)('Prometheus scraping gpu-telemetry serve', () => {
         'global:',
         '  scrape_interval: 1s',
         '  evaluation_interval: 1s',
+        'rule_files:',
+        `  - ${path.join(PACKAGE_ROOT, 'prometheus', 'alerts.yml')}`,
         'scrape_configs:',
         '  - job_name: gpu-telemetry',
         '    static_configs:',
@@ -127,5 +132,19 @@ describe.skipIf(!PROMETHEUS)('Prometheus scraping gpu-telemetry serve', () => {
     expect((await query(promPort, 'gpu_telemetry_device_up == 1')).length).toBe(7);
     await sleep(1500);
     expect((await query(promPort, 'gpu_power_watts{gpu="5"}')).length).toBe(0);
-  }, 90_000);
+
+    // The XID that announced the loss comes from the driver's event stream, not from reading the
+    // lost GPU: its counter stays, and the shipped alert sees it (pending: `for: 1m` not yet over).
+    expect((await query(promPort, 'gpu_xid_errors_total{gpu="5"}'))[0]?.value[1]).toBe('1');
+    expect((await query(promPort, 'gpu_last_xid{gpu="5"}'))[0]?.value[1]).toBe('79');
+    let alerts: Awaited<ReturnType<typeof query>> = [];
+    const alertDeadline = Date.now() + 20_000;
+    while (Date.now() < alertDeadline) {
+      alerts = await query(promPort, 'ALERTS{alertname="GpuXidErrors"}');
+      if (alerts.length > 0) break;
+      await sleep(250);
+    }
+    expect(alerts.map((a) => a.metric.gpu)).toEqual(['5']);
+    expect(['pending', 'firing']).toContain(alerts[0].metric.alertstate);
+  }, 120_000);
 });

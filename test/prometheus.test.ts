@@ -33,7 +33,6 @@ describe('registerGpuMetrics (default names)', () => {
       expect(tensor).toMatchObject({ value: 1, labels: { source: 'dcgm' } });
       // Every ok field of the snapshot is exported, once per GPU.
       for (const f of FIELDS) {
-        if (f.name === 'clockEventReasons') continue;
         const okCount = snap.devices.filter((d) => d.status[f.name] === 'ok').length;
         expect.soft(byName(lines, f.prometheus).length, f.prometheus).toBe(okCount);
       }
@@ -46,6 +45,11 @@ describe('registerGpuMetrics (default names)', () => {
       });
       expect(byName(lines, 'gpu_telemetry_sample_age_seconds')[0].value).toBeLessThan(5);
       expect(byName(lines, 'gpu_clock_event_reason_active')).toHaveLength(8 * 9);
+      // The raw bitmask is a real reading too (listed in FIELDS, so it is emitted, with its unit).
+      const mask = byName(lines, 'gpu_clock_event_reasons').find((l) => l.labels.gpu === '0')!;
+      expect(mask.value).toBe(snap.devices[0].fields.clockEventReasons);
+      expect(types.get('gpu_clock_event_reasons')).toBe('gauge');
+      expect(await registry.getSingleMetricAsString('gpu_clock_event_reasons')).toMatch(/^# HELP gpu_clock_event_reasons .*Unit: bitmask .*Source: nvml/);
     });
   });
 
@@ -137,7 +141,9 @@ describe('when the GPUs cannot be read', () => {
       expect(byName(lines, 'gpu_telemetry_sample_stale')[0].value).toBe(1);
       expect(byName(lines, 'gpu_telemetry_sample_age_seconds')[0].value).toBeGreaterThan(0.5);
       expect(byName(lines, 'gpu_sm_clock_hertz')).toHaveLength(0);
-      expect(byName(lines, 'gpu_telemetry_device_up')).toHaveLength(1);
+      // A hung call makes the sample stale, not the GPU dead: device_up means lost or in error only.
+      expect(gpu.snapshot().devices[0].state).toBe('stale');
+      expect(byName(lines, 'gpu_telemetry_device_up').map((l) => l.value)).toEqual([1]);
     });
   });
 });
@@ -190,6 +196,30 @@ describe('names: dcgm', () => {
   });
 });
 
+describe('options that do not apply are refused, never ignored', () => {
+  it('perLink / processes with names: dcgm is INVALID_OPTION naming both options', async () => {
+    await withTelemetry({ simulate: 'a100-pcie-2', intervalMs: 100 }, async (gpu) => {
+      for (const [extra, option] of [
+        [{ perLink: true }, 'perLink'],
+        [{ processes: true }, 'processes'],
+      ] as const) {
+        const registry = new Registry();
+        let error: unknown;
+        try {
+          registerGpuMetrics(registry, gpu, { names: 'dcgm', ...extra });
+        } catch (e) {
+          error = e;
+        }
+        expect(error, option).toMatchObject({ code: 'INVALID_OPTION', option });
+        expect((error as Error).message).toMatch(new RegExp(`^options\\.${option}: ${option} and names: 'dcgm' cannot be combined`));
+        expect(registry.getMetricsAsArray(), 'nothing half-registered').toHaveLength(0);
+        // false asks for nothing: accepted.
+        expect(() => registerGpuMetrics(new Registry(), gpu, { names: 'dcgm', [option]: false })).not.toThrow();
+      }
+    });
+  });
+});
+
 describe('renderText (the server\'s fast path)', () => {
   it('renders exactly what prom-client renders from the same collector, in both naming modes', async () => {
     await withTelemetry({ simulate: 'h100-sxm-8', intervalMs: 100 }, async (gpu) => {
@@ -199,8 +229,18 @@ describe('renderText (the server\'s fast path)', () => {
       for (const options of [{ names: 'dcgm' as const, hostname: 'a"b\\c\nd' }, { perLink: true, processes: true }, {}]) {
         const registry = new Registry();
         const metrics = registerGpuMetrics(registry, gpu, options);
-        const viaPromClient = normalise(await registry.metrics());
-        expect(normalise(metrics.renderText())).toBe(viaPromClient);
+        // Compare two renderings of the same sample: prom-client's is async, and on a loaded
+        // machine it can outlast the 100 ms interval, so retry while a new sample lands between.
+        let viaPromClient = '';
+        let direct = '';
+        for (let attempt = 0; attempt < 50; attempt++) {
+          await new Promise((r) => setImmediate(r)); // the collector keeps a scrape's snapshot until its tick ends
+          const seq = gpu.snapshot().seq;
+          viaPromClient = normalise(await registry.metrics());
+          direct = normalise(metrics.renderText());
+          if (gpu.snapshot().seq === seq) break;
+        }
+        expect(direct).toBe(viaPromClient);
         expect(viaPromClient).toContain(options.names === 'dcgm' ? 'Hostname="a\\"b\\\\c\\nd"' : 'gpu_sm_clock_hertz{');
       }
     });

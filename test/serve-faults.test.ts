@@ -108,10 +108,17 @@ describe('serve under driver faults', () => {
       expect(valueIn(gone, 'gpu_telemetry_field_supported', { gpu: '0', field: 'powerWatts' })).toBe(0);
       expect(valueIn(gone, 'gpu_telemetry_up')).toBe(1); // the exporter itself still works
       expect((await get(s.port, '/healthz')).status).toBe(200);
+      // Every GPU in error: nothing usable, so not ready, and the reason is given.
+      const notReady = await waitForAsync(async () => {
+        const r = await get(s.port, '/readyz');
+        return r.status === 503 ? r : undefined;
+      });
+      expect(notReady.body).toMatch(/^not ready: no usable GPU \(GPU 0 error: .*NVML_ERROR_DRIVER_NOT_LOADED/);
       t.off();
       const back = await scrapeWhen(s, (b) => valueIn(b, 'gpu_telemetry_device_up', { gpu: '0' }) === 1);
       await scrapeWhen(s, (b) => valueIn(b, 'gpu_power_watts', { gpu: '1' }) !== undefined);
       expect(valueIn(back, 'gpu_telemetry_field_supported', { gpu: '0', field: 'powerWatts' })).toBe(1);
+      expect((await get(s.port, '/readyz')).status).toBe(200);
       expect(await stop(s)).toBe(0);
     } finally {
       t.off();
@@ -174,6 +181,10 @@ describe('serve under driver faults', () => {
       expect(valueIn(stale, 'gpu_power_watts', { gpu: '0' })).toBeUndefined();
       expect(valueIn(stale, 'gpu_telemetry_up')).toBe(1);
       expect(valueIn(stale, 'gpu_telemetry_sample_age_seconds')).toBeGreaterThan(1);
+      // Stale is not down: device_up means lost or in error only (GpuDeviceDown must not page
+      // for a hung call; GpuTelemetryStale does).
+      expect(valueIn(stale, 'gpu_telemetry_device_up', { gpu: '0' })).toBe(1);
+      expect(valueIn(stale, 'gpu_telemetry_device_up', { gpu: '1' })).toBe(1);
       const ready = await get(s.port, '/readyz');
       expect(ready.status).toBe(503);
       expect(ready.body).toMatch(/nvmlDeviceGetPowerUsage on GPU 1 has not returned for/);

@@ -1,4 +1,5 @@
 /** The HTTP endpoints: routing, negotiation, readiness, and every bad request answered clearly. */
+import fs from 'node:fs';
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTelemetryServer, openGpuTelemetry, TelemetrySupervisor, type GpuTelemetry, type TelemetryServer } from '../src/index.js';
@@ -62,6 +63,37 @@ describe('telemetry server', () => {
     expect(stale.status).toBe(503);
     expect(stale.body).toMatch(/stale \(nvmlDeviceGetPowerUsage on GPU 0 has not returned/);
     expect((await request(port, '/healthz')).status).toBe(200);
+  });
+
+  it('/readyz is 503 with the reason when no GPU is usable (the driver went away), 200 while one is', async () => {
+    const base = constantScenario();
+    const trigger = writeScenario({}).replace(/\.json$/, '.fault');
+    const file = writeScenario({
+      ...base,
+      devices: [{ ...base.devices[0], count: 2 }],
+      faults: [
+        { type: 'gpu_lost', device: 1, atMs: 0 },
+        { type: 'driver_gone', code: 9, whenFileExists: trigger },
+      ],
+    });
+    const gpu = await openGpuTelemetry({ simulate: file, intervalMs: 50, lostRetryMs: 60_000 });
+    cleanup.push(async () => {
+      fs.rmSync(trigger, { force: true });
+      await gpu.close();
+    });
+    const port = await serve(gpu);
+    await waitFor(() => gpu.snapshot().devices[1].state === 'gpu_lost' && gpu.snapshot().devices[0].state === 'ok');
+    const partly = await request(port, '/readyz');
+    expect(partly.status).toBe(200);
+    expect(partly.body).toMatch(/^ready: 1 GPU\(s\) usable \(1 of 2 lost or in error\)/);
+    fs.writeFileSync(trigger, '');
+    await waitFor(() => gpu.snapshot().devices.every((d) => d.state === 'error' || d.state === 'gpu_lost'));
+    const none = await request(port, '/readyz');
+    expect(none.status).toBe(503);
+    expect(none.body).toMatch(/^not ready: no usable GPU \(GPU 0 error: .*NVML_ERROR_DRIVER_NOT_LOADED.*; GPU 1 gpu_lost/);
+    fs.rmSync(trigger);
+    await waitFor(() => gpu.snapshot().devices[0].state === 'ok');
+    expect((await request(port, '/readyz')).status).toBe(200);
   });
 
   it('without GPUs: /metrics answers with gpu_telemetry_up 0, /readyz says why', async () => {

@@ -40,3 +40,5 @@ function which(cmd: string): string | null {
 /** Debian's prometheus package: the server and promtool. */
 export const PROMETHEUS = which('prometheus');
 export const PROMTOOL = which('promtool');
+/** Debian's tmux: a real terminal for `gpu-telemetry watch` (alternate screen, size, resize). */
+export const TMUX = which('tmux');

@@ -50,13 +50,18 @@ constexpr int32_t kCodeCounterReset = -3;   // a cumulative counter went backwar
 constexpr int32_t kCodeHung = -4;           // the call did not return in time (set by the reader)
 constexpr int32_t kCodeUnifiedMemory = -5;  // meaningless on a unified-memory part (GB10 on NVLink-C2C)
 constexpr int32_t kCodeMeminfoError = -6;   // /proc/meminfo could not be read or parsed
+constexpr int32_t kCodeNotFinite = -7;      // a source answered success with NaN or infinity
+// NVML answered a field value in a value type this build does not know (a newer driver): the code
+// is kCodeUnknownValueTypeBase - type, so the reason can name the type.
+constexpr int32_t kCodeUnknownValueTypeBase = -100;
+constexpr int32_t unknownValueTypeCode(int type) { return kCodeUnknownValueTypeBase - (type < 0 ? 0 : type > 255 ? 255 : type); }
 // DCGM answers with its own (negative) return codes; its in-band sentinels get positive codes:
 // kCodeDcgmBlank + 0 BLANK (no update cycle yet), +1 NOT_FOUND, +2 NOT_SUPPORTED, +3 NOT_PERMISSIONED.
 constexpr int32_t kCodeDcgmBlank = 1000;
 constexpr int32_t kCodeDcgmWrongType = 1010;  // the value has a type the field never has
 constexpr int32_t kCodeDcgmOld = 1011;        // DCGM has not refreshed the value for several cycles
 
-constexpr size_t kMaxLinks = 18;       // NVLink links per device (NVML_NVLINK_MAX_LINKS)
+constexpr size_t kMaxLinks = 36;       // NVLink links per device (NVML_NVLINK_MAX_LINKS, NVML 13.3)
 constexpr size_t kLinkStride = 3;      // state, txBytesPerSecond, rxBytesPerSecond
 constexpr size_t kMaxProcesses = 64;   // processes reported per device; more sets `truncated`
 constexpr size_t kProcessStride = 2;   // pid, usedMemoryBytes
@@ -69,6 +74,8 @@ enum DeviceMeta : size_t {
   kDevProcessTruncated,  // 1 when the driver reported more than we keep
   kDevLinkCount,         // links the device has (0..kMaxLinks)
   kDevLostCode,          // vendor code that marked it lost/errored
+  kDevMigMode,           // 1 MIG enabled, 0 disabled, -1 unknown (no MIG on this GPU or driver)
+  kDevNvlinkFailedLink,  // the first up link whose counters failed this sample (-1: none)
   kDevMetaStride
 };
 

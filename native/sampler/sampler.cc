@@ -101,22 +101,22 @@ void Sampler::failOpen(std::string code, std::string message) {
 
 bool Sampler::openBackend() {
   const bool loaded = options_.privateLibraryCopy && options_.nvmlCandidates.size() == 1
-                          ? nvmlLib_.openPrivateCopy(options_.nvmlCandidates[0])
-                          : nvmlLib_.open(options_.nvmlCandidates);
-  openError_.tried = nvmlLib_.tried();
+                          ? session_->lib.openPrivateCopy(options_.nvmlCandidates[0])
+                          : session_->lib.open(options_.nvmlCandidates);
+  openError_.tried = session_->lib.tried();
   if (!loaded) {
-    failOpen("LIBRARY_NOT_FOUND", "could not load NVML (" + nvmlLib_.error() +
+    failOpen("LIBRARY_NOT_FOUND", "could not load NVML (" + session_->lib.error() +
                                       "); install the NVIDIA driver or set GPU_TELEMETRY_NVML_LIB / "
                                       "options.libraries.nvml to libnvidia-ml.so.1");
     return false;
   }
-  openError_.libraryPath = nvmlLib_.path();
-  system_.nvmlLibraryPath = nvmlLib_.path();
+  openError_.libraryPath = session_->lib.path();
+  system_.nvmlLibraryPath = session_->lib.path();
 
   if (!options_.simulatorScenario.empty()) {
-    auto configure = reinterpret_cast<SimConfigureFn>(nvmlLib_.symbol(kSimConfigureSymbol));
+    auto configure = reinterpret_cast<SimConfigureFn>(session_->lib.symbol(kSimConfigureSymbol));
     if (configure == nullptr) {
-      failOpen("INVALID_OPTION", nvmlLib_.path() + " is not the gpu-telemetry simulator (no " +
+      failOpen("INVALID_OPTION", session_->lib.path() + " is not the gpu-telemetry simulator (no " +
                                      kSimConfigureSymbol + " symbol)");
       return false;
     }
@@ -128,24 +128,24 @@ bool Sampler::openBackend() {
   }
 
   std::string missing;
-  if (!nvml_.resolve(nvmlLib_, &missing)) {
-    failOpen("SYMBOL_MISSING", nvmlLib_.path() + " does not export " + missing + ": it is not a usable NVML");
+  if (!session_->api.resolve(session_->lib, &missing)) {
+    failOpen("SYMBOL_MISSING", session_->lib.path() + " does not export " + missing + ": it is not a usable NVML");
     return false;
   }
 #define GT_NVML_RECORD(member, ret, params, ...) \
-  system_.resolvedSymbols.emplace_back(#member, nvml_.member##Symbol ? nvml_.member##Symbol : "");
+  system_.resolvedSymbols.emplace_back(#member, session_->api.member##Symbol ? session_->api.member##Symbol : "");
   GT_NVML_FUNCTIONS(GT_NVML_RECORD)
 #undef GT_NVML_RECORD
 
   nvml::Return r;
   {
-    TrackedCall tracked(tracker_, nvml_.initSymbol, -1);
-    r = nvml_.init();
+    TrackedCall tracked(tracker_, session_->api.initSymbol, -1);
+    r = session_->api.init();
   }
   if (r != nvml::kSuccess) {
     openError_.hasVendorCode = true;
     openError_.vendorCode = r;
-    openError_.vendorMessage = nvml_.describe(r);
+    openError_.vendorMessage = session_->api.describe(r);
     std::string code = "VENDOR_ERROR";
     std::string hint;
     switch (r) {
@@ -169,22 +169,22 @@ bool Sampler::openBackend() {
       default:
         break;
     }
-    failOpen(code, std::string(nvml_.initSymbol) + " failed with " + nvml::returnName(r) + " (" +
+    failOpen(code, std::string(session_->api.initSymbol) + " failed with " + nvml::returnName(r) + " (" +
                        std::to_string(r) + ", \"" + openError_.vendorMessage + "\")" + hint);
     return false;
   }
-  nvmlInitialized_ = true;
+  session_->initialized = true;
 
   NvmlSource::Options sourceOptions;
   sourceOptions.lostRetryNs = options_.lostRetryNs;
   sourceOptions.slowCallMinGapNs = options_.slowCallMinGapNs;
-  nvmlSource_ = std::make_unique<NvmlSource>(nvml_, tracker_, sourceOptions);
+  nvmlSource_ = std::make_unique<NvmlSource>(session_->api, tracker_, sourceOptions);
   std::string failedCall;
   r = nvmlSource_->discover(devices_, system_, failedCall);
   if (r != nvml::kSuccess) {
     openError_.hasVendorCode = true;
     openError_.vendorCode = r;
-    openError_.vendorMessage = nvml_.describe(r);
+    openError_.vendorMessage = session_->api.describe(r);
     failOpen(r == nvml::kErrorNoPermission ? "NO_PERMISSION" : "VENDOR_ERROR",
              failedCall + " failed with " + nvml::returnName(r) + " (" + std::to_string(r) + ", \"" +
                  openError_.vendorMessage + "\")");
@@ -193,7 +193,7 @@ bool Sampler::openBackend() {
   {
     std::vector<nvml::Device> handles;
     for (size_t d = 0; d < devices_.size(); ++d) handles.push_back(nvmlSource_->handle(d));
-    auto watcher = std::make_unique<XidWatcher>(nvml_, std::move(handles));
+    auto watcher = XidWatcher::create(session_, std::move(handles), options_.lostRetryNs / 1'000'000);
     watcher->start([this] {
       if (!xidNotified_.exchange(true, std::memory_order_acq_rel)) sink_(SamplerEvent::XidReady);
     });
@@ -218,7 +218,7 @@ bool Sampler::openGpm() {
   }
   std::vector<nvml::Device> handles;
   for (size_t d = 0; d < devices_.size(); ++d) handles.push_back(nvmlSource_->handle(d));
-  gpm_ = std::make_unique<GpmSource>(nvml_, tracker_, std::move(handles));
+  gpm_ = std::make_unique<GpmSource>(session_->api, tracker_, std::move(handles));
   gpm_->probe();
   if (gpm_->anySupported()) {
     gpmReport_ = {"active", "", "NVML GPM"};
@@ -244,7 +244,7 @@ bool Sampler::openDcgm() {
   }
   DcgmOptions o;
   o.candidates = options_.dcgmCandidates;
-  o.sharedLibrary = options_.dcgmFromNvmlLibrary ? &nvmlLib_ : nullptr;
+  o.sharedLibrary = options_.dcgmFromNvmlLibrary ? &session_->lib : nullptr;
   o.absentReason = options_.dcgmAbsentReason;
   o.host = options_.dcgmHost;
   o.hostIsUnixSocket = options_.dcgmHostIsUnixSocket;
@@ -327,6 +327,15 @@ void Sampler::planSources() {
       }
       nvmlMask_[d] &= ~gpmMask_[d];
     }
+    // A GPU that NVML says has no NVLink has no NVLink traffic, whatever the profiling sources
+    // answer (DCGM reports 0 on PCIe cards): its rates are NVML's not_supported, not a 0.
+    if (nvmlSource_->linkCount(d) == 0) {
+      for (Field f : {Field::NvlinkTxBytesPerSecond, Field::NvlinkRxBytesPerSecond}) {
+        dcgmMask_[d].reset(idx(f));
+        gpmMask_[d].reset(idx(f));
+        if (!info.unifiedMemory) nvmlMask_[d].set(idx(f));
+      }
+    }
     const std::string gpmWhy = gpm_ ? std::string("GPM: ") + (gpm_->code(d) == kCodeSymbolMissing
                                                                     ? "the driver has no GPM"
                                                                     : nvml::returnName(gpm_->code(d)))
@@ -403,9 +412,23 @@ void Sampler::sampleOnce() {
       row.set(Field::LastXid, static_cast<double>(xid_->lastXid(d)), Source::Nvml);
     }
     if (nvmlSource_->deviceLost(d)) {
-      // A lost GPU has no valid reading from any source.
+      // A lost GPU has no valid reading from any source...
       const int32_t code = static_cast<int32_t>(row.meta(kDevLostCode));
       for (size_t f = 0; f < kFieldCount; ++f) row.fail(static_cast<Field>(f), Status::GpuLost, Source::None, code);
+      // ...but its XID count comes from the driver's event stream, not from reading the device:
+      // the XID 79 that announced the loss is its last word, and must stay visible (the count
+      // only grows; an alert on it must be able to fire after the GPU is gone).
+      if (xid_->supported(d)) {
+        row.set(Field::XidErrors, static_cast<double>(xid_->count(d)), Source::Nvml);
+        row.set(Field::LastXid, static_cast<double>(xid_->lastXid(d)), Source::Nvml);
+      }
+    }
+    // Whatever a source answered, a number that is not finite is never published as a reading.
+    for (size_t f = 0; f < kFieldCount; ++f) {
+      const Field field = static_cast<Field>(f);
+      if (row.status(field) == Status::Ok && !std::isfinite(row.value(field))) {
+        row.fail(field, Status::Error, Source::None, kCodeNotFinite);
+      }
     }
   }
 }
@@ -466,24 +489,19 @@ SamplerStats Sampler::stats() const {
 }
 
 void Sampler::closeBackend() {
-  // The event thread waits inside NVML: stop it before NVML shuts down.
-  if (xid_) xid_->stop();
+  // The event thread may be inside nvmlEventSetWait for up to its timeout: it is told to stop and
+  // not waited for. It holds its own share of the NVML session, so NVML is shut down (and a
+  // private simulator copy released) by whichever of us lets go last, never under its wait.
+  if (xid_) xid_->requestStop();
   gpm_.reset();  // frees its sample buffers while NVML is still up
   dcgm_.reset();  // may use the NVML library's handle (the simulator): before it closes
   nvmlSource_.reset();
-  if (nvmlInitialized_) {
-    TrackedCall tracked(tracker_, "nvmlShutdown", -1);
-    nvml_.shutdown();
-    nvmlInitialized_ = false;
+  session_->privateCopy = options_.privateLibraryCopy;
+  {
+    std::lock_guard<std::mutex> lock(xidMutex_);
+    xid_.reset();
   }
-  // A private copy of the simulator is unloaded for good: let it free its state first (we are
-  // past our last call into it, and the event thread is joined). Found by scripts/leak-check.mjs:
-  // ~20 KiB per open/close of an 8-GPU scenario.
-  if (options_.privateLibraryCopy && nvmlLib_.isOpen()) {
-    using SimReleaseFn = int (*)();
-    if (auto release = reinterpret_cast<SimReleaseFn>(nvmlLib_.symbol("gtsim_release"))) release();
-  }
-  nvmlLib_.close();
+  session_.reset();
 }
 
 void Sampler::run(std::shared_ptr<Sampler> self) {

@@ -20,6 +20,7 @@
 #include "../sources/xid_watcher.h"
 #include "../vendor/dynlib.h"
 #include "../vendor/nvml_api.h"
+#include "../vendor/nvml_session.h"
 #include "call_tracker.h"
 #include "sample.h"
 
@@ -145,10 +146,9 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   EventSink sink_;
   std::thread thread_;
 
-  // Owned by the sampling thread until Opened; read-only afterwards.
-  DynLib nvmlLib_;
-  nvml::Api nvml_;
-  bool nvmlInitialized_ = false;
+  // Owned by the sampling thread until Opened; read-only afterwards. The session is shared with
+  // the XID thread: whichever of the two lets go last shuts NVML down (nvml_session.h).
+  std::shared_ptr<NvmlSession> session_ = std::make_shared<NvmlSession>();
   std::unique_ptr<NvmlSource> nvmlSource_;
   std::vector<DeviceInfo> devices_;
   SystemInfo system_;
@@ -168,7 +168,7 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   std::vector<std::vector<std::string>> notes_;
   std::vector<std::vector<std::pair<Field, int32_t>>> fixed_;
   std::unique_ptr<MeminfoSource> meminfo_;
-  std::unique_ptr<XidWatcher> xid_;
+  std::shared_ptr<XidWatcher> xid_;
   std::mutex xidMutex_;  // guards xid_ against drainXids racing the thread's teardown
   std::atomic<bool> xidNotified_{false};
   bool anyUnified_ = false;

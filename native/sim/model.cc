@@ -266,6 +266,12 @@ FaultAction Model::faultFor(const char* call, int d) const {
   return action;
 }
 
+bool Model::migOn(size_t d) const {
+  const DeviceSpec& s = spec(d);
+  if (!s.migEnabled) return false;
+  return s.migWhenFileExists.empty() || ::access(s.migWhenFileExists.c_str(), F_OK) == 0;
+}
+
 bool Model::deviceLost(int d) const {
   FaultAction a = faultFor("*", d);
   return a.returnCode == 15;

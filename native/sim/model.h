@@ -70,6 +70,8 @@ class Model {
   // Whether a fault applies to `call` on device `d` (-1: not a device call) right now.
   FaultAction faultFor(const char* call, int d) const;
   bool deviceLost(int d) const;
+  // Whether device d is in MIG mode right now (its scenario's "mig", possibly switched by a file).
+  bool migOn(size_t d) const;
 
   std::mutex& mutex() { return mutex_; }
 

@@ -3,12 +3,16 @@
 // an old driver that lacks the newer symbols (so callers' fallbacks are exercised for real).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 #include "model.h"
 #include "nvml_types.h"
@@ -52,6 +56,41 @@ bool enter(const char* call, simNvmlDevice_t device, Model** model, size_t* inde
   return true;
 }
 
+bool linkListed(const std::vector<int>& links, unsigned int link) {
+  return std::find(links.begin(), links.end(), static_cast<int>(link)) != links.end();
+}
+
+// Writes `value` into a field value in the type the driver answers with. Types this simulator
+// does not know (a future NVML's) get a bit pattern no reader can make sense of.
+void encodeValue(simNvmlFieldValue& v, int type, double value) {
+  v.valueType = type;
+  std::memset(&v.value, 0, sizeof v.value);
+  switch (type) {
+    case 0: v.value.dVal = value; break;
+    case 1: v.value.uiVal = static_cast<unsigned int>(value); break;
+    case 2: v.value.ulVal = static_cast<unsigned long>(value); break;
+    case 3: v.value.ullVal = static_cast<unsigned long long>(value); break;
+    case 4: v.value.sllVal = static_cast<long long>(value); break;
+    case 5: v.value.siVal = static_cast<int>(value); break;
+    case 6: v.value.usVal = static_cast<unsigned short>(value); break;
+    default: v.value.ullVal = 0xdeadbeefcafef00dULL; break;
+  }
+}
+
+// The value a field answered, as a number (the inverse of encodeValue for the known types).
+double decodeValue(const simNvmlFieldValue& v) {
+  switch (v.valueType) {
+    case 0: return v.value.dVal;
+    case 1: return v.value.uiVal;
+    case 2: return static_cast<double>(v.value.ulVal);
+    case 3: return static_cast<double>(v.value.ullVal);
+    case 4: return static_cast<double>(v.value.sllVal);
+    case 5: return v.value.siVal;
+    case 6: return v.value.usVal;
+    default: return 0;
+  }
+}
+
 void copyString(const std::string& s, char* out, unsigned int length) {
   if (length == 0) return;
   const size_t n = std::min<size_t>(s.size(), length - 1);
@@ -60,6 +99,7 @@ void copyString(const std::string& s, char* out, unsigned int length) {
 }
 
 #define SIM_DEVICE_ENTER(name)                                     \
+  gtsim::CallGuard inFlight_;                                      \
   Model* m = nullptr;                                              \
   size_t d = 0;                                                    \
   {                                                                \
@@ -72,6 +112,7 @@ void copyString(const std::string& s, char* out, unsigned int length) {
   (void)k
 
 #define SIM_SYSTEM_ENTER(name)                                     \
+  gtsim::CallGuard inFlight_;                                      \
   Model* m = nullptr;                                              \
   {                                                                \
     simNvmlReturn early = 0;                                       \
@@ -81,6 +122,14 @@ void copyString(const std::string& s, char* out, unsigned int length) {
 }  // namespace
 
 // ---- simulator control (not part of NVML) -----------------------------------------------------
+
+namespace gtsim {
+void contractViolation(const char* what) {
+  std::fprintf(stderr, "gtsim: contract violation: %s\n", what);
+  const char* strict = std::getenv("GTSIM_STRICT");
+  if (strict != nullptr && std::strcmp(strict, "1") == 0) std::abort();
+}
+}  // namespace gtsim
 
 // Loads a scenario (JSON text). Fails while NVML is initialised: the machine cannot change under
 // a running client. Returns 0 on success, else writes a message into `error`.
@@ -117,6 +166,10 @@ SIM_EXPORT simNvmlReturn nvmlShutdown() {
   gtsim::SimState& s = gtsim::state();
   int n = s.initCount.load();
   while (n > 0 && !s.initCount.compare_exchange_weak(n, n - 1)) {
+  }
+  // The last shutdown tears the (real) library's state down: no other thread may be inside it.
+  if (n == 1 && s.callsInFlight.load() > 0) {
+    gtsim::contractViolation("nvmlShutdown() released the last NVML reference while another thread was inside an NVML call");
   }
   return n > 0 ? SIM_NVML_SUCCESS : SIM_NVML_ERROR_UNINITIALIZED;
 }
@@ -247,6 +300,26 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetCudaComputeCapability(simNvmlDevice_t devi
   return SIM_NVML_SUCCESS;
 }
 
+#ifndef GTSIM_LEGACY_DRIVER
+// NVML 12.6+: whether system memory is addressable from the GPU, by HMM (software mirroring, also
+// on discrete cards) or ATS (one set of page tables: Grace Hopper, GB10).
+SIM_EXPORT simNvmlReturn nvmlDeviceGetAddressingMode(simNvmlDevice_t device, simNvmlAddressingMode* mode) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetAddressingMode");
+  if (mode == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (mode->version != kSimAddressingModeV1Version) return SIM_NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+  mode->value = spec.addressingMode;
+  return SIM_NVML_SUCCESS;
+}
+
+SIM_EXPORT simNvmlReturn nvmlDeviceGetMigMode(simNvmlDevice_t device, unsigned int* currentMode, unsigned int* pendingMode) {
+  SIM_DEVICE_ENTER("nvmlDeviceGetMigMode");
+  if (currentMode == nullptr || pendingMode == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (!spec.migCapable) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  *currentMode = *pendingMode = m->migOn(d) ? 1U : 0U;
+  return SIM_NVML_SUCCESS;
+}
+#endif
+
 SIM_EXPORT simNvmlReturn nvmlDeviceGetClockInfo(simNvmlDevice_t device, int type, unsigned int* clock) {
   SIM_DEVICE_ENTER("nvmlDeviceGetClockInfo");
   if (clock == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
@@ -343,6 +416,8 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetPerformanceState(simNvmlDevice_t device, i
 SIM_EXPORT simNvmlReturn nvmlDeviceGetUtilizationRates(simNvmlDevice_t device, simNvmlUtilization* utilization) {
   SIM_DEVICE_ENTER("nvmlDeviceGetUtilizationRates");
   if (utilization == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  // nvml.h: "On MIG-enabled GPUs, querying device utilization rates is not currently supported."
+  if (m->migOn(d)) return SIM_NVML_ERROR_NOT_SUPPORTED;
   utilization->gpu = m->gpuUtilPercent(d, k);
   utilization->memory = m->memoryUtilPercent(d, k);
   return SIM_NVML_SUCCESS;
@@ -374,6 +449,9 @@ namespace {
 simNvmlReturn memoryFigures(Model* m, size_t d, double& total, double& reserved, double& used) {
   const gtsim::DeviceSpec& spec = m->spec(d);
   if (spec.memoryInfo == gtsim::DeviceSpec::MemoryInfo::NotSupported) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  // nvml.h: in MIG mode the device handle gives aggregate figures "only if the caller has
+  // appropriate privileges".
+  if (m->migOn(d) && !spec.migPrivileged) return SIM_NVML_ERROR_NO_PERMISSION;
   total = spec.memoryTotalBytes;
   reserved = spec.memoryReservedBytes;
   used = m->allocatedBytes(d);
@@ -457,7 +535,7 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetNvLinkState(simNvmlDevice_t device, unsign
   if (isActive == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   if (spec.nvlinks == 0) return SIM_NVML_ERROR_NOT_SUPPORTED;
   if (link >= spec.nvlinks) return SIM_NVML_ERROR_INVALID_ARGUMENT;
-  *isActive = 1;
+  *isActive = linkListed(spec.nvlinkDown, link) ? 0 : 1;
   return SIM_NVML_SUCCESS;
 }
 
@@ -522,6 +600,10 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetFieldValues(simNvmlDevice_t device, int va
           v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
         } else if (v.scopeId >= spec.nvlinks) {
           v.nvmlReturn = SIM_NVML_ERROR_INVALID_ARGUMENT;
+        } else if (linkListed(spec.nvlinkDown, v.scopeId)) {
+          v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;  // an inactive link has no throughput counters
+        } else if (linkListed(spec.nvlinkFailing, v.scopeId)) {
+          v.nvmlReturn = SIM_NVML_ERROR_UNKNOWN;
         } else {
           v.value.ullVal = static_cast<unsigned long long>(v.fieldId == 138 ? c.nvlinkTxKiB : c.nvlinkRxKiB);
         }
@@ -531,22 +613,44 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetFieldValues(simNvmlDevice_t device, int va
           v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
         } else {
           v.valueType = 1;
-          v.value.uiVal = 1;
+          v.value.uiVal = linkListed(spec.nvlinkDown, v.scopeId) ? 0 : 1;
         }
         break;
 #ifndef GTSIM_LEGACY_DRIVER
-      case 196:  // PCIe TX bytes (NVML 12)
-      case 197:
+      case 196:  // NVML_FI_DEV_TEMPERATURE_GPU_MAX_TLIMIT: a fixed threshold in Celsius (Ada and later)
+        if (spec.ccMajor * 10 + spec.ccMinor < 89) {
+          v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+        } else {
+          v.valueType = 5;
+          v.value.siVal = static_cast<int>(spec.maxCelsius) + 7;
+        }
+        break;
+      case 197:  // NVML_FI_DEV_PCIE_COUNT_TX_BYTES (NVML 12.5+): bytes, cumulative, "can be wrapped"
+      case 198:  // NVML_FI_DEV_PCIE_COUNT_RX_BYTES
         if (!spec.hasPcie || !spec.pcieCounters) {
           v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
         } else {
-          v.value.ullVal = static_cast<unsigned long long>(v.fieldId == 196 ? c.pcieTxBytes : c.pcieRxBytes);
+          // Counted in whole bytes from the scenario's start value, wrapping at the counter's width.
+          const unsigned long long start = static_cast<unsigned long long>(spec.pcieCounterStartBytes);
+          const unsigned long long bytes =
+              start + static_cast<unsigned long long>(v.fieldId == 197 ? c.pcieTxBytes : c.pcieRxBytes);
+          if (spec.pcieCounterBits == 32) {
+            v.valueType = 1;
+            v.value.uiVal = static_cast<unsigned int>(bytes & 0xffffffffULL);
+          } else {
+            v.value.ullVal = bytes;
+          }
         }
         break;
 #endif
       default:
         v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
         break;
+    }
+    if (v.nvmlReturn == SIM_NVML_SUCCESS) {
+      for (const auto& [fieldId, type] : spec.fieldValueTypes) {
+        if (fieldId == v.fieldId) encodeValue(v, type, decodeValue(v));
+      }
     }
   }
   return SIM_NVML_SUCCESS;
@@ -557,6 +661,7 @@ namespace {
 template <typename Info>
 simNvmlReturn listProcesses(Model* m, size_t d, unsigned int* count, Info* infos, bool withInstances) {
   if (count == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (m->migOn(d) && !m->spec(d).migPrivileged) return SIM_NVML_ERROR_NO_PERMISSION;  // as memory info
   const auto& procs = m->spec(d).processes;
   const unsigned int n = static_cast<unsigned int>(procs.size());
   if (*count < n) {
@@ -602,6 +707,8 @@ struct simNvmlEventSet {
   std::mutex mutex;
   std::vector<size_t> devices;         // registered for XID events
   std::vector<double> delivered;       // per scenario XID spec: events handed out so far
+  std::vector<double> armedAtMs;       // per XID spec with whenFileExists: when the file was first seen (-1: not yet)
+  double lostSeenAtMs = -1;            // when a wait first found a registered GPU lost
 };
 
 namespace {
@@ -621,6 +728,7 @@ SIM_EXPORT simNvmlReturn nvmlEventSetCreate(simNvmlEventSet_t* set) {
   if (set == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   auto* created = new simNvmlEventSet();
   created->delivered.assign(m->scenario().xids.size(), 0);
+  created->armedAtMs.assign(m->scenario().xids.size(), -1);
   gtsim::SimState& s = gtsim::state();
   std::lock_guard<std::mutex> lock(s.eventSetsMutex);
   s.eventSets.insert(created);
@@ -663,12 +771,29 @@ SIM_EXPORT simNvmlReturn nvmlEventSetWait_v2(simNvmlEventSet_t set, simNvmlEvent
     double nextDue = -1;
     {
       std::lock_guard<std::mutex> lock(set->mutex);
+      // nvml.h: the wait answers NVML_ERROR_GPU_IS_LOST "if a GPU has fallen off the bus": one lost
+      // GPU in the set fails every wait on it, whatever the other GPUs have to report. Events the
+      // driver had queued before the loss (the XID 79 announcing it) are still handed out first.
+      if (set->lostSeenAtMs < 0) {
+        for (size_t dev : set->devices) {
+          if (m->deviceLost(static_cast<int>(dev))) set->lostSeenAtMs = now;
+        }
+      }
+      for (size_t i = 0; i < xids.size(); ++i) {
+        const gtsim::XidSpec& x = xids[i];
+        if (!x.whenFileExists.empty() && set->armedAtMs[i] < 0 && ::access(x.whenFileExists.c_str(), F_OK) == 0) {
+          set->armedAtMs[i] = now;
+        }
+      }
+      const double deliverUpTo = set->lostSeenAtMs >= 0 ? set->lostSeenAtMs : now;
       for (size_t i = 0; i < xids.size(); ++i) {
         const gtsim::XidSpec& x = xids[i];
         if (std::find(set->devices.begin(), set->devices.end(), static_cast<size_t>(x.device)) == set->devices.end()) continue;
         if (set->delivered[i] >= x.count) continue;
-        const double due = x.atMs + set->delivered[i] * 1000.0 / x.ratePerSecond;
-        if (due <= now) {
+        if (!x.whenFileExists.empty() && set->armedAtMs[i] < 0) continue;  // not triggered yet
+        const double start = x.whenFileExists.empty() ? x.atMs : set->armedAtMs[i] + x.atMs;
+        const double due = start + set->delivered[i] * 1000.0 / x.ratePerSecond;
+        if (due <= deliverUpTo) {
           set->delivered[i] += 1;
           std::memset(data, 0, sizeof *data);
           data->device = gtsim::state().handle(static_cast<size_t>(x.device));
@@ -680,6 +805,7 @@ SIM_EXPORT simNvmlReturn nvmlEventSetWait_v2(simNvmlEventSet_t set, simNvmlEvent
         }
         if (nextDue < 0 || due < nextDue) nextDue = due;
       }
+      if (set->lostSeenAtMs >= 0) return SIM_NVML_ERROR_GPU_IS_LOST;
     }
     if (now >= deadline) return SIM_NVML_ERROR_TIMEOUT;
     const double until = nextDue < 0 ? deadline : std::min(deadline, nextDue);
@@ -753,7 +879,7 @@ SIM_EXPORT simNvmlReturn nvmlGpmMetricsGet(simNvmlGpmMetricsGet* request) {
   SIM_SYSTEM_ENTER("nvmlGpmMetricsGet");
   if (request == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   if (request->version != 1) return SIM_NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
-  if (request->numMetrics > 98 || !validSample(request->sample1) || !validSample(request->sample2)) {
+  if (request->numMetrics > 333 || !validSample(request->sample1) || !validSample(request->sample2)) {
     return SIM_NVML_ERROR_INVALID_ARGUMENT;
   }
   const simNvmlGpmSample& a = *request->sample1;
@@ -805,6 +931,10 @@ SIM_EXPORT int gtsim_release() {
   gtsim::SimState*& s = gtsim::statePointer();
   if (s == nullptr) return 0;
   if (s->initCount.load() > 0) return 1;
+  if (s->callsInFlight.load() > 0) {
+    gtsim::contractViolation("gtsim_release() (the host unloading its private copy) while a thread was inside an NVML call");
+    return 1;
+  }
   {
     std::lock_guard<std::mutex> lock(s->eventSetsMutex);
     for (simNvmlEventSet* set : s->eventSets) delete set;

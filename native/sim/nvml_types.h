@@ -51,10 +51,12 @@ struct simNvmlProcessInfoV2 {  // nvmlProcessInfo_v2_t
 };
 union simNvmlValue {  // nvmlValue_t
   double dVal;
+  int siVal;             // NVML 12+
   unsigned int uiVal;
   unsigned long ulVal;
   unsigned long long ullVal;
   long long sllVal;
+  unsigned short usVal;  // NVML 12.x: NVML_VALUE_TYPE_UNSIGNED_SHORT
 };
 struct simNvmlFieldValue {  // nvmlFieldValue_t
   unsigned int fieldId, scopeId;
@@ -86,11 +88,15 @@ struct simNvmlGpmMetricsGet {  // nvmlGpmMetricsGet_t (version 1)
   unsigned int numMetrics;
   simNvmlGpmSample_t sample1;
   simNvmlGpmSample_t sample2;
-  simNvmlGpmMetric metrics[98];
+  simNvmlGpmMetric metrics[333];  // NVML 13's NVML_GPM_METRIC_MAX (98 before; version still 1)
 };
 struct simNvmlGpmSupport {  // nvmlGpmSupport_t
   unsigned int version;
   unsigned int isSupportedDevice;
+};
+struct simNvmlAddressingMode {  // nvmlDeviceAddressingMode_v1_t (NVML 12.6+)
+  unsigned int version;
+  unsigned int value;  // 0 none, 1 HMM, 2 ATS
 };
 struct simNvmlTemperatureV1 {  // nvmlTemperature_v1_t
   unsigned int version;
@@ -104,4 +110,5 @@ constexpr unsigned int simStructVersion(unsigned long size, unsigned int v) {
   return static_cast<unsigned int>(size) | (v << 24U);
 }
 constexpr unsigned int kSimMemoryV2Version = simStructVersion(sizeof(simNvmlMemoryV2), 2);
+constexpr unsigned int kSimAddressingModeV1Version = simStructVersion(sizeof(simNvmlAddressingMode), 1);
 constexpr unsigned int kSimTemperatureV1Version = simStructVersion(sizeof(simNvmlTemperatureV1), 1);

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <initializer_list>
 #include <set>
 
@@ -142,10 +143,31 @@ bool parseLoad(Reader& r, const Json& j, const std::string& path, LoadShape& loa
   return true;
 }
 
+bool intList(Reader& r, const Json& obj, const std::string& path, const char* key, std::vector<int>& out, double lo,
+             double hi) {
+  const Json* v = obj.find(key);
+  if (v == nullptr) return true;
+  const std::string p = path + "." + key;
+  if (!v->isArray()) return r.fail(p, "must be an array of integers");
+  if (v->items().size() > 4096) return r.fail(p, "has too many entries");
+  out.clear();
+  for (size_t i = 0; i < v->items().size(); ++i) {
+    const Json& item = v->items()[i];
+    if (!item.isNumber() || item.number() != static_cast<double>(static_cast<long long>(item.number())) ||
+        item.number() < lo || item.number() > hi) {
+      return r.fail(p + "[" + std::to_string(i) + "]", "must be an integer between " + std::to_string(static_cast<long long>(lo)) +
+                                                           " and " + std::to_string(static_cast<long long>(hi)));
+    }
+    out.push_back(static_cast<int>(item.number()));
+  }
+  return true;
+}
+
 bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& d, size_t& count, double& phaseStepMs) {
   if (!r.onlyKeys(j, path, {"name", "count", "phaseStepMs", "memoryTotalBytes", "memoryReservedBytes", "memoryInfo",
                             "computeCapability", "pciDeviceId", "pcie", "clocksMHz", "power", "thermal", "fan", "ecc",
-                            "nvlink", "load", "processes", "remappedRows", "encoder", "decoder", "gpm", "profile"})) {
+                            "nvlink", "load", "processes", "remappedRows", "encoder", "decoder", "gpm", "profile",
+                            "addressingMode", "mig", "fieldValueTypes"})) {
     return false;
   }
   if (!r.string(j, path, "name", d.name, true, 80)) return false;
@@ -183,11 +205,16 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
       d.hasPcie = false;
     } else {
       const std::string p = path + ".pcie";
-      if (!r.onlyKeys(*pcie, p, {"generation", "width", "maxBytesPerSecond", "counters"}) ||
+      if (!r.onlyKeys(*pcie, p, {"generation", "width", "maxBytesPerSecond", "counters", "counterBits", "counterStartBytes"}) ||
           !r.integer(*pcie, p, "generation", d.pcieGeneration, 1, 7) || !r.integer(*pcie, p, "width", d.pcieWidth, 1, 32) ||
           !r.number(*pcie, p, "maxBytesPerSecond", d.pcieMaxBytesPerSecond, 0, 1e12) ||
-          !r.boolean(*pcie, p, "counters", d.pcieCounters)) {
+          !r.boolean(*pcie, p, "counters", d.pcieCounters) || !r.integer(*pcie, p, "counterBits", d.pcieCounterBits, 32, 64) ||
+          !r.number(*pcie, p, "counterStartBytes", d.pcieCounterStartBytes, 0, 18446744073709549568.0 /* 2^64 - 2048 */)) {
         return false;
+      }
+      if (d.pcieCounterBits != 32 && d.pcieCounterBits != 64) return r.fail(p + ".counterBits", "must be 32 or 64");
+      if (d.pcieCounterBits == 32 && d.pcieCounterStartBytes >= 4294967296.0) {
+        return r.fail(p + ".counterStartBytes", "must be below 2^32 for a 32-bit counter");
       }
     }
   }
@@ -271,10 +298,42 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
   if (const Json* n = j.find("nvlink")) {
     if (!n->isNull()) {
       const std::string p = path + ".nvlink";
-      if (!r.onlyKeys(*n, p, {"links", "maxBytesPerSecondPerLink"}) || !r.integer(*n, p, "links", d.nvlinks, 0, 18, true) ||
-          !r.number(*n, p, "maxBytesPerSecondPerLink", d.nvlinkMaxBytesPerSecondPerLink, 0, 1e12)) {
+      if (!r.onlyKeys(*n, p, {"links", "maxBytesPerSecondPerLink", "down", "failing"}) ||
+          !r.integer(*n, p, "links", d.nvlinks, 0, 36, true) ||
+          !r.number(*n, p, "maxBytesPerSecondPerLink", d.nvlinkMaxBytesPerSecondPerLink, 0, 1e12) ||
+          !intList(r, *n, p, "down", d.nvlinkDown, 0, static_cast<double>(d.nvlinks) - 1) ||
+          !intList(r, *n, p, "failing", d.nvlinkFailing, 0, static_cast<double>(d.nvlinks) - 1)) {
         return false;
       }
+    }
+  }
+  std::string addressing = "none";
+  if (!r.oneOf(j, path, "addressingMode", addressing, {"none", "hmm", "ats"})) return false;
+  d.addressingMode = addressing == "ats" ? 2 : addressing == "hmm" ? 1 : 0;
+  d.migCapable = d.ccMajor >= 8 && d.hasEcc;
+  if (const Json* mig = j.find("mig")) {
+    const std::string p = path + ".mig";
+    if (!r.onlyKeys(*mig, p, {"enabled", "whenFileExists", "privileged"}) || !r.boolean(*mig, p, "enabled", d.migEnabled) ||
+        !r.string(*mig, p, "whenFileExists", d.migWhenFileExists, false, 4096) ||
+        !r.boolean(*mig, p, "privileged", d.migPrivileged)) {
+      return false;
+    }
+    if (!d.migWhenFileExists.empty() && d.migWhenFileExists[0] != '/') {
+      return r.fail(p + ".whenFileExists", "must be an absolute path");
+    }
+    if (!d.migCapable) return r.fail(p, "MIG needs a data-centre GPU with ECC, compute capability 8.0 or newer");
+  }
+  if (const Json* types = j.find("fieldValueTypes")) {
+    const std::string p = path + ".fieldValueTypes";
+    if (!types->isObject()) return r.fail(p, "must be an object of field id -> NVML value type");
+    for (const auto& [key, value] : types->members()) {
+      char* end = nullptr;
+      const unsigned long id = std::strtoul(key.c_str(), &end, 10);
+      if (key.empty() || *end != '\0' || id == 0 || id > 1000) return r.fail(p + "." + key, "must be keyed by a field id 1-1000");
+      if (!value.isNumber() || value.number() < 0 || value.number() > 255 || std::floor(value.number()) != value.number()) {
+        return r.fail(p + "." + key, "must be a value type 0-255");
+      }
+      d.fieldValueTypes.emplace_back(static_cast<unsigned int>(id), static_cast<int>(value.number()));
     }
   }
   if (const Json* l = j.find("load")) {
@@ -296,26 +355,6 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
       }
       d.processes.push_back(ps);
     }
-  }
-  return true;
-}
-
-bool intList(Reader& r, const Json& obj, const std::string& path, const char* key, std::vector<int>& out, double lo,
-             double hi) {
-  const Json* v = obj.find(key);
-  if (v == nullptr) return true;
-  const std::string p = path + "." + key;
-  if (!v->isArray()) return r.fail(p, "must be an array of integers");
-  if (v->items().size() > 4096) return r.fail(p, "has too many entries");
-  out.clear();
-  for (size_t i = 0; i < v->items().size(); ++i) {
-    const Json& item = v->items()[i];
-    if (!item.isNumber() || item.number() != static_cast<double>(static_cast<long long>(item.number())) ||
-        item.number() < lo || item.number() > hi) {
-      return r.fail(p + "[" + std::to_string(i) + "]", "must be an integer between " + std::to_string(static_cast<long long>(lo)) +
-                                                           " and " + std::to_string(static_cast<long long>(hi)));
-    }
-    out.push_back(static_cast<int>(item.number()));
   }
   return true;
 }
@@ -481,12 +520,14 @@ bool parseScenario(const std::string& text, Scenario& s, std::string& error) {
       const std::string p = top + ".xids[" + std::to_string(i) + "]";
       const Json& xj = xids->items()[i];
       XidSpec x;
-      if (!r.onlyKeys(xj, p, {"device", "atMs", "code", "count", "ratePerSecond"}) ||
+      if (!r.onlyKeys(xj, p, {"device", "atMs", "code", "count", "ratePerSecond", "whenFileExists"}) ||
+          !r.string(xj, p, "whenFileExists", x.whenFileExists, false, 4096) ||
           !r.integer(xj, p, "device", x.device, 0, static_cast<double>(s.devices.size()) - 1, true) ||
           !r.number(xj, p, "atMs", x.atMs, 0, 1e12) || !r.integer(xj, p, "code", x.code, 1, 65535, true) ||
           !r.integer(xj, p, "count", x.count, 1, 1e9) || !r.number(xj, p, "ratePerSecond", x.ratePerSecond, 0.001, 1e6)) {
         return false;
       }
+      if (!x.whenFileExists.empty() && x.whenFileExists[0] != '/') return r.fail(p + ".whenFileExists", "must be an absolute path");
       s.xids.push_back(x);
     }
   }

@@ -41,7 +41,14 @@ struct DeviceSpec {
   bool hasPcie = true;
   unsigned int pcieGeneration = 5, pcieWidth = 16;
   double pcieMaxBytesPerSecond = 64e9;
-  bool pcieCounters = true;     // NVML 12 PCIe byte-count field values
+  bool pcieCounters = true;     // NVML 12 PCIe byte-count field values (ids 197/198)
+  // The byte counters "can be wrapped" (nvml.h): the width they wrap at, which is also the value
+  // type the driver answers with (32: NVML_VALUE_TYPE_UNSIGNED_INT, 64: _UNSIGNED_LONG_LONG), and
+  // where they start (near the wrap point, so a test sees a wrap within seconds).
+  unsigned int pcieCounterBits = 64;
+  double pcieCounterStartBytes = 0;
+  // nvmlDeviceGetAddressingMode: 0 none, 1 HMM, 2 ATS (NVML 12.6+; the legacy driver lacks it).
+  unsigned int addressingMode = 0;
   double smMaxMHz = 1980, memoryMaxMHz = 2619, graphicsMaxMHz = 1980;
   double smIdleMHz = 345, memoryIdleMHz = 2619;
   double idleWatts = 70, limitWatts = 700;
@@ -56,8 +63,19 @@ struct DeviceSpec {
   double remappedCorrectable = 0, remappedUncorrectable = 0;
   bool remapPending = false, remapFailure = false;
   bool hasEncoder = true, hasDecoder = true;
-  unsigned int nvlinks = 0;
+  unsigned int nvlinks = 0;      // up to 36 (NVML_NVLINK_MAX_LINKS since NVML 13.3)
   double nvlinkMaxBytesPerSecondPerLink = 25e9;
+  std::vector<int> nvlinkDown;     // links that exist but are inactive: their counters answer NOT_SUPPORTED
+  std::vector<int> nvlinkFailing;  // active links whose counters answer NVML_ERROR_UNKNOWN
+  // MIG mode (Ampere and later data-centre parts). While it is on, whole-device utilisation is not
+  // supported and memory / process queries need privileges (nvml.h notes on those calls).
+  bool migCapable = false;
+  bool migEnabled = false;
+  std::string migWhenFileExists;  // when set, MIG mode is on only while this file exists
+  bool migPrivileged = false;     // the caller may read aggregate memory / processes in MIG mode
+  // Value types the driver answers field values with, overriding the usual one (a test of the
+  // types NVML added later, e.g. 6 = NVML_VALUE_TYPE_UNSIGNED_SHORT, or an unknown future type).
+  std::vector<std::pair<unsigned int, int>> fieldValueTypes;
   LoadShape load;
   std::vector<ProcessSpec> processes;
   int gpm = -1;  // -1: by compute capability (Hopper 9.0 and later), 0 no, 1 yes
@@ -86,6 +104,8 @@ struct XidSpec {
   unsigned int code = 79;
   double count = 1;
   double ratePerSecond = 1;
+  // When set, the events start once this file exists (atMs then counts from when it was seen).
+  std::string whenFileExists;
 };
 
 // The machine's DCGM, when it has one (the scenario's "dcgm" key; absent: DCGM is not installed).

@@ -27,6 +27,9 @@ bool releaseDcgmState();
 class SimState {
  public:
   std::atomic<int> initCount{0};
+  // NVML calls executing right now, on any thread: shutting NVML down (or unloading a private copy)
+  // under one of them is a client bug that a real driver punishes at random (see CallGuard).
+  std::atomic<int> callsInFlight{0};
   // Replaced only by configure(), which refuses while any client has NVML initialised.
   std::unique_ptr<Model> model;
   // Live event sets, so a stale or bogus pointer is an error rather than a crash.
@@ -74,5 +77,19 @@ inline SimState& state() {
   if (s == nullptr) s = new SimState();  // only after a release, by a host that broke the contract
   return *s;
 }
+
+// Counts an entry point as in flight for its whole duration (a hung call stays counted).
+class CallGuard {
+ public:
+  CallGuard() { state().callsInFlight.fetch_add(1); }
+  ~CallGuard() { state().callsInFlight.fetch_sub(1); }
+  CallGuard(const CallGuard&) = delete;
+  CallGuard& operator=(const CallGuard&) = delete;
+};
+
+// A client broke the driver's contract (e.g. nvmlShutdown while another thread is inside NVML).
+// Always reported on stderr; with GTSIM_STRICT=1 in the environment the process aborts, so a test
+// cannot miss it.
+void contractViolation(const char* what);
 
 }  // namespace gtsim

@@ -95,13 +95,15 @@ bool detectUnifiedMemory(const UnifiedMemoryInput& in, std::string* reason) {
     *reason = "GB10 (DGX Spark): GPU and CPU share LPDDR5X system memory";
     return true;
   }
-  const bool sharedAddressing = in.addressingMode == 1 || in.addressingMode == 2;
-  if (sharedAddressing && !in.memoryCallSupported) {
-    *reason = "the driver reports ATS/HMM addressing and no framebuffer of its own";
+  // ATS only: HMM is software page-table mirroring that discrete x86 cards have too (open kernel
+  // modules, recent kernels), with a framebuffer of their own that may well exceed system memory.
+  const bool ats = in.addressingMode == 2;
+  if (ats && !in.memoryCallSupported) {
+    *reason = "the driver reports ATS addressing (nvmlDeviceGetAddressingMode) and no framebuffer of its own";
     return true;
   }
-  if (sharedAddressing && in.systemMemTotalBytes > 0 && in.memoryTotalBytes >= 0.9 * in.systemMemTotalBytes) {
-    *reason = "the driver reports ATS/HMM addressing and a framebuffer the size of system memory";
+  if (ats && in.systemMemTotalBytes > 0 && in.memoryTotalBytes >= 0.9 * in.systemMemTotalBytes) {
+    *reason = "the driver reports ATS addressing (nvmlDeviceGetAddressingMode) and a framebuffer the size of system memory";
     return true;
   }
   *reason = "";

@@ -31,8 +31,10 @@ class MeminfoSource {
 // Whether a device shares system memory. The rules, in order (facts from DGX Spark reports):
 //  - its name is a GB10 ("NVIDIA GB10"): unified, whatever the memory call answers (some drivers
 //    answer NOT_SUPPORTED, some a total that is the system's MemTotal or not the pool at all);
-//  - the driver reports ATS/HMM addressing (nvmlDeviceGetAddressingMode, newer drivers) and the
-//    memory call answers NOT_SUPPORTED, or a total of at least 90 % of MemTotal.
+//  - the driver reports ATS addressing (nvmlDeviceGetAddressingMode, NVML 12.6+) and the memory
+//    call answers NOT_SUPPORTED, or a total of at least 90 % of MemTotal (a GH200, ATS with 96 GB
+//    of HBM of its own beside ~480 GB of LPDDR5X, is not unified: its framebuffer is real).
+//  HMM alone never counts: discrete x86 cards report it too.
 // A NOT_SUPPORTED on any other device (a discrete card, a MIG slice) is not unified memory.
 struct UnifiedMemoryInput {
   std::string name;

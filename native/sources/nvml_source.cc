@@ -15,30 +15,53 @@ constexpr size_t kProcessBufferMax = 4096;  // hard cap on the per-call process 
 
 std::string fixedString(const char* buf, size_t cap) { return std::string(buf, strnlen(buf, cap)); }
 
-// Value of a field-value answer as a double, whatever its declared type.
-double fieldValueToDouble(const nvml::FieldValue& fv) {
+}  // namespace
+
+bool fieldValueNumber(const nvml::FieldValue& fv, double* value, int32_t* code) {
   switch (fv.valueType) {
-    case nvml::kValueDouble: return fv.value.dVal;
-    case nvml::kValueUnsignedInt: return static_cast<double>(fv.value.uiVal);
-    case nvml::kValueUnsignedLong: return static_cast<double>(fv.value.ulVal);
-    case nvml::kValueUnsignedLongLong: return static_cast<double>(fv.value.ullVal);
-    case nvml::kValueSignedLongLong: return static_cast<double>(fv.value.sllVal);
-    case nvml::kValueSignedInt: return static_cast<double>(static_cast<int>(fv.value.uiVal));
-    default: return kNaN;
+    case nvml::kValueDouble: *value = fv.value.dVal; return true;
+    case nvml::kValueUnsignedInt: *value = static_cast<double>(fv.value.uiVal); return true;
+    case nvml::kValueUnsignedLong: *value = static_cast<double>(fv.value.ulVal); return true;
+    case nvml::kValueUnsignedLongLong: *value = static_cast<double>(fv.value.ullVal); return true;
+    case nvml::kValueSignedLongLong: *value = static_cast<double>(fv.value.sllVal); return true;
+    case nvml::kValueSignedInt: *value = static_cast<double>(fv.value.siVal); return true;
+    case nvml::kValueUnsignedShort: *value = static_cast<double>(fv.value.usVal); return true;
+    default:
+      *code = unknownValueTypeCode(fv.valueType);
+      return false;
   }
 }
 
-}  // namespace
+bool fieldValueCounter(const nvml::FieldValue& fv, uint64_t* raw, unsigned* bits) {
+  switch (fv.valueType) {
+    case nvml::kValueUnsignedShort: *raw = fv.value.usVal; *bits = 16; return true;
+    case nvml::kValueUnsignedInt: *raw = fv.value.uiVal; *bits = 32; return true;
+    case nvml::kValueSignedInt: *raw = static_cast<uint32_t>(fv.value.siVal); *bits = 32; return true;
+    case nvml::kValueUnsignedLong:
+      *raw = fv.value.ulVal;
+      *bits = sizeof(unsigned long) * 8;
+      return true;
+    case nvml::kValueUnsignedLongLong: *raw = fv.value.ullVal; *bits = 64; return true;
+    case nvml::kValueSignedLongLong: *raw = static_cast<uint64_t>(fv.value.sllVal); *bits = 64; return true;
+    default: return false;
+  }
+}
 
-bool CounterRate::update(double value, int64_t atNs, double* rate) {
-  const bool had = has_;
-  const double prev = last_;
+bool CounterRate::update(uint64_t raw, unsigned bits, int64_t atNs, double* rate) {
+  const bool had = has_ && bits == bits_;
+  const uint64_t prev = last_;
   const int64_t prevAt = atNs_;
   has_ = true;
-  last_ = value;
+  last_ = raw;
+  bits_ = bits;
   atNs_ = atNs;
-  if (!had || atNs <= prevAt || value < prev) return false;
-  *rate = (value - prev) / (static_cast<double>(atNs - prevAt) * 1e-9);
+  if (!had || atNs <= prevAt) return false;
+  // Modulo the counter's width: a wrap between the two readings is still the bytes moved.
+  const uint64_t mask = bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
+  const uint64_t delta = (raw - prev) & mask;
+  const double perSecond = static_cast<double>(delta) / (static_cast<double>(atNs - prevAt) * 1e-9);
+  if (perSecond > maxPerSecond_) return false;  // not traffic: the counter was reset
+  *rate = perSecond;
   return true;
 }
 
@@ -94,6 +117,51 @@ void NvmlSource::put(DeviceRow& row, Field f, nvml::Return code, double value) {
   } else {
     row.fail(f, statusForNvml(code), Source::Nvml, code);
   }
+}
+
+void NvmlSource::putFieldValue(DeviceRow& row, Field f, const nvml::FieldValue& fv) {
+  if (fv.nvmlReturn != nvml::kSuccess) {
+    row.fail(f, statusForNvml(fv.nvmlReturn), Source::Nvml, fv.nvmlReturn);
+    return;
+  }
+  double value = kNaN;
+  int32_t code = 0;
+  if (!fieldValueNumber(fv, &value, &code)) {
+    row.fail(f, Status::Error, Source::Nvml, code);
+    return;
+  }
+  row.set(f, value, Source::Nvml);
+}
+
+void NvmlSource::resetCounters(Device& d) {
+  d.pcieTx.reset();
+  d.pcieRx.reset();
+  for (auto& c : d.nvlinkTx) c.reset();
+  for (auto& c : d.nvlinkRx) c.reset();
+}
+
+// MIG mode can be switched at run time (nvidia-smi -mig 1 and a GPU reset): read it every sample
+// (a cheap query), and forget cached NOT_SUPPORTED answers when it changes, since they depend on it.
+void NvmlSource::sampleMigMode(Device& d, DeviceRow& row) {
+  int mode = -1;
+  if (api_.deviceGetMigMode != nullptr && !d.unsupported.test(kCallMigMode)) {
+    unsigned int current = 0, pending = 0;
+    nvml::Return r;
+    {
+      TrackedCall tracked(tracker_, "nvmlDeviceGetMigMode", d.index);
+      r = api_.deviceGetMigMode(d.handle, &current, &pending);
+    }
+    if (r == nvml::kSuccess) mode = current == nvml::kMigEnable ? 1 : 0;
+    else if (r == nvml::kErrorNotSupported) d.unsupported.set(kCallMigMode);  // no MIG on this GPU
+    else if (r == nvml::kErrorGpuIsLost) d.lostThisSample = true, d.lostCode = r;
+  }
+  if (mode != d.migMode && d.migMode != -1 && mode != -1) {
+    const bool migSupported = !d.unsupported.test(kCallMigMode);
+    d.unsupported.reset();
+    if (!migSupported) d.unsupported.set(kCallMigMode);
+  }
+  if (mode != -1) d.migMode = mode;
+  row.meta(kDevMigMode) = d.migMode;
 }
 
 nvml::Return NvmlSource::discover(std::vector<DeviceInfo>& infos, SystemInfo& system,
@@ -165,6 +233,11 @@ nvml::Return NvmlSource::discover(std::vector<DeviceInfo>& infos, SystemInfo& sy
     } else if (api_.deviceGetMemoryInfo && api_.deviceGetMemoryInfo(d.handle, &m1) == nvml::kSuccess) {
       info.memoryTotalBytes = static_cast<double>(m1.total);
     }
+    if (api_.deviceGetAddressingMode) {
+      nvml::AddressingMode mode{};
+      mode.version = nvml::kAddressingModeVersion;
+      if (api_.deviceGetAddressingMode(d.handle, &mode) == nvml::kSuccess) info.addressingMode = static_cast<int>(mode.value);
+    }
     if (api_.deviceGetNvLinkState) {
       for (unsigned int l = 0; l < kMaxLinks; ++l) {
         int state = 0;
@@ -179,6 +252,8 @@ nvml::Return NvmlSource::discover(std::vector<DeviceInfo>& infos, SystemInfo& sy
 void NvmlSource::sample(size_t index, DeviceRow& row, const FieldMask& want, int64_t nowNs) {
   Device& d = devices_[index];
   row.meta(kDevLinkCount) = static_cast<double>(d.links.size());
+  row.meta(kDevMigMode) = d.migMode;
+  row.meta(kDevNvlinkFailedLink) = -1;
   auto failAll = [&](Status st, int32_t code) {
     for (size_t f = 0; f < kFieldCount; ++f) {
       if (want.test(f)) row.fail(static_cast<Field>(f), st, Source::Nvml, code);
@@ -203,7 +278,15 @@ void NvmlSource::sample(size_t index, DeviceRow& row, const FieldMask& want, int
     return;
   }
 
+  if (d.lost) {
+    // Back after a loss (often a GPU reset or a driver reload): what it did not support before
+    // may have changed, and its counters restarted.
+    const bool migSupported = !d.unsupported.test(kCallMigMode);
+    d.unsupported.reset();
+    if (!migSupported) d.unsupported.set(kCallMigMode);
+  }
   d.lostThisSample = false;
+  sampleMigMode(d, row);
   sampleClocks(d, row, want);
   samplePowerThermal(d, row, want);
   sampleUtilMemory(d, row, want);
@@ -212,13 +295,7 @@ void NvmlSource::sample(size_t index, DeviceRow& row, const FieldMask& want, int
   sampleProcesses(d, row, want);
 
   if (d.lostThisSample) {
-    if (!d.lost) {
-      // Counters restart after recovery: a rate across a loss would be meaningless.
-      d.pcieTx.reset();
-      d.pcieRx.reset();
-      for (auto& c : d.nvlinkTx) c.reset();
-      for (auto& c : d.nvlinkRx) c.reset();
-    }
+    if (!d.lost) resetCounters(d);  // counters restart after recovery: a rate across a loss is meaningless
     d.lost = true;
     d.nextRetryNs = nowNs + options_.lostRetryNs;
     failAll(Status::GpuLost, d.lostCode);
@@ -485,26 +562,18 @@ void NvmlSource::sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& w
       d.lostCode = fv.nvmlReturn;
     }
   }
-  if (want.test(idx(Field::TemperatureMemoryCelsius))) {
-    const nvml::FieldValue& fv = fieldValues_[kMemTemp];
-    put(row, Field::TemperatureMemoryCelsius, fv.nvmlReturn, fieldValueToDouble(fv));
-  }
-  if (want.test(idx(Field::PcieReplayErrors))) {
-    const nvml::FieldValue& fv = fieldValues_[kReplay];
-    put(row, Field::PcieReplayErrors, fv.nvmlReturn, fieldValueToDouble(fv));
-  }
+  if (want.test(idx(Field::TemperatureMemoryCelsius))) putFieldValue(row, Field::TemperatureMemoryCelsius, fieldValues_[kMemTemp]);
+  if (want.test(idx(Field::PcieReplayErrors))) putFieldValue(row, Field::PcieReplayErrors, fieldValues_[kReplay]);
   if (want.test(idx(Field::RetiredPagesPending))) {
     // Pending retirement for either reason (single- or double-bit errors) means a reset is due.
-    const nvml::FieldValue& sbe = fieldValues_[kPendingSbe];
-    const nvml::FieldValue& dbe = fieldValues_[kPendingDbe];
-    if (sbe.nvmlReturn == nvml::kSuccess || dbe.nvmlReturn == nvml::kSuccess) {
-      const double pending = (sbe.nvmlReturn == nvml::kSuccess && fieldValueToDouble(sbe) != 0) ||
-                                     (dbe.nvmlReturn == nvml::kSuccess && fieldValueToDouble(dbe) != 0)
-                                 ? 1
-                                 : 0;
-      row.set(Field::RetiredPagesPending, pending, Source::Nvml);
+    double sbe = kNaN, dbe = kNaN;
+    int32_t sbeCode = fieldValues_[kPendingSbe].nvmlReturn, dbeCode = fieldValues_[kPendingDbe].nvmlReturn;
+    const bool sbeOk = sbeCode == nvml::kSuccess && fieldValueNumber(fieldValues_[kPendingSbe], &sbe, &sbeCode);
+    const bool dbeOk = dbeCode == nvml::kSuccess && fieldValueNumber(fieldValues_[kPendingDbe], &dbe, &dbeCode);
+    if (sbeOk || dbeOk) {
+      row.set(Field::RetiredPagesPending, (sbeOk && sbe != 0) || (dbeOk && dbe != 0) ? 1 : 0, Source::Nvml);
     } else {
-      put(row, Field::RetiredPagesPending, sbe.nvmlReturn, kNaN);
+      row.fail(Field::RetiredPagesPending, statusForNvml(sbeCode), Source::Nvml, sbeCode);
     }
   }
   const std::pair<Field, size_t> remap[] = {{Field::RemappedRowsCorrectable, kRemapCor},
@@ -512,7 +581,7 @@ void NvmlSource::sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& w
                                             {Field::RemappedRowsPending, kRemapPending},
                                             {Field::RemappedRowsFailure, kRemapFailure}};
   for (const auto& [field, slot] : remap) {
-    if (want.test(idx(field))) put(row, field, fieldValues_[slot].nvmlReturn, fieldValueToDouble(fieldValues_[slot]));
+    if (want.test(idx(field))) putFieldValue(row, field, fieldValues_[slot]);
   }
   samplePcie(d, row, want, nowNs, &fieldValues_[kPcieTx], &fieldValues_[kPcieRx]);
   sampleNvlink(d, row, want, nowNs, fieldValues_);
@@ -524,20 +593,27 @@ void NvmlSource::samplePcie(Device& d, DeviceRow& row, const FieldMask& want, in
   const bool wantRx = want.test(idx(Field::PcieRxBytesPerSecond));
   if (!wantTx && !wantRx) return;
   if (d.pcieCountersWork && tx->nvmlReturn == nvml::kSuccess && rx->nvmlReturn == nvml::kSuccess) {
-    // Cumulative byte counters: a rate between two samples costs nothing in the driver.
-    const int64_t txAt = tx->timestamp > 0 ? tx->timestamp * 1000 : nowNs;
-    const int64_t rxAt = rx->timestamp > 0 ? rx->timestamp * 1000 : nowNs;
-    double rate = 0;
-    if (d.pcieTx.update(fieldValueToDouble(*tx), txAt, &rate)) {
-      row.set(Field::PcieTxBytesPerSecond, rate, Source::Nvml);
-    } else {
-      row.fail(Field::PcieTxBytesPerSecond, Status::Pending, Source::Nvml, kCodeCounterReset);
-    }
-    if (d.pcieRx.update(fieldValueToDouble(*rx), rxAt, &rate)) {
-      row.set(Field::PcieRxBytesPerSecond, rate, Source::Nvml);
-    } else {
-      row.fail(Field::PcieRxBytesPerSecond, Status::Pending, Source::Nvml, kCodeCounterReset);
-    }
+    // Cumulative byte counters (fields 197/198): a rate between two samples costs nothing in the
+    // driver. They wrap at the width of the value type the driver answers with.
+    auto rateOf = [&](Field f, const nvml::FieldValue& fv, CounterRate& counter) {
+      uint64_t raw = 0;
+      unsigned bits = 64;
+      double rate = 0;
+      if (!fieldValueCounter(fv, &raw, &bits)) {
+        int32_t code = unknownValueTypeCode(fv.valueType);
+        if (fv.valueType == nvml::kValueDouble) code = kCodeNotFinite;  // a byte count is never a double
+        row.fail(f, Status::Error, Source::Nvml, code);
+        return;
+      }
+      const int64_t at = fv.timestamp > 0 ? fv.timestamp * 1000 : nowNs;
+      if (counter.update(raw, bits, at, &rate)) {
+        row.set(f, rate, Source::Nvml);
+      } else {
+        row.fail(f, Status::Pending, Source::Nvml, kCodeCounterReset);
+      }
+    };
+    if (wantTx) rateOf(Field::PcieTxBytesPerSecond, *tx, d.pcieTx);
+    if (wantRx) rateOf(Field::PcieRxBytesPerSecond, *rx, d.pcieRx);
     return;
   }
   if (tx->nvmlReturn == nvml::kErrorGpuIsLost) return;  // the device row is failed as a whole
@@ -578,11 +654,38 @@ void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, 
     row.fail(Field::NvlinkRxBytesPerSecond, Status::NotSupported, Source::Nvml, code);
     return;
   }
+  // The totals sum the links that are up. A down link moves nothing and its counters may not
+  // answer at all: it is not part of the total. An up link whose counter fails makes the total an
+  // error (a partial sum would read as a real drop in traffic), with the link named.
   unsigned int active = 0;
   nvml::Return stateCode = nvml::kSuccess;
-  double txTotal = 0, rxTotal = 0;
-  bool txPending = false, rxPending = false;
-  nvml::Return txCode = nvml::kSuccess, rxCode = nvml::kSuccess;
+  struct Total {
+    double sum = 0;
+    bool pending = false;
+    nvml::Return code = nvml::kSuccess;
+    int failedLink = -1;
+  } tx, rx;
+  auto addRate = [&](Total& total, const nvml::FieldValue& fv, CounterRate& counter, unsigned int l, double* out) {
+    int32_t code = fv.nvmlReturn;
+    uint64_t raw = 0;
+    unsigned bits = 64;
+    if (code == nvml::kSuccess && !fieldValueCounter(fv, &raw, &bits)) code = unknownValueTypeCode(fv.valueType);
+    if (code != nvml::kSuccess) {
+      if (total.code == nvml::kSuccess) {
+        total.code = code;
+        total.failedLink = static_cast<int>(l);
+      }
+      return;
+    }
+    const int64_t at = fv.timestamp > 0 ? fv.timestamp * 1000 : nowNs;
+    double kibPerSecond = 0;
+    if (counter.update(raw, bits, at, &kibPerSecond)) {
+      *out = kibPerSecond * kKiB;
+      total.sum += *out;
+    } else {
+      total.pending = true;
+    }
+  };
   for (size_t i = 0; i < d.links.size(); ++i) {
     const unsigned int l = d.links[i];
     double* link = row.link(l);
@@ -597,51 +700,31 @@ void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, 
     if (r == nvml::kErrorGpuIsLost) d.lostThisSample = true, d.lostCode = r;
     if (r == nvml::kSuccess) {
       link[0] = state == nvml::kFeatureEnabled ? 1.0 : 0.0;
-      if (state == nvml::kFeatureEnabled) ++active;
+      if (state != nvml::kFeatureEnabled) {
+        d.nvlinkTx[l].reset();  // when it comes back up its counters start a new measurement
+        d.nvlinkRx[l].reset();
+        continue;
+      }
+      ++active;
     } else {
       stateCode = r;
     }
-    const nvml::FieldValue& tx = values[kFirstLinkValue + 2 * i];
-    const nvml::FieldValue& rx = values[kFirstLinkValue + 2 * i + 1];
-    double rate = 0;
-    if (tx.nvmlReturn == nvml::kSuccess) {
-      const int64_t at = tx.timestamp > 0 ? tx.timestamp * 1000 : nowNs;
-      if (d.nvlinkTx[l].update(fieldValueToDouble(tx) * kKiB, at, &rate)) {
-        link[1] = rate;
-        txTotal += rate;
-      } else {
-        txPending = true;
-      }
-    } else {
-      txCode = tx.nvmlReturn;
-    }
-    if (rx.nvmlReturn == nvml::kSuccess) {
-      const int64_t at = rx.timestamp > 0 ? rx.timestamp * 1000 : nowNs;
-      if (d.nvlinkRx[l].update(fieldValueToDouble(rx) * kKiB, at, &rate)) {
-        link[2] = rate;
-        rxTotal += rate;
-      } else {
-        rxPending = true;
-      }
-    } else {
-      rxCode = rx.nvmlReturn;
-    }
+    addRate(tx, values[kFirstLinkValue + 2 * i], d.nvlinkTx[l], l, &link[1]);
+    addRate(rx, values[kFirstLinkValue + 2 * i + 1], d.nvlinkRx[l], l, &link[2]);
   }
   put(row, Field::NvlinkActiveLinks, stateCode, active);
-  // A total is only a total when every link answered: otherwise say why, never a partial sum.
-  if (txCode != nvml::kSuccess) {
-    row.fail(Field::NvlinkTxBytesPerSecond, statusForNvml(txCode), Source::Nvml, txCode);
-  } else if (txPending) {
-    row.fail(Field::NvlinkTxBytesPerSecond, Status::Pending, Source::Nvml, kCodeCounterReset);
-  } else {
-    row.set(Field::NvlinkTxBytesPerSecond, txTotal, Source::Nvml);
-  }
-  if (rxCode != nvml::kSuccess) {
-    row.fail(Field::NvlinkRxBytesPerSecond, statusForNvml(rxCode), Source::Nvml, rxCode);
-  } else if (rxPending) {
-    row.fail(Field::NvlinkRxBytesPerSecond, Status::Pending, Source::Nvml, kCodeCounterReset);
-  } else {
-    row.set(Field::NvlinkRxBytesPerSecond, rxTotal, Source::Nvml);
+  const int failedLink = tx.failedLink >= 0 ? tx.failedLink : rx.failedLink;
+  if (failedLink >= 0) row.meta(kDevNvlinkFailedLink) = failedLink;
+  for (auto [field, total] : {std::pair<Field, const Total*>{Field::NvlinkTxBytesPerSecond, &tx},
+                              std::pair<Field, const Total*>{Field::NvlinkRxBytesPerSecond, &rx}}) {
+    if (total->code != nvml::kSuccess) {
+      row.fail(field, total->code <= kCodeUnknownValueTypeBase ? Status::Error : statusForNvml(total->code), Source::Nvml,
+               total->code);
+    } else if (total->pending) {
+      row.fail(field, Status::Pending, Source::Nvml, kCodeCounterReset);
+    } else {
+      row.set(field, total->sum, Source::Nvml);
+    }
   }
 }
 

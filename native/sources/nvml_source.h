@@ -15,19 +15,33 @@
 
 namespace gt {
 
-// A cumulative counter turned into a per-second rate between two readings.
+// A cumulative counter turned into a per-second rate between two readings. NVML's counters "can
+// be wrapped" (nvml.h on the PCIe byte counts): a counter wraps at its width (the value type the
+// driver answered with: 16, 32 or 64 bits), and a wrap between two samples is still a rate.
 class CounterRate {
  public:
-  // Returns true and sets *rate when a rate can be computed; false on the first reading or when the
-  // counter went backwards (driver reload, wrap), which restarts the measurement.
-  bool update(double value, int64_t atNs, double* rate);
+  // `maxPerSecond`: a rate above it cannot be traffic (a driver reload or reset moved the counter
+  // back), so the measurement restarts instead of publishing it.
+  CounterRate() = default;
+  explicit CounterRate(double maxPerSecond) : maxPerSecond_(maxPerSecond) {}
+  // Returns true and sets *rate when a rate can be computed; false on the first reading, after a
+  // change of width, or when the difference is impossible (then this reading is the new start).
+  bool update(uint64_t raw, unsigned bits, int64_t atNs, double* rate);
   void reset() { has_ = false; }
 
  private:
+  double maxPerSecond_ = 1e13;
   bool has_ = false;
-  double last_ = 0;
+  uint64_t last_ = 0;
+  unsigned bits_ = 64;
   int64_t atNs_ = 0;
 };
+
+// The number in a field value, whatever type the driver answered with. False (and *code says why:
+// unknownValueTypeCode(type)) for a type this build does not know.
+bool fieldValueNumber(const nvml::FieldValue& fv, double* value, int32_t* code);
+// The raw counter bits of an integer field value and its width; false for a double or unknown type.
+bool fieldValueCounter(const nvml::FieldValue& fv, uint64_t* raw, unsigned* bits);
 
 // Maps an NVML return code onto a field status.
 Status statusForNvml(nvml::Return code);
@@ -57,6 +71,8 @@ class NvmlSource {
 
   size_t deviceCount() const { return devices_.size(); }
   bool deviceLost(size_t device) const { return devices_[device].lost; }
+  // Links NVML reports for the device (0: no NVLink, whatever another source says).
+  size_t linkCount(size_t device) const { return devices_[device].links.size(); }
   nvml::Device handle(size_t device) const { return devices_[device].handle; }
 
  private:
@@ -66,7 +82,7 @@ class NvmlSource {
     kCallEventReasons, kCallPower, kCallPowerLimit, kCallEnergy, kCallTemperature, kCallFan,
     kCallPstate, kCallUtilization, kCallMemory, kCallPcieGen, kCallPcieWidth, kCallEccVolCorr,
     kCallEccVolUnc, kCallEccAggCorr, kCallEccAggUnc, kCallFieldValues, kCallPcieThroughput,
-    kCallProcesses, kCallEncoder, kCallDecoder, kCallCount
+    kCallProcesses, kCallEncoder, kCallDecoder, kCallMigMode, kCallCount
   };
 
   struct Device {
@@ -76,9 +92,13 @@ class NvmlSource {
     int64_t nextRetryNs = 0;
     int32_t lostCode = 0;
     bool lostThisSample = false;
+    // Calls that answered NOT_SUPPORTED, not asked again until something that could change the
+    // answer happens: the MIG mode changes, or the GPU comes back after a loss (a reset).
     std::bitset<kCallCount> unsupported;
+    int migMode = -1;  // -1 unknown / no MIG, 0 disabled, 1 enabled
     std::vector<unsigned int> links;  // link indices that exist
-    CounterRate pcieTx, pcieRx;
+    // Plausibility caps: no PCIe link moves 1 TB/s, no NVLink link 1 TB/s (NVLink 5: 100 GB/s).
+    CounterRate pcieTx{1e12}, pcieRx{1e12};
     std::array<CounterRate, kMaxLinks> nvlinkTx, nvlinkRx;
     // Last answer of the slow PCIe throughput call, re-published between calls.
     int64_t pcieThroughputAtNs = 0;
@@ -101,6 +121,9 @@ class NvmlSource {
   void sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs,
                     const std::vector<nvml::FieldValue>& values);
   void sampleProcesses(Device& d, DeviceRow& row, const FieldMask& want);
+  void sampleMigMode(Device& d, DeviceRow& row);
+  void resetCounters(Device& d);
+  void putFieldValue(DeviceRow& row, Field f, const nvml::FieldValue& fv);
 
   const nvml::Api& api_;
   CallTracker& tracker_;

@@ -2,23 +2,58 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 namespace gt {
 
-XidWatcher::XidWatcher(const nvml::Api& api, std::vector<nvml::Device> devices)
-    : api_(api),
+std::shared_ptr<XidWatcher> XidWatcher::create(std::shared_ptr<NvmlSession> session, std::vector<nvml::Device> devices,
+                                               int64_t retryLostMs) {
+  return std::shared_ptr<XidWatcher>(new XidWatcher(std::move(session), std::move(devices), retryLostMs));
+}
+
+XidWatcher::XidWatcher(std::shared_ptr<NvmlSession> session, std::vector<nvml::Device> devices, int64_t retryLostMs)
+    : session_(std::move(session)),
+      api_(session_->api),
       devices_(std::move(devices)),
+      retryLostMs_(retryLostMs),
       supported_(devices_.size(), false),
       codes_(devices_.size(), kCodeSymbolMissing),
+      excluded_(new std::atomic<bool>[devices_.size()]),
       counts_(new std::atomic<uint64_t>[devices_.size()]),
       last_(new std::atomic<uint64_t>[devices_.size()]) {
   for (size_t d = 0; d < devices_.size(); ++d) {
+    excluded_[d].store(false);
     counts_[d].store(0);
     last_[d].store(0);
   }
 }
 
-XidWatcher::~XidWatcher() { stop(); }
+// Runs on whichever side lets go last: the event thread after its last wait, or the sampler when
+// the thread never started. Either way nothing else can be using the set.
+XidWatcher::~XidWatcher() { freeSet(); }
+
+void XidWatcher::freeSet() {
+  if (set_ != nullptr && api_.eventSetFree != nullptr) api_.eventSetFree(set_);
+  set_ = nullptr;
+}
+
+bool XidWatcher::buildSet() {
+  freeSet();
+  if (api_.eventSetCreate(&set_) != nvml::kSuccess) {
+    set_ = nullptr;
+    return false;
+  }
+  bool any = false;
+  for (size_t d = 0; d < devices_.size(); ++d) {
+    if (!supported_[d] || excluded_[d].load()) continue;
+    if (api_.deviceRegisterEvents(devices_[d], nvml::kEventTypeXidCriticalError, set_) == nvml::kSuccess) {
+      any = true;
+    } else {
+      excluded_[d].store(true);  // could not be registered now (lost meanwhile?): retried later
+    }
+  }
+  return any;
+}
 
 void XidWatcher::start(std::function<void()> onEvent) {
   onEvent_ = std::move(onEvent);
@@ -43,32 +78,79 @@ void XidWatcher::start(std::function<void()> onEvent) {
     any = any || supported_[d];
   }
   if (!any) {
-    api_.eventSetFree(set_);
-    set_ = nullptr;
+    freeSet();
     return;
   }
-  thread_ = std::thread([this] { run(); });
+  // The thread owns a reference to the watcher (and through it to the NVML session) for as long
+  // as it runs: detached, it ends on its own after requestStop, when its current wait returns.
+  std::thread([self = shared_from_this()] { self->run(); }).detach();
 }
 
-void XidWatcher::stop() {
+void XidWatcher::requestStop() {
   stop_.store(true);
-  if (thread_.joinable()) thread_.join();
-  if (set_ != nullptr) {
-    api_.eventSetFree(set_);
-    set_ = nullptr;
+  std::lock_guard<std::mutex> lock(callbackMutex_);
+  onEvent_ = nullptr;
+}
+
+bool XidWatcher::excludeLostDevices() {
+  bool found = false;
+  for (size_t d = 0; d < devices_.size(); ++d) {
+    if (!supported_[d] || excluded_[d].load()) continue;
+    unsigned long long types = 0;
+    const nvml::Return r = api_.deviceGetSupportedEventTypes != nullptr
+                               ? api_.deviceGetSupportedEventTypes(devices_[d], &types)
+                               : nvml::kErrorGpuIsLost;
+    if (r == nvml::kErrorGpuIsLost) {
+      excluded_[d].store(true);
+      found = true;
+    }
   }
+  return found;
+}
+
+void XidWatcher::retryExcluded(int64_t nowMs) {
+  if (nowMs < nextRetryMs_) return;
+  nextRetryMs_ = nowMs + retryLostMs_;
+  bool back = false;
+  for (size_t d = 0; d < devices_.size(); ++d) {
+    if (!supported_[d] || !excluded_[d].load()) continue;
+    unsigned long long types = 0;
+    if (api_.deviceGetSupportedEventTypes == nullptr ||
+        api_.deviceGetSupportedEventTypes(devices_[d], &types) == nvml::kSuccess) {
+      excluded_[d].store(false);
+      back = true;
+    }
+  }
+  if (back) buildSet();
 }
 
 void XidWatcher::run() {
   int failures = 0;
   while (!stop_.load()) {
+    const int64_t now = wallNowMs();
+    bool anyExcluded = false;
+    for (size_t d = 0; d < devices_.size(); ++d) anyExcluded = anyExcluded || excluded_[d].load();
+    if (anyExcluded) retryExcluded(now);
+    if (set_ == nullptr) {
+      // Every watched GPU is lost: nothing to wait on until one comes back.
+      std::this_thread::sleep_for(std::chrono::milliseconds(kWaitTimeoutMs));
+      continue;
+    }
     nvml::EventData data{};
     const nvml::Return r = api_.eventSetWait(set_, &data, kWaitTimeoutMs);
+    if (stop_.load()) break;
     if (r == nvml::kErrorTimeout) continue;
+    if (r == nvml::kErrorGpuIsLost && excludeLostDevices()) {
+      // One lost GPU fails every wait on the set: carry on without it so the others keep counting.
+      if (!buildSet()) freeSet();
+      nextRetryMs_ = now + retryLostMs_;
+      failures = 0;
+      continue;
+    }
     if (r != nvml::kSuccess) {
-      // A wait that fails at once (GPU lost, driver trouble) must not spin: back off to one try a
-      // second, and keep trying (giving up would freeze xidErrors at "ok" after the driver came
-      // back: a series that silently stops counting).
+      // A wait that fails at once (driver trouble) must not spin: back off to one try a second,
+      // and keep trying (giving up would freeze xidErrors at "ok" after the driver came back: a
+      // series that silently stops counting).
       if (failures < 100) ++failures;
       std::this_thread::sleep_for(std::chrono::milliseconds(10 * failures));
       continue;
@@ -98,10 +180,15 @@ void XidWatcher::run() {
         notify = true;
       }
     }
-    if (notify && onEvent_) onEvent_();
+    if (notify) {
+      std::lock_guard<std::mutex> lock(callbackMutex_);
+      if (onEvent_) onEvent_();
+    }
   }
+  freeSet();
 }
 
+bool XidWatcher::excluded(size_t device) const { return device < devices_.size() && excluded_[device].load(); }
 uint64_t XidWatcher::count(size_t device) const { return counts_[device].load(std::memory_order_relaxed); }
 uint64_t XidWatcher::lastXid(size_t device) const { return last_[device].load(std::memory_order_relaxed); }
 

@@ -2,8 +2,11 @@
 //
 // Nothing here is copied from nvml.h: names are ours, values and layouts are NVIDIA's ABI facts.
 // test/abi/nvml_abi_check.cc compiles these declarations next to the real /usr/include/nvml.h
-// (Debian's libnvidia-ml-dev) and checks every size, offset and constant; facts that only newer
-// headers have (NVML 12/13) are marked and were read from NVIDIA's published headers.
+// (Debian's libnvidia-ml-dev, NVML API 11) and checks every size, offset and constant; facts only
+// newer headers have (NVML 12/13) are marked "NVML 12+"/"NVML 13" and were read from NVIDIA's
+// newest published header (NVIDIA/go-nvml gen/nvml/nvml.h, NVML_API_VERSION 13, commit 2f9e261);
+// test/abi/nvml_newest_facts.cc pins each of them as a number, and nvml_abi_check.cc also checks
+// them against any newer nvml.h given in GPU_TELEMETRY_NVML_INCLUDE.
 //
 // No vendor header or library is needed to build: everything is resolved at run time (loader.h).
 #pragma once
@@ -53,6 +56,7 @@ enum : Return {
   kErrorNotReady = 27,
   kErrorGpuNotFound = 28,
   kErrorInvalidState = 29,  // NVML 12+
+  kErrorResetTypeNotSupported = 30,  // NVML 13
   kErrorUnknown = 999,
 };
 
@@ -67,7 +71,7 @@ constexpr unsigned int kUuidBufferSize = 96;           // NVML_DEVICE_UUID_V2_BU
 constexpr unsigned int kVersionBufferSize = 80;        // NVML_SYSTEM_{DRIVER,NVML}_VERSION_BUFFER_SIZE
 constexpr unsigned int kPciBusIdBufferSize = 32;       // NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE
 constexpr unsigned int kPciBusIdLegacyBufferSize = 16; // NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE
-constexpr unsigned int kNvlinkMaxLinks = 18;           // NVML_NVLINK_MAX_LINKS
+constexpr unsigned int kNvlinkMaxLinks = 36;           // NVML_NVLINK_MAX_LINKS (NVML 13.3; 18 before)
 
 // nvmlMemory_t
 struct Memory {
@@ -119,23 +123,27 @@ struct ProcessInfoV2 {
 // usedGpuMemory when the driver cannot tell (NVML_VALUE_NOT_AVAILABLE).
 constexpr unsigned long long kValueNotAvailable = ~0ULL;
 
-// nvmlValue_t
+// nvmlValue_t (a union: the value type says which member the driver wrote)
 union Value {
   double dVal;
+  int siVal;              // NVML 12+
   unsigned int uiVal;
   unsigned long ulVal;
   unsigned long long ullVal;
   long long sllVal;
+  unsigned short usVal;   // NVML 12+
 };
 
-// nvmlValueType_t
+// nvmlValueType_t. A driver newer than this build may answer with a type we do not know: such a
+// value is an error with the type named, never a number.
 enum ValueType : int {
   kValueDouble = 0,
   kValueUnsignedInt = 1,
   kValueUnsignedLong = 2,
   kValueUnsignedLongLong = 3,
   kValueSignedLongLong = 4,
-  kValueSignedInt = 5,  // NVML 12+
+  kValueSignedInt = 5,     // NVML 12+
+  kValueUnsignedShort = 6, // NVML 12+
 };
 
 // nvmlFieldValue_t
@@ -149,7 +157,8 @@ struct FieldValue {
   Value value;
 };
 
-// Field ids (NVML_FI_*) this project reads through nvmlDeviceGetFieldValues.
+// Field ids (NVML_FI_*) this project reads through nvmlDeviceGetFieldValues: the one table of
+// them (the simulator answers by number on its own; both are pinned by the ABI tests).
 enum FieldId : unsigned int {
   kFiMemoryTemp = 82,                 // °C
   kFiTotalEnergyConsumption = 83,     // mJ
@@ -164,8 +173,11 @@ enum FieldId : unsigned int {
   kFiRemappedPending = 144,
   kFiRemappedFailure = 145,
   kFiNvlinkGetState = 165,            // scopeId = link
-  kFiPcieCountTxBytes = 196,          // NVML 12+: bytes, cumulative (wraps)
-  kFiPcieCountRxBytes = 197,
+  // 196 is NVML_FI_DEV_TEMPERATURE_GPU_MAX_TLIMIT, a constant threshold in Celsius: never read as
+  // a counter (an earlier version of this table had the PCIe counters one id too low).
+  kFiTemperatureGpuMaxTlimit = 196,   // NVML 12+ (not read; named so the mistake cannot come back)
+  kFiPcieCountTxBytes = 197,          // NVML 12+: bytes, cumulative, "can be wrapped"
+  kFiPcieCountRxBytes = 198,          // NVML 12+
 };
 
 // nvmlTemperatureSensors_t / nvmlClockType_t / ECC selectors / PCIe counters / enable state
@@ -195,6 +207,22 @@ constexpr unsigned long long kEventTypeSingleBitEccError = 0x1;
 constexpr unsigned long long kEventTypeDoubleBitEccError = 0x2;
 constexpr unsigned long long kEventTypeXidCriticalError = 0x8;
 
+// nvmlDeviceAddressingMode_v1_t for nvmlDeviceGetAddressingMode (NVML 12.6+/13): whether system
+// memory is addressable from the GPU through HMM (software page-table mirroring, also on discrete
+// x86 cards) or ATS (one set of page tables over a coherent link: Grace Hopper, GB10).
+struct AddressingMode {
+  unsigned int version;
+  unsigned int value;
+};
+constexpr unsigned int kAddressingModeVersion = structVersion(sizeof(AddressingMode), 1);
+constexpr unsigned int kAddressingModeNone = 0;
+constexpr unsigned int kAddressingModeHmm = 1;
+constexpr unsigned int kAddressingModeAts = 2;
+
+// nvmlDeviceGetMigMode current/pending mode values (NVML_DEVICE_MIG_DISABLE / _ENABLE).
+constexpr unsigned int kMigDisable = 0;
+constexpr unsigned int kMigEnable = 1;
+
 // nvmlTemperature_v1_t for nvmlDeviceGetTemperatureV (NVML 12.8+).
 struct TemperatureV1 {
   unsigned int version;
@@ -219,8 +247,12 @@ enum GpmMetricId : unsigned int {
   kGpmNvlinkTotalRxPerSec = 60,
   kGpmNvlinkTotalTxPerSec = 61,
 };
-// NVML_GPM_METRIC_MAX as of the version-1 layout of nvmlGpmMetricsGet_t (the array bound).
-constexpr unsigned int kGpmMetricMaxV1 = 98;
+// The bound of nvmlGpmMetricsGet_t's metrics array. NVIDIA grew NVML_GPM_METRIC_MAX from 98
+// (NVML 11/12) to 333 (NVML 13) without changing NVML_GPM_METRICS_GET_VERSION (still 1): our
+// struct has the newest, larger bound, so a library built with either size never reaches past
+// its end (an older one only reads the first numMetrics entries).
+constexpr unsigned int kGpmMetricArrayBound = 333;
+constexpr unsigned int kGpmMetricMaxNvml11 = 98;  // the bound in Debian's API-11 header (checked)
 
 // nvmlGpmMetric_t
 struct GpmMetric {
@@ -240,7 +272,7 @@ struct GpmMetricsGet {
   unsigned int numMetrics;
   GpmSample sample1;
   GpmSample sample2;
-  GpmMetric metrics[kGpmMetricMaxV1];
+  GpmMetric metrics[kGpmMetricArrayBound];
 };
 constexpr unsigned int kGpmMetricsGetVersion = 1;
 

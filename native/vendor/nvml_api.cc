@@ -76,6 +76,7 @@ const char* returnName(Return code) {
     case kErrorNotReady: return "NVML_ERROR_NOT_READY";
     case kErrorGpuNotFound: return "NVML_ERROR_GPU_NOT_FOUND";
     case kErrorInvalidState: return "NVML_ERROR_INVALID_STATE";
+    case kErrorResetTypeNotSupported: return "NVML_ERROR_RESET_TYPE_NOT_SUPPORTED";
     case kErrorUnknown: return "NVML_ERROR_UNKNOWN";
     default: return "NVML_ERROR_UNRECOGNISED";
   }

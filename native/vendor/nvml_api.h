@@ -28,6 +28,8 @@ namespace gt::nvml {
     "nvmlDeviceGetPciInfo_v2")                                                                     \
   X(deviceGetCudaComputeCapability, Return, (Device, int*, int*),                                  \
     "nvmlDeviceGetCudaComputeCapability")                                                          \
+  X(deviceGetAddressingMode, Return, (Device, AddressingMode*), "nvmlDeviceGetAddressingMode")    \
+  X(deviceGetMigMode, Return, (Device, unsigned int*, unsigned int*), "nvmlDeviceGetMigMode")     \
   X(deviceGetClockInfo, Return, (Device, int, unsigned int*), "nvmlDeviceGetClockInfo")           \
   X(deviceGetMaxClockInfo, Return, (Device, int, unsigned int*), "nvmlDeviceGetMaxClockInfo")     \
   X(deviceGetClocksEventReasons, Return, (Device, unsigned long long*),                            \

@@ -2,7 +2,7 @@
  * Options of capture.arm(): types, defaults, caps and validation. Every bad value is an
  * INVALID_OPTION naming the option and what is allowed; the native side trusts what it gets.
  */
-import { invalidOption } from '../errors.js';
+import { describeValue, invalidOption } from '../errors.js';
 import type { CaptureNativeKinds } from './native-capture.js';
 
 export interface CaptureKinds {
@@ -93,13 +93,7 @@ const KNOWN = [
   'flushIntervalMs',
 ];
 
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
-  return typeof v;
-}
+const describe = describeValue;
 
 function integer(option: string, value: unknown, min: number, max: number, unit: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
@@ -116,7 +110,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 export function resolveCaptureOptions(options: unknown): ResolvedCaptureOptions {
   if (options === undefined || options === null) options = {};
-  if (!isPlainObject(options)) throw invalidOption('', `capture options must be an object, not ${describe(options)}`);
+  if (!isPlainObject(options)) throw invalidOption('', `capture options must be a plain object like { steps: 50 }, not ${describe(options)}`);
   for (const key of Object.keys(options)) {
     if (!KNOWN.includes(key)) throw invalidOption(key, `unknown capture option (allowed: ${KNOWN.join(', ')})`);
   }

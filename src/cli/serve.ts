@@ -1,5 +1,8 @@
 /** `gpu-telemetry serve`: a standalone Prometheus exporter. */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { createKubernetesPods, type KubernetesPods, type KubernetesStatus } from '../kubernetes/pods.js';
+import { DEFAULT_POD_RESOURCES_SOCKET } from '../kubernetes/podresources.js';
 import type { GpuTelemetryOptions } from '../options.js';
 import { createTelemetryServer } from '../server.js';
 import { TelemetrySupervisor } from '../supervisor.js';
@@ -18,14 +21,21 @@ Options:
   --interval-ms N     sampling interval (default 1000)
   --names MODE        metric names: default (gpu_*, base units) or dcgm
                       (dcgm-exporter's names, units and labels)
-  --per-link          add per-link NVLink series
-  --processes         add per-process GPU memory series
+  --per-link          add per-link NVLink series (default names only)
+  --processes         add per-process GPU memory series (default names only)
   --simulate NAME     use the driver simulator (see "gpu-telemetry scenarios")
   --nvml PATH         NVML library to load (default libnvidia-ml.so.1)
   --dcgm-host ADDR    read the profiling fields from a running nv-hostengine
                       ("host:port" or a unix socket path; default: embedded DCGM)
   --no-dcgm           never use DCGM (profiling fields from NVML GPM, or none)
   --reopen-ms N       retry interval while the GPUs are unavailable (default 30000)
+  --pod-resources-socket PATH
+                      label GPUs with the pods holding them, from the kubelet's
+                      PodResources API on this unix socket (default: on when
+                      ${DEFAULT_POD_RESOURCES_SOCKET} exists)
+  --pod-resources-refresh-ms N
+                      how often the kubelet is asked (default 5000)
+  --no-kubernetes     never ask the kubelet (no pod labels)
   -h, --help          show this help
 
 Stops cleanly on SIGTERM / SIGINT.
@@ -65,6 +75,9 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
     'dcgm-host': { type: 'string' },
     'no-dcgm': { type: 'boolean' },
     'reopen-ms': { type: 'string' },
+    'pod-resources-socket': { type: 'string' },
+    'pod-resources-refresh-ms': { type: 'string' },
+    'no-kubernetes': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -79,6 +92,12 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
   const reopenMs = intOption('reopen-ms', values['reopen-ms'], 30_000, 100, 86_400_000);
   const names = values.names ?? 'default';
   if (names !== 'default' && names !== 'dcgm') throw new UsageError(`--names must be default or dcgm, not "${names}"`);
+  for (const flag of ['per-link', 'processes'] as const) {
+    if (names === 'dcgm' && values[flag]) {
+      throw new UsageError(`--${flag} cannot be combined with --names dcgm: dcgm-exporter has no such series (use --names default)`);
+    }
+  }
+  const kubernetes = kubernetesFromArgs(values);
 
   const options: GpuTelemetryOptions = {
     intervalMs,
@@ -102,22 +121,39 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
       announced = true;
     },
   });
-  await supervisor.start();
+  let pods: KubernetesPods | undefined;
+  if (kubernetes) {
+    pods = createKubernetesPods(kubernetes);
+  }
+  await Promise.all([supervisor.start(), pods?.ready()]);
   const err = supervisor.lastError();
   if (err && (err.code === 'INVALID_OPTION' || err.code === 'INVALID_SCENARIO')) {
+    pods?.close();
     await supervisor.close();
     return 1;
+  }
+  if (pods) {
+    io.out(`kubernetes: ${describeKubernetes(pods.status())}\n`);
+    pods.on('status', (st) => (st.state === 'up' ? io.out : io.err)(`kubernetes: ${describeKubernetes(st)}\n`));
+  } else {
+    io.out(
+      `kubernetes: off (${values['no-kubernetes'] ? '--no-kubernetes' : `no kubelet socket at ${DEFAULT_POD_RESOURCES_SOCKET}; --pod-resources-socket PATH to name one`})\n`,
+    );
   }
 
   const server = createTelemetryServer(supervisor, {
     names,
     perLink: values['per-link'] === true,
     processes: values.processes === true,
+    // In a pod, os.hostname() is the pod's name: dcgm-exporter labels with the node's (NODE_NAME) instead.
+    ...(process.env.NODE_NAME ? { hostname: process.env.NODE_NAME } : {}),
+    ...(pods ? { kubernetes: pods } : {}),
   });
   let address;
   try {
     address = await server.listen(port, host);
   } catch (e) {
+    pods?.close();
     await supervisor.close();
     io.err(`cannot listen on ${host}:${port}: ${(e as Error).message}\n`);
     return 1;
@@ -137,9 +173,38 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
       if (stopping) return;
       stopping = true;
       io.out(`${signal}: stopping\n`);
+      pods?.close();
       void Promise.all([server.close(), supervisor.close()]).then(() => resolve(0));
     };
     signals.once('SIGTERM', () => stop('SIGTERM'));
     signals.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+function kubernetesFromArgs(values: {
+  'pod-resources-socket'?: string;
+  'pod-resources-refresh-ms'?: string;
+  'no-kubernetes'?: boolean;
+}): { podResourcesSocket: string; refreshMs: number } | null {
+  const socket = values['pod-resources-socket'];
+  const refreshMs = intOption('pod-resources-refresh-ms', values['pod-resources-refresh-ms'], 5000, 1000, 3_600_000);
+  if (values['no-kubernetes']) {
+    if (socket !== undefined || values['pod-resources-refresh-ms'] !== undefined) {
+      throw new UsageError('--no-kubernetes cannot be combined with --pod-resources-socket or --pod-resources-refresh-ms');
+    }
+    return null;
+  }
+  if (socket !== undefined) {
+    if (!socket.startsWith('/')) throw new UsageError(`--pod-resources-socket must be an absolute path, not "${socket}"`);
+    return { podResourcesSocket: socket, refreshMs };
+  }
+  // Default: on when the kubelet's socket is there (a node, or a pod with the hostPath mounted).
+  return existsSync(DEFAULT_POD_RESOURCES_SOCKET) ? { podResourcesSocket: DEFAULT_POD_RESOURCES_SOCKET, refreshMs } : null;
+}
+
+export function describeKubernetes(st: KubernetesStatus): string {
+  const where = st.socket;
+  if (st.state === 'up') return `pods from ${where}: up (${st.pods} pod${st.pods === 1 ? '' : 's'} holding devices${st.ignored ? `, ${st.ignored} malformed entries ignored` : ''})`;
+  if (st.state === 'down') return `pods from ${where}: DOWN (${st.code}: ${st.reason}); retrying`;
+  return `pods from ${where}: ${st.state}`;
 }

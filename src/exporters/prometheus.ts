@@ -12,17 +12,37 @@ import { CLOCK_EVENT_REASONS, FIELDS, type FieldName, type FieldSpec } from '../
 import type { DeviceSample, GpuSnapshot } from '../snapshot.js';
 import type { GpuTelemetry } from '../telemetry.js';
 import { DCGM_DEFAULT_METRICS, type DcgmMetricSpec } from './dcgm-names.js';
+import {
+  kubernetesBackendSample,
+  kubernetesDownSamples,
+  kubernetesScrape,
+  podInfoSamples,
+  withPodLabels,
+  type KubernetesScrape,
+} from '../kubernetes/exporter.js';
+import { KubernetesPods } from '../kubernetes/pods.js';
 import { asProvider, type GpuMetricsSource, type TelemetryProvider } from './source.js';
 
 export interface PrometheusExportOptions {
   /** `default`: gpu_* names in base units. `dcgm`: dcgm-exporter's names, units and labels. */
   names?: 'default' | 'dcgm';
-  /** Per-link NVLink series (adds `link` to the labels: up to 18 series per GPU per metric). */
+  /**
+   * Per-link NVLink series (adds `link` to the labels: up to 18 series per GPU per metric).
+   * Default names only: with `names: 'dcgm'` it is rejected (INVALID_OPTION).
+   */
   perLink?: boolean;
-  /** Per-process memory series (adds `pid`: up to 64 series per GPU). */
+  /**
+   * Per-process memory series (adds `pid`: up to 64 series per GPU). Default names only: with
+   * `names: 'dcgm'` it is rejected (INVALID_OPTION).
+   */
   processes?: boolean;
   /** The Hostname label in dcgm mode (default os.hostname()). */
   hostname?: string;
+  /**
+   * Pod attribution from the kubelet (createKubernetesPods()): pod/namespace/container labels on the
+   * series of GPUs assigned to one container, gpu_telemetry_pod_info, and the kubernetes backend's health.
+   */
+  kubernetes?: KubernetesPods;
 }
 
 type Labels = Record<string, string | number>;
@@ -62,6 +82,8 @@ interface Scrape {
   gpu: GpuTelemetry | null;
   snapshot: GpuSnapshot | null;
   captures: CaptureStats;
+  /** null unless the kubernetes option is set. */
+  kube: KubernetesScrape | null;
 }
 
 /** Outcomes always exported (at 0 until one happens), so rate() and alerts see the series from the start. */
@@ -73,7 +95,10 @@ const CAPTURE_OUTCOMES = ['steps', 'max_bytes', 'max_records', 'timeout', 'cance
  */
 class ScrapeCache {
   private cached: Scrape | null = null;
-  constructor(private readonly provider: TelemetryProvider) {}
+  constructor(
+    private readonly provider: TelemetryProvider,
+    private readonly pods?: KubernetesPods,
+  ) {}
 
   current(): Scrape {
     if (this.cached) return this.cached;
@@ -86,7 +111,8 @@ class ScrapeCache {
         snapshot = null; // closed between the two calls: report as down
       }
     }
-    this.cached = { gpu: snapshot ? gpu : null, snapshot, captures: captureStats() };
+    const live = snapshot ? gpu : null;
+    this.cached = { gpu: live, snapshot, captures: captureStats(), kube: kubernetesScrape(this.pods, live ? live.devices : null) };
     queueMicrotask(() => {
       this.cached = null;
     });
@@ -118,6 +144,31 @@ export interface RegisteredGpuMetrics {
 }
 
 /**
+ * `perLink` / `processes` have no dcgm-exporter equivalent: dcgm-exporter's per-link NVLink
+ * fields are cumulative byte counters (DCGM_FI_DEV_NVLINK_BANDWIDTH_L0…L17, not kept here: we keep
+ * rates and do not invent counters) or profiling fields whose unit differs between DCGM versions
+ * (DCGM_FI_PROF_NVLINK_L0_TX_BYTES…), and it has no per-process series at all. Asking for them in
+ * dcgm mode is an error rather than an option silently ignored.
+ */
+export function checkDcgmCombination(options: { names?: unknown; perLink?: unknown; processes?: unknown }): void {
+  if (options.names !== 'dcgm') return;
+  if (options.perLink === true) {
+    throw invalidOption(
+      'perLink',
+      "perLink and names: 'dcgm' cannot be combined: dcgm-exporter has no per-link NVLink rate series to match " +
+        "(use names: 'default' for the gpu_nvlink_link_* series)",
+    );
+  }
+  if (options.processes === true) {
+    throw invalidOption(
+      'processes',
+      "processes and names: 'dcgm' cannot be combined: dcgm-exporter has no per-process series to match " +
+        "(use names: 'default' for gpu_process_used_memory_bytes)",
+    );
+  }
+}
+
+/**
  * Registers the GPU metrics with a prom-client Registry (or several). Works with a GpuTelemetry,
  * or a provider whose instance may come and go (see `serve`).
  */
@@ -128,12 +179,17 @@ export function registerGpuMetrics(
 ): RegisteredGpuMetrics {
   const registries = Array.isArray(registry) ? registry : [registry];
   const provider = asProvider(source);
-  const scrapes = new ScrapeCache(provider);
+  if (options.kubernetes !== undefined && !(options.kubernetes instanceof KubernetesPods)) {
+    throw invalidOption('kubernetes', 'must be the object createKubernetesPods() returns');
+  }
+  const pods = options.kubernetes;
+  const scrapes = new ScrapeCache(provider, pods);
   const names = options.names ?? 'default';
   if (names !== 'default' && names !== 'dcgm') throw invalidOption('names', `must be "default" or "dcgm", not ${JSON.stringify(String(names))}`);
   if (options.hostname !== undefined && typeof options.hostname !== 'string') {
     throw invalidOption('hostname', `must be a string, not ${typeof options.hostname}`);
   }
+  checkDcgmCombination(options);
   const hostname = options.hostname ?? os.hostname();
   const version = packageVersion();
 
@@ -158,13 +214,15 @@ export function registerGpuMetrics(
   const add = (name: string, help: string, type: 'gauge' | 'counter', read: (s: Scrape) => Sample[]) =>
     definitions.push({ name, help, type, read });
 
-  const realValues = (field: FieldName, scale: number, labelsOf: (gpu: GpuTelemetry, d: DeviceSample) => Labels) => {
+  const realValues = (field: FieldName, scale: number, labelsOf: (gpu: GpuTelemetry, d: DeviceSample) => Labels, kind: string) => {
     return (s: Scrape): Sample[] => {
       if (!s.snapshot || !s.gpu || s.snapshot.stale) return [];
       const out: Sample[] = [];
       for (const d of s.snapshot.devices) {
         const v = d.fields[field];
-        if (v !== null && d.status[field] === 'ok') out.push({ labels: labelsOf(s.gpu, d), value: v * scale });
+        if (v !== null && d.status[field] === 'ok') {
+          out.push({ labels: pods ? withPodLabels(labelsOf(s.gpu, d), d.uuid, s.kube, kind) : labelsOf(s.gpu, d), value: v * scale });
+        }
       }
       return out;
     };
@@ -172,12 +230,12 @@ export function registerGpuMetrics(
 
   if (names === 'dcgm') {
     for (const spec of DCGM_DEFAULT_METRICS) {
-      add(spec.name, spec.help, spec.type, realValues(spec.field, spec.scale, dcgmLabels));
+      add(spec.name, spec.help, spec.type, realValues(spec.field, spec.scale, dcgmLabels, 'dcgm'));
     }
   } else {
     for (const field of FIELDS) {
-      if (field.name === 'clockEventReasons') continue; // emitted per reason below
-      add(field.prometheus, helpFor(field), field.kind, realValues(field.name, 1, (_g, d) => defaultLabels(d)));
+      // clockEventReasons too: the raw NVML bitmask as a gauge, decoded per reason below.
+      add(field.prometheus, helpFor(field), field.kind, realValues(field.name, 1, (_g, d) => defaultLabels(d), 'default'));
     }
     add(
       'gpu_clock_event_reason_active',
@@ -189,7 +247,7 @@ export function registerGpuMetrics(
         for (const d of s.snapshot.devices) {
           if (!d.clockEventReasons) continue;
           for (const r of CLOCK_EVENT_REASONS) {
-            out.push({ labels: { ...defaultLabels(d), reason: r.name }, value: d.clockEventReasons.includes(r.name) ? 1 : 0 });
+            out.push({ labels: { ...withPodLabels(defaultLabels(d), d.uuid, s.kube, 'default'), reason: r.name }, value: d.clockEventReasons.includes(r.name) ? 1 : 0 });
           }
         }
         return out;
@@ -203,7 +261,7 @@ export function registerGpuMetrics(
           for (const d of s.snapshot.devices) {
             for (const l of d.nvlinks) {
               const v = pick(l);
-              if (v !== null) out.push({ labels: { ...defaultLabels(d), link: l.link }, value: v });
+              if (v !== null) out.push({ labels: { ...withPodLabels(defaultLabels(d), d.uuid, s.kube, 'default'), link: l.link }, value: v });
             }
           }
           return out;
@@ -237,7 +295,7 @@ export function registerGpuMetrics(
   });
   add(
     'gpu_telemetry_device_up',
-    'Whether a GPU answers (1) or is lost or in error (0). Kept for every GPU seen while the process runs.',
+    'Whether a GPU is usable (1) or lost or in error (0). A stale sample (a hung driver call) does not change it: that is gpu_telemetry_sample_stale. Kept for every GPU seen while the process runs.',
     'gauge',
     (s) => {
       const current = new Map<string, number>();
@@ -246,7 +304,9 @@ export function registerGpuMetrics(
           const labels = defaultLabels(d);
           const key = `${d.index}/${d.uuid}`;
           seenDevices.set(key, labels);
-          current.set(key, d.state === 'ok' ? 1 : 0);
+          // One meaning only: 0 = lost or in error. `stale` overlays an ok device while the sampler
+          // waits on a hung call; it has its own series and must not page as a dead GPU.
+          current.set(key, deviceUsable(d) ? 1 : 0);
         }
       }
       return [...seenDevices].map(([key, labels]) => ({ labels, value: current.get(key) ?? 0 }));
@@ -279,12 +339,12 @@ export function registerGpuMetrics(
   );
   add(
     'gpu_telemetry_backend_up',
-    'Whether an optional backend in use since open (dcgm, gpm) still answers (1) or fails on every field it serves (0, e.g. the DCGM host engine is gone). Labels: backend.',
+    'Whether an optional backend in use since open (dcgm, gpm) still answers (1) or fails on every field it serves (0, e.g. the DCGM host engine is gone); kubernetes: whether the last kubelet PodResources call answered. Labels: backend.',
     'gauge',
     (s) => {
       const gpu = s.gpu;
-      if (!gpu || !s.snapshot) return [];
-      const out: Sample[] = [];
+      const out: Sample[] = kubernetesBackendSample(s.kube); // the kubelet's health does not depend on the GPUs'
+      if (!gpu || !s.snapshot) return out;
       for (const backend of ['dcgm', 'gpm'] as const) {
         if (gpu.backends[backend].state !== 'active') continue;
         let serving = 0;
@@ -303,6 +363,20 @@ export function registerGpuMetrics(
       return out;
     },
   );
+  if (pods) {
+    add(
+      'gpu_telemetry_pod_info',
+      'A container the kubelet assigned a GPU to (constant 1), one series per (GPU, container), shared GPUs included: join on gpu/uuid. Labels: pod, namespace, container.',
+      'gauge',
+      (s) => podInfoSamples(s.kube),
+    );
+    add(
+      'gpu_telemetry_kubernetes_down_info',
+      'Why the kubelet PodResources answer is missing (present only while the last call failed). Labels: code.',
+      'gauge',
+      (s) => kubernetesDownSamples(s.kube),
+    );
+  }
   // Kernel-trace captures of this process (process-wide, whether or not the GPUs can be read now).
   add('gpu_telemetry_capture_active', 'Whether a kernel-trace capture is live in this process (1) or not (0).', 'gauge', (s) => [
     { labels: {}, value: s.captures.active ? 1 : 0 },
@@ -405,6 +479,11 @@ export function registerGpuMetrics(
   };
 }
 
+/** A device that is neither lost nor in error (a stale sample of an ok device still counts). */
+export function deviceUsable(d: DeviceSample): boolean {
+  return d.state !== 'gpu_lost' && d.state !== 'error';
+}
+
 function escapeLabelValue(v: string): string {
   return /[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v;
 }
@@ -437,8 +516,9 @@ function helpFor(field: FieldSpec): string {
     links: 'links',
     boolean: '1 yes, 0 no',
     xid: 'XID code',
+    bitmask: 'bitmask of NVML clocks-event-reason bits, decoded in gpu_clock_event_reason_active',
   };
-  return `${field.help} Unit: ${unit[field.unit] ?? field.unit}. Only real readings are exported (see gpu_telemetry_field_supported).`;
+  return `${field.help} Unit: ${unit[field.unit] ?? field.unit}. Source: ${field.sources.length > 1 ? `the first that works of ${field.sources.join(', ')}` : field.sources[0]} (per GPU: the source label of gpu_telemetry_field_supported). Only real readings are exported.`;
 }
 
 export type { DcgmMetricSpec };

@@ -1,6 +1,9 @@
-// Compiled by test/abi.test.ts against NVIDIA's real nvml.h (Debian libnvidia-ml-dev): every NVML
-// struct and constant that native/vendor/nvml_abi.h (the addon) and native/sim/nvml_types.h (the
-// simulator) declare must match NVIDIA's size, offsets and values. A mismatch fails to compile.
+// Compiled by test/abi.test.ts against NVIDIA's real nvml.h (Debian libnvidia-ml-dev: NVML API
+// 11; or a newer one in GPU_TELEMETRY_NVML_INCLUDE, e.g. go-nvml's gen/nvml/nvml.h, API 13): every
+// NVML struct and constant that native/vendor/nvml_abi.h (the addon) and native/sim/nvml_types.h
+// (the simulator) declare must match NVIDIA's size, offsets and values. A mismatch fails to
+// compile. What only newer headers have is checked when the header has it (and pinned as numbers
+// in nvml_newest_facts.cc whatever header is installed).
 #include <nvml.h>
 
 #include <cstddef>
@@ -104,6 +107,13 @@ int main() {
   SAME_VALUE(n::kValueUnsignedLong, NVML_VALUE_TYPE_UNSIGNED_LONG);
   SAME_VALUE(n::kValueUnsignedLongLong, NVML_VALUE_TYPE_UNSIGNED_LONG_LONG);
   SAME_VALUE(n::kValueSignedLongLong, NVML_VALUE_TYPE_SIGNED_LONG_LONG);
+#if NVML_API_VERSION >= 13
+  SAME_VALUE(n::kValueSignedInt, NVML_VALUE_TYPE_SIGNED_INT);
+  SAME_VALUE(n::kValueUnsignedShort, NVML_VALUE_TYPE_UNSIGNED_SHORT);
+  SAME_OFFSET(n::Value, siVal, nvmlValue_t, siVal);
+  SAME_OFFSET(n::Value, usVal, nvmlValue_t, usVal);
+  SAME_OFFSET(simNvmlValue, usVal, nvmlValue_t, usVal);
+#endif
 
   // Field ids
   SAME_VALUE(n::kFiMemoryTemp, NVML_FI_DEV_MEMORY_TEMP);
@@ -119,10 +129,31 @@ int main() {
   SAME_VALUE(n::kFiRemappedPending, NVML_FI_DEV_REMAPPED_PENDING);
   SAME_VALUE(n::kFiRemappedFailure, NVML_FI_DEV_REMAPPED_FAILURE);
   SAME_VALUE(n::kFiNvlinkGetState, NVML_FI_DEV_NVLINK_GET_STATE);
-#ifdef NVML_FI_DEV_PCIE_COUNT_TX_BYTES  // NVML 12+ headers only
+#ifdef NVML_FI_DEV_PCIE_COUNT_TX_BYTES  // NVML 12.5+ headers only
+  SAME_VALUE(n::kFiTemperatureGpuMaxTlimit, NVML_FI_DEV_TEMPERATURE_GPU_MAX_TLIMIT);
   SAME_VALUE(n::kFiPcieCountTxBytes, NVML_FI_DEV_PCIE_COUNT_TX_BYTES);
   SAME_VALUE(n::kFiPcieCountRxBytes, NVML_FI_DEV_PCIE_COUNT_RX_BYTES);
 #endif
+#ifdef nvmlDeviceAddressingMode_v1  // NVML 12.6+
+  SAME_SIZE(n::AddressingMode, nvmlDeviceAddressingMode_t);
+  SAME_OFFSET(n::AddressingMode, version, nvmlDeviceAddressingMode_t, version);
+  SAME_OFFSET(n::AddressingMode, value, nvmlDeviceAddressingMode_t, value);
+  SAME_VALUE(n::kAddressingModeVersion, nvmlDeviceAddressingMode_v1);
+  SAME_VALUE(n::kAddressingModeNone, NVML_DEVICE_ADDRESSING_MODE_NONE);
+  SAME_VALUE(n::kAddressingModeHmm, NVML_DEVICE_ADDRESSING_MODE_HMM);
+  SAME_VALUE(n::kAddressingModeAts, NVML_DEVICE_ADDRESSING_MODE_ATS);
+  SAME_SIZE(simNvmlAddressingMode, nvmlDeviceAddressingMode_t);
+  SAME_VALUE(kSimAddressingModeV1Version, nvmlDeviceAddressingMode_v1);
+#endif
+#ifdef nvmlTemperature_v1  // NVML 12.8+
+  SAME_SIZE(n::TemperatureV1, nvmlTemperature_v1_t);
+  SAME_OFFSET(n::TemperatureV1, sensorType, nvmlTemperature_v1_t, sensorType);
+  SAME_OFFSET(n::TemperatureV1, temperature, nvmlTemperature_v1_t, temperature);
+  SAME_VALUE(n::kTemperatureV1Version, nvmlTemperature_v1);
+  SAME_VALUE(kSimTemperatureV1Version, nvmlTemperature_v1);
+#endif
+  SAME_VALUE(n::kMigDisable, NVML_DEVICE_MIG_DISABLE);
+  SAME_VALUE(n::kMigEnable, NVML_DEVICE_MIG_ENABLE);
 
   // Return codes
   SAME_VALUE(n::kSuccess, NVML_SUCCESS);
@@ -151,7 +182,15 @@ int main() {
   SAME_VALUE(n::kErrorInsufficientResources, NVML_ERROR_INSUFFICIENT_RESOURCES);
   SAME_VALUE(n::kErrorFreqNotSupported, NVML_ERROR_FREQ_NOT_SUPPORTED);
   SAME_VALUE(n::kErrorArgumentVersionMismatch, NVML_ERROR_ARGUMENT_VERSION_MISMATCH);
-  // 26..29 (DEPRECATED, NOT_READY, GPU_NOT_FOUND, INVALID_STATE) exist only in NVML 12+ headers.
+#if NVML_API_VERSION >= 12  // 26..29 (DEPRECATED, NOT_READY, GPU_NOT_FOUND, INVALID_STATE)
+  SAME_VALUE(n::kErrorDeprecated, NVML_ERROR_DEPRECATED);
+  SAME_VALUE(n::kErrorNotReady, NVML_ERROR_NOT_READY);
+  SAME_VALUE(n::kErrorGpuNotFound, NVML_ERROR_GPU_NOT_FOUND);
+  SAME_VALUE(n::kErrorInvalidState, NVML_ERROR_INVALID_STATE);
+#endif
+#if NVML_API_VERSION >= 13
+  SAME_VALUE(n::kErrorResetTypeNotSupported, NVML_ERROR_RESET_TYPE_NOT_SUPPORTED);
+#endif
   SAME_VALUE(n::kErrorUnknown, NVML_ERROR_UNKNOWN);
   SAME_VALUE(SIM_NVML_ERROR_GPU_IS_LOST, NVML_ERROR_GPU_IS_LOST);
   SAME_VALUE(SIM_NVML_ERROR_DRIVER_NOT_LOADED, NVML_ERROR_DRIVER_NOT_LOADED);
@@ -177,7 +216,13 @@ int main() {
   SAME_VALUE(n::kVersionBufferSize, NVML_SYSTEM_NVML_VERSION_BUFFER_SIZE);
   SAME_VALUE(n::kPciBusIdBufferSize, NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE);
   SAME_VALUE(n::kPciBusIdLegacyBufferSize, NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE);
+  // NVML 13.3 raised NVML_NVLINK_MAX_LINKS from 18 to 36; we size for the newest, and never below
+  // what the installed header says.
+  static_assert(n::kNvlinkMaxLinks >= NVML_NVLINK_MAX_LINKS, "fewer NVLink links than the header");
+  ++checks;
+#if NVML_NVLINK_MAX_LINKS >= 36
   SAME_VALUE(n::kNvlinkMaxLinks, NVML_NVLINK_MAX_LINKS);
+#endif
 
   // Clock-event reason bits (src/fields.ts decodes the same bits).
   SAME_VALUE(0x1, nvmlClocksThrottleReasonGpuIdle);
@@ -190,6 +235,39 @@ int main() {
   SAME_VALUE(0x80, nvmlClocksThrottleReasonHwPowerBrakeSlowdown);
   SAME_VALUE(0x100, nvmlClocksThrottleReasonDisplayClockSetting);
 
-  std::printf("nvml ABI: %d checks passed against %s (NVML API %s)\n", checks, "nvml.h", NVML_API_VERSION_STR);
+  // GPM (NVML 11.8+): metric ids we read, the request/metric layouts up to the array, and the
+  // array bound (ours is the newest; see nvml_abi.h).
+  SAME_VALUE(n::kGpmGraphicsUtil, NVML_GPM_METRIC_GRAPHICS_UTIL);
+  SAME_VALUE(n::kGpmSmUtil, NVML_GPM_METRIC_SM_UTIL);
+  SAME_VALUE(n::kGpmSmOccupancy, NVML_GPM_METRIC_SM_OCCUPANCY);
+  SAME_VALUE(n::kGpmAnyTensorUtil, NVML_GPM_METRIC_ANY_TENSOR_UTIL);
+  SAME_VALUE(n::kGpmDramBwUtil, NVML_GPM_METRIC_DRAM_BW_UTIL);
+  SAME_VALUE(n::kGpmFp64Util, NVML_GPM_METRIC_FP64_UTIL);
+  SAME_VALUE(n::kGpmFp32Util, NVML_GPM_METRIC_FP32_UTIL);
+  SAME_VALUE(n::kGpmFp16Util, NVML_GPM_METRIC_FP16_UTIL);
+  SAME_VALUE(n::kGpmPcieTxPerSec, NVML_GPM_METRIC_PCIE_TX_PER_SEC);
+  SAME_VALUE(n::kGpmPcieRxPerSec, NVML_GPM_METRIC_PCIE_RX_PER_SEC);
+  SAME_VALUE(n::kGpmNvlinkTotalRxPerSec, NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC);
+  SAME_VALUE(n::kGpmNvlinkTotalTxPerSec, NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC);
+  SAME_SIZE(n::GpmMetric, nvmlGpmMetric_t);
+  SAME_OFFSET(n::GpmMetric, nvmlReturn, nvmlGpmMetric_t, nvmlReturn);
+  SAME_OFFSET(n::GpmMetric, value, nvmlGpmMetric_t, value);
+  SAME_OFFSET(n::GpmMetric, metricInfo, nvmlGpmMetric_t, metricInfo);
+  SAME_OFFSET(n::GpmMetricsGet, numMetrics, nvmlGpmMetricsGet_t, numMetrics);
+  SAME_OFFSET(n::GpmMetricsGet, sample1, nvmlGpmMetricsGet_t, sample1);
+  SAME_OFFSET(n::GpmMetricsGet, sample2, nvmlGpmMetricsGet_t, sample2);
+  static_assert(offsetof(n::GpmMetricsGet, metrics) == offsetof(nvmlGpmMetricsGet_t, metrics), "metrics offset");
+  static_assert(n::kGpmMetricArrayBound >= NVML_GPM_METRIC_MAX, "GPM metrics array smaller than the header's");
+  checks += 2;
+#if NVML_API_VERSION < 13
+  SAME_VALUE(n::kGpmMetricMaxNvml11, NVML_GPM_METRIC_MAX);
+#else
+  SAME_VALUE(n::kGpmMetricArrayBound, NVML_GPM_METRIC_MAX);
+#endif
+  SAME_VALUE(n::kGpmMetricsGetVersion, NVML_GPM_METRICS_GET_VERSION);
+  SAME_SIZE(n::GpmSupport, nvmlGpmSupport_t);
+  SAME_VALUE(n::kGpmSupportVersion, NVML_GPM_SUPPORT_VERSION);
+
+  std::printf("nvml ABI: %d checks passed against nvml.h (NVML API %s)\n", checks, NVML_API_VERSION_STR);
   return 0;
 }
