@@ -340,6 +340,7 @@ describe('HTTP endpoints', () => {
     const { port } = await server.listen(0);
     return {
       port,
+      server: server.server,
       async stop() {
         server.server.closeAllConnections();
         await server.close();
@@ -460,10 +461,19 @@ describe('HTTP endpoints', () => {
   it('an idle connection that never sends a byte is closed too', async () => {
     const s = await startServer(500);
     try {
+      // What the server saw, for the message if this ever fails (it did once, under heavy load).
+      const seen: string[] = [];
+      const t0 = Date.now();
+      s.server.on('connection', (c: net.Socket) => {
+        seen.push(`connection at ${Date.now() - t0} ms (socket timeout ${c.timeout ?? 'none'} ms)`);
+        c.on('timeout', () => seen.push(`socket timeout at ${Date.now() - t0} ms`));
+        c.on('close', () => seen.push(`server side closed at ${Date.now() - t0} ms`));
+      });
       const socket = net.connect(s.port, '127.0.0.1');
       socket.on('error', () => {});
-      await noHang(new Promise((resolve) => socket.on('close', resolve)), 15_000, 'idle connection closed');
-      await waitFor(() => true);
+      await noHang(new Promise((resolve) => socket.on('close', resolve)), 15_000, 'idle connection closed').catch((e: Error) => {
+        throw new Error(`${e.message}; the server saw: ${seen.join('; ') || 'nothing'}`);
+      });
     } finally {
       await s.stop();
     }
