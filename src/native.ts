@@ -1,10 +1,11 @@
 /**
- * The native addon as TypeScript sees it. Loaded once, through node-gyp-build (prebuilds first,
- * then a local build). Nothing outside this package should use these types.
+ * The native addon as TypeScript sees it. Loaded once, through node-gyp-build (a local build in
+ * build/ first, then the prebuild for this platform and arch). Nothing outside this package should
+ * use these types.
  */
 import { createRequire } from 'node:module';
 import { GpuTelemetryError } from './errors.js';
-import { PACKAGE_ROOT } from './paths.js';
+import { PACKAGE_ROOT, addonPath, elfArch } from './paths.js';
 
 export const NativeEvent = { Opened: 0, OpenFailed: 1, SampleReady: 2, Closed: 3, XidReady: 4 } as const;
 export type NativeEvent = (typeof NativeEvent)[keyof typeof NativeEvent];
@@ -128,14 +129,20 @@ let binding: NativeBinding | null = null;
 export function loadNative(): NativeBinding {
   if (binding) return binding;
   const require = createRequire(import.meta.url);
+  let file: string | null = null;
   try {
-    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
-    binding = load(PACKAGE_ROOT);
+    // node-gyp-build chooses (build/ first, then prebuilds/<platform>-<arch>/); addonPath skips a
+    // local build made for another machine (src/paths.ts).
+    const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+    file = addonPath(nodeGypBuild.path(PACKAGE_ROOT));
+    binding = require(file) as NativeBinding;
   } catch (cause) {
+    const foreign = file ? elfArch(file) : null;
+    const why = file && foreign && foreign !== process.arch ? ` (${file} was built for ${foreign})` : '';
     throw new GpuTelemetryError(
       'ADDON_LOAD_FAILED',
       `the gpu-telemetry native addon could not be loaded for ${process.platform}-${process.arch} ` +
-        `(Node ${process.versions.node}): ${(cause as Error).message}. Run "npm rebuild gpu-telemetry" ` +
+        `(Node ${process.versions.node}): ${(cause as Error).message}${why}. Run "npm rebuild gpu-telemetry" ` +
         'with a C++ toolchain (g++, make, python3) installed.',
       { cause },
     );
