@@ -1,6 +1,6 @@
 /**
  * arm64: the addon and the simulator library load (the prebuilds/linux-arm64 ones under the runner)
- * and sample the gb10 (unified memory, DGX Spark) and h100-sxm-8 scenarios.
+ * and sample the gb10 (unified memory, DGX Spark), gh200 (Grace Hopper) and h100-sxm-8 scenarios.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -44,6 +44,24 @@ test('gb10: one unified-memory GPU, memory from meminfo, link fields not_support
     assert.match(d.reasons.pcieLinkGeneration, /NVLink-C2C/);
     assert.equal(d.fields.pcieLinkGeneration, null);
     assert.ok(d.fields.smClockHz > 0);
+  } finally {
+    await gpu.close();
+  }
+});
+
+test('gh200: ATS addressing with its own 96 GB of HBM3: memory from NVML, not from meminfo', async () => {
+  const gpu = await openGpuTelemetry({ simulate: 'gh200', intervalMs: 100 });
+  try {
+    const info = gpu.devices[0];
+    assert.match(info.name, /GH200/);
+    assert.equal(info.unifiedMemory, false);
+    const d = (await firstSample(gpu)).devices[0];
+    for (const f of ['memoryTotalBytes', 'memoryUsedBytes', 'memoryFreeBytes', 'memoryReservedBytes']) {
+      assert.equal(d.status[f], 'ok', `${f}: ${d.status[f]} ${d.reasons[f] ?? ''}`);
+      assert.equal(d.source[f], 'nvml', f);
+    }
+    assert.ok(d.fields.memoryTotalBytes > 90e9 && d.fields.memoryTotalBytes < 110e9);
+    assert.ok(d.fields.memoryUsedBytes >= d.fields.gpuProcessMemoryBytes);
   } finally {
     await gpu.close();
   }
