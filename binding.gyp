@@ -12,6 +12,8 @@
         "native/sources/meminfo.cc",
         "native/sources/xid_watcher.cc",
         "native/sources/gpm_source.cc",
+        "native/sources/mig_source.cc",
+        "native/sources/process_util.cc",
         "native/sources/dcgm_source.cc",
         "native/vendor/dynlib.cc",
         "native/vendor/nvml_api.cc",

@@ -27,6 +27,10 @@ export interface NativeOptions {
   dcgmHost: string;
   dcgmHostIsUnixSocket: boolean;
   dcgmConnectTimeoutMs: number;
+  /** Per-process utilisation on a thread of its own (off: not asked). */
+  processUtilization: boolean;
+  /** A per-process utilisation call in flight longer than this is reported hung. */
+  staleAfterMs: number;
 }
 
 export interface NativeDeviceInfo {
@@ -72,6 +76,11 @@ export interface NativeLayout {
   codesOffset: number;
   statusOffset: number;
   sourceOffset: number;
+  migValuesOffset: number;
+  migMetaOffset: number;
+  migCodesOffset: number;
+  migStatusOffset: number;
+  migSourceOffset: number;
 }
 
 export interface NativeStats {
@@ -79,6 +88,8 @@ export interface NativeStats {
   vendorCalls: number;
   threadCpuNs: number;
   lastSampleNs: number;
+  /** MIG device listings attempted since open (every GPU). */
+  migListings: number;
 }
 
 export interface NativeHandle {
@@ -93,6 +104,8 @@ export interface NativeHandle {
   setRef(ref: boolean): void;
   close(): void;
   stats(): NativeStats;
+  /** The UUIDs and profile names of a GPU's MIG devices, in frame slot order. */
+  migNames(device: number): { generation: number; uuids: string[]; profiles: string[] };
   drainXids(max: number): {
     events: { device: number; xid: number; atEpochMs: number; gpuInstanceId: number; computeInstanceId: number }[];
     dropped: number;
@@ -106,6 +119,10 @@ export interface NativeConstants {
   maxProcesses: number;
   processStride: number;
   deviceMetaStride: number;
+  maxMigDevices: number;
+  migMetaStride: number;
+  /** The device field names a MIG device slot holds, in slot order. */
+  migFields: string[];
 }
 
 export interface NativeBinding {
