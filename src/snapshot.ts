@@ -143,6 +143,18 @@ const M_NVLINK_FAILED_LINK = 6;
 const MIG_REASON =
   'MIG mode is enabled on this GPU: whole-device utilisation is not supported, and its memory and process figures need privileges (per-instance figures come from its MIG devices)';
 const NVLINK_TOTALS = new Set<FieldName>(['nvlinkTxBytesPerSecond', 'nvlinkRxBytesPerSecond']);
+// The whole-GPU figures NVIDIA's driver does not give in MIG mode (utilisation) or gives only with
+// privileges (memory, processes): only their reasons name MIG mode (a fan-less board's fan is not MIG's doing).
+const MIG_AFFECTED = new Set<FieldName>([
+  'gpuUtilizationRatio',
+  'memoryUtilizationRatio',
+  'memoryTotalBytes',
+  'memoryUsedBytes',
+  'memoryFreeBytes',
+  'memoryReservedBytes',
+  'gpuProcessMemoryBytes',
+  'processCount',
+]);
 
 const PROFILING_REASON = 'needs DCGM (libdcgm.so.4/.3) or a Hopper-or-newer GPU with NVML GPM';
 const NOT_PROBED_REASON: Partial<Record<FieldName, string>> = {
@@ -250,7 +262,9 @@ export class SnapshotDecoder {
     let text = this.reasonCache.get(key);
     if (text === undefined) {
       text = reasonFor(FIELD_NAMES[i], st, src, code);
-      if (mig && (st === 'not_supported' || st === 'no_permission') && src === 'nvml') text = `${MIG_REASON} (${text})`;
+      if (mig && (st === 'not_supported' || st === 'no_permission') && src === 'nvml' && MIG_AFFECTED.has(FIELD_NAMES[i])) {
+        text = `${MIG_REASON} (${text})`;
+      }
       if (failedLink >= 0 && NVLINK_TOTALS.has(FIELD_NAMES[i]) && st !== 'ok' && st !== 'pending' && st !== 'stale') {
         text = `NVLink link ${failedLink}: ${text}`;
       }

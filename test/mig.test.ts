@@ -96,6 +96,8 @@ describe('MIG instances (h100-mig)', () => {
       expect(d0.status.gpuUtilizationRatio).toBe('not_supported');
       expect(d0.status.memoryUsedBytes).toBe('no_permission');
       expect(d0.reasons.memoryUsedBytes).toMatch(/MIG mode is enabled/);
+      // Only what MIG mode affects says so: an SXM board has no fan in or out of MIG mode.
+      expect(d0.reasons.fanSpeedRatio).not.toMatch(/MIG/);
       expect(d0.fields.powerWatts).not.toBeNull();
       // Its process list (no privileges for the GPU-wide one) is the instances', with their ids.
       expect(d0.processes.map((p) => [p.pid, p.gpuInstanceId]).sort()).toEqual([
