@@ -70,7 +70,7 @@ const nasty = fc.oneof(
   fc.constant(undefined),
 );
 
-const optionKeys = ['intervalMs', 'simulate', 'libraries', 'staleAfterMs', 'openTimeoutMs', 'lostRetryMs', 'closeTimeoutMs', 'meminfoPath', 'sources'];
+const optionKeys = ['intervalMs', 'simulate', 'libraries', 'staleAfterMs', 'openTimeoutMs', 'lostRetryMs', 'closeTimeoutMs', 'meminfoPath', 'sources', 'processUtilization'];
 
 describe('openGpuTelemetry options', () => {
   it('random option objects: a typed error or an instance, never a crash or hang', async () => {
@@ -90,6 +90,7 @@ describe('openGpuTelemetry options', () => {
           closeTimeoutMs: nasty,
           meminfoPath: nasty,
           sources,
+          processUtilization: nasty,
         },
         { requiredKeys: [] },
       ),
