@@ -23,7 +23,7 @@ const { loadNative } = await import(path.join(ROOT, 'dist', 'native.js'));
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has('--quick');
-// --only=snapshot,close runs just those sections (snapshot, sampler, scrape, capture, hung, close, scale).
+// --only=snapshot,close runs just those sections (snapshot, sampler, scrape, series, capture, hung, close, scale).
 const ONLY = [...args].find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? null;
 const want = (section) => ONLY === null || ONLY.includes(section);
 const WRITE = args.has('--write');
@@ -336,7 +336,7 @@ async function scrapeCosts(devices, withLoad) {
 async function benchScrape() {
   console.log('\n3. Scrape: /metrics for 8 GPUs, dcgm-exporter default counters');
   const r = await scrapeCosts(8, true);
-  notes.push(`scrape content: ours ${r.series.ours} series (the ${8 * 23}-odd dcgm value series plus the always-present health series: device_up, field_supported × 51 per GPU, …); the straightforward registry ${r.series.plain} value series only`);
+  notes.push(`scrape content: ours ${r.series.ours} series (the dcgm value series plus the health series: device_up, the field counts and a health series per field without a reading, the process-wide series); the straightforward registry ${r.series.plain} value series only`);
   row('scrape', 'render p50 (/metrics: renderText)', r.ours.p50, { name: 'a Gauge per field', value: r.plain.p50 });
   row('scrape', 'render p99 (/metrics: renderText)', r.ours.p99, { name: 'a Gauge per field', value: r.plain.p99 }, {
     goal: 'p99 < 1 ms and faster',
@@ -496,6 +496,41 @@ async function benchClose() {
   row('close', 'close() max', max, { name: 'the XID wait it used to join', value: 250e6 }, { goal: '< 20 ms', met: max < 20e6 });
 }
 
+// ---- 3b. series per GPU ------------------------------------------------------------------------
+
+// The series budget (issue #12): per GPU at most 64 (default names) / 32 (dcgm names) without
+// opt-ins; a MIG instance adds its own. Counted from one scrape; not a timing.
+async function benchSeries() {
+  console.log('\n3b. Series per GPU (budget: default ≤ 64, dcgm ≤ 32 without opt-ins; per MIG instance in parentheses)');
+  for (const scenario of ['h100-sxm-8', 'a100-pcie-2', 'gb10', 'h100-mig']) {
+    const gpu = await openGpuTelemetry({ simulate: scenario, intervalMs: 100, processUtilization: true });
+    try {
+      for (let i = 0; i < 4; i++) await nextSample(gpu);
+      const counts = (options) => {
+        const text = registerGpuMetrics(new Registry(), gpu, options).renderText();
+        const perGpu = new Map();
+        const perInstance = new Map();
+        for (const line of text.split('\n')) {
+          if (!line || line.startsWith('#')) continue;
+          const g = /[{,]gpu="(\d+)"/.exec(line)?.[1];
+          if (g === undefined) continue;
+          const gi = /[{,](?:gpu_instance|GPU_I_ID)="(\d+)"/.exec(line)?.[1];
+          const map = gi === undefined ? perGpu : perInstance;
+          const key = gi === undefined ? g : `${g}/${gi}`;
+          map.set(key, (map.get(key) ?? 0) + 1);
+        }
+        const max = (m) => (m.size ? Math.max(...m.values()) : 0);
+        return `${max(perGpu)}${perInstance.size ? ` (${max(perInstance)})` : ''}`;
+      };
+      const line = `${scenario.padEnd(14)} default ${counts({})}, dcgm ${counts({ names: 'dcgm' })}; default with --per-link --processes ${counts({ perLink: true, processes: true })}`;
+      console.log(`  ${line}`);
+      notes.push(`series per GPU: ${line}`);
+    } finally {
+      await gpu.close();
+    }
+  }
+}
+
 // ---- 6. scale ----------------------------------------------------------------------------------
 
 async function benchScale() {
@@ -525,6 +560,7 @@ try {
   if (want('snapshot')) await benchSnapshot();
   if (want('sampler')) await benchSampler();
   if (want('scrape')) await benchScrape();
+  if (want('series')) await benchSeries();
   if (want('capture')) await benchCapture();
   if (want('hung')) await benchHungDriver();
   if (want('close')) await benchClose();

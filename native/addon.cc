@@ -216,6 +216,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
                            InstanceMethod<&Handle::close>("close"),
                            InstanceMethod<&Handle::stats>("stats"),
                            InstanceMethod<&Handle::drainXids>("drainXids"),
+                           InstanceMethod<&Handle::migNames>("migNames"),
                        });
   }
 
@@ -248,6 +249,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
     options.dcgmConnectTimeoutMs = static_cast<unsigned int>(numberOr(o, "dcgmConnectTimeoutMs", 5000));
     Napi::Value meminfo = o.Get("meminfoPath");
     if (meminfo.IsString()) options.meminfoPath = meminfo.As<Napi::String>().Utf8Value();
+    options.processUtilization = o.Get("processUtilization").ToBoolean().Value();
+    options.staleAfterNs = static_cast<int64_t>(numberOr(o, "staleAfterMs", 3000) * 1e6);
 
     channel_ = EventChannel::create(env, info[1].As<Napi::Function>());
     std::weak_ptr<EventChannel> weakChannel = channel_;
@@ -362,6 +365,11 @@ class Handle : public Napi::ObjectWrap<Handle> {
     o.Set("codesOffset", static_cast<double>(l.codesOffset));
     o.Set("statusOffset", static_cast<double>(l.statusOffset));
     o.Set("sourceOffset", static_cast<double>(l.sourceOffset));
+    o.Set("migValuesOffset", static_cast<double>(l.migValuesOffset));
+    o.Set("migMetaOffset", static_cast<double>(l.migMetaOffset));
+    o.Set("migCodesOffset", static_cast<double>(l.migCodesOffset));
+    o.Set("migStatusOffset", static_cast<double>(l.migStatusOffset));
+    o.Set("migSourceOffset", static_cast<double>(l.migSourceOffset));
     return o;
   }
 
@@ -415,6 +423,24 @@ class Handle : public Napi::ObjectWrap<Handle> {
     o.Set("vendorCalls", static_cast<double>(s.vendorCalls));
     o.Set("threadCpuNs", static_cast<double>(s.threadCpuNs));
     o.Set("lastSampleNs", static_cast<double>(s.lastSampleNs));
+    o.Set("migListings", static_cast<double>(s.migListings));
+    return o;
+  }
+
+  // migNames(device) -> { generation, uuids: string[], profiles: string[] } (slot order; JS asks
+  // again only when the frame's kDevMigGeneration changed).
+  Napi::Value migNames(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const size_t device = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+    const MigSource::Names n = sampler_->migNames(device);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("generation", static_cast<double>(n.generation));
+    Napi::Array uuids = Napi::Array::New(env, n.uuids.size());
+    Napi::Array profiles = Napi::Array::New(env, n.profiles.size());
+    for (size_t i = 0; i < n.uuids.size(); ++i) uuids.Set(static_cast<uint32_t>(i), n.uuids[i]);
+    for (size_t i = 0; i < n.profiles.size(); ++i) profiles.Set(static_cast<uint32_t>(i), n.profiles[i]);
+    o.Set("uuids", uuids);
+    o.Set("profiles", profiles);
     return o;
   }
 
@@ -660,6 +686,14 @@ Napi::Value constants(const Napi::CallbackInfo& info) {
   o.Set("maxProcesses", static_cast<double>(kMaxProcesses));
   o.Set("processStride", static_cast<double>(kProcessStride));
   o.Set("deviceMetaStride", static_cast<double>(kDevMetaStride));
+  o.Set("maxMigDevices", static_cast<double>(kMaxMigDevices));
+  o.Set("migMetaStride", static_cast<double>(kMigMetaStride));
+  Napi::Array migFields = Napi::Array::New(env, kMigFieldCount);
+  uint32_t i = 0;
+#define GT_MIG_NAME(f) migFields.Set(i++, fieldName(Field::f));
+  GT_MIG_FIELDS(GT_MIG_NAME)
+#undef GT_MIG_NAME
+  o.Set("migFields", migFields);
   return o;
 }
 

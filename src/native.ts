@@ -30,6 +30,10 @@ export interface NativeOptions {
   /** 0 auto (a running nv-hostengine, else embedded), 1 hostengine only, 2 embedded only */
   dcgmEngine: number;
   dcgmConnectTimeoutMs: number;
+  /** Per-process utilisation on a thread of its own (off: not asked). */
+  processUtilization: boolean;
+  /** A per-process utilisation call in flight longer than this is reported hung. */
+  staleAfterMs: number;
 }
 
 export interface NativeDeviceInfo {
@@ -75,6 +79,11 @@ export interface NativeLayout {
   codesOffset: number;
   statusOffset: number;
   sourceOffset: number;
+  migValuesOffset: number;
+  migMetaOffset: number;
+  migCodesOffset: number;
+  migStatusOffset: number;
+  migSourceOffset: number;
 }
 
 export interface NativeStats {
@@ -82,6 +91,8 @@ export interface NativeStats {
   vendorCalls: number;
   threadCpuNs: number;
   lastSampleNs: number;
+  /** MIG device listings attempted since open (every GPU). */
+  migListings: number;
 }
 
 export interface NativeHandle {
@@ -96,6 +107,8 @@ export interface NativeHandle {
   setRef(ref: boolean): void;
   close(): void;
   stats(): NativeStats;
+  /** The UUIDs and profile names of a GPU's MIG devices, in frame slot order. */
+  migNames(device: number): { generation: number; uuids: string[]; profiles: string[] };
   drainXids(max: number): {
     events: { device: number; xid: number; atEpochMs: number; gpuInstanceId: number; computeInstanceId: number }[];
     dropped: number;
@@ -109,6 +122,10 @@ export interface NativeConstants {
   maxProcesses: number;
   processStride: number;
   deviceMetaStride: number;
+  maxMigDevices: number;
+  migMetaStride: number;
+  /** The device field names a MIG device slot holds, in slot order. */
+  migFields: string[];
 }
 
 export interface NativeBinding {

@@ -17,6 +17,19 @@ import {
   type FieldStatus,
 } from './fields.js';
 import type { NativeConstants, NativeLayout } from './native.js';
+import { FleetDecoder, type MigInstanceSample, type MigNames, type ProcessSample, type ProcessUtilizationState } from './snapshot-fleet.js';
+
+export type {
+  MigComputeInstance,
+  MigFieldName,
+  MigFieldSources,
+  MigFieldStatuses,
+  MigFieldValues,
+  MigInstanceSample,
+  ProcessSample,
+  ProcessUtilizationState,
+} from './snapshot-fleet.js';
+export { MIG_FIELD_NAMES } from './snapshot-fleet.js';
 
 /** Static facts about a device, read once at open. */
 export interface DeviceInfo {
@@ -53,12 +66,6 @@ export interface NvlinkSample {
   readonly rxBytesPerSecond: number | null;
 }
 
-export interface ProcessSample {
-  readonly pid: number;
-  /** null when the driver cannot tell (NVML_VALUE_NOT_AVAILABLE). */
-  readonly usedMemoryBytes: number | null;
-}
-
 export type DeviceState = 'ok' | 'gpu_lost' | 'error' | 'stale';
 
 export interface DeviceSample {
@@ -76,9 +83,24 @@ export interface DeviceSample {
   /** clockEventReasons decoded to names; null when not readable. */
   readonly clockEventReasons: readonly ClockEventReason[] | null;
   readonly nvlinks: readonly NvlinkSample[];
+  /**
+   * Compute processes on the GPU: the 64 using the most memory (more: processesTruncated). In MIG
+   * mode without the privileges the GPU-wide list needs, the MIG devices' processes.
+   */
   readonly processes: readonly ProcessSample[];
   /** True when the driver listed more processes than are kept (64). */
   readonly processesTruncated: boolean;
+  /** Whether `processes[i].*UtilizationRatio` are read, and why not. */
+  readonly processUtilization: ProcessUtilizationState;
+  /**
+   * The GPU instances of a GPU in MIG mode ([] otherwise), each with its own memory, activity and
+   * processes.
+   */
+  readonly migInstances: readonly MigInstanceSample[];
+  /** Why `migInstances` is empty although MIG mode is on (a failed listing); else null. */
+  readonly migInstancesReason: string | null;
+  /** More MIG devices than are kept (8). */
+  readonly migInstancesTruncated: boolean;
   /**
    * Whether the GPU is in MIG mode (nvmlDeviceGetMigMode, read every sample); null when the GPU or
    * driver has no MIG. In MIG mode the whole-device utilisation is not supported and its memory and
@@ -121,6 +143,18 @@ const M_NVLINK_FAILED_LINK = 6;
 const MIG_REASON =
   'MIG mode is enabled on this GPU: whole-device utilisation is not supported, and its memory and process figures need privileges (per-instance figures come from its MIG devices)';
 const NVLINK_TOTALS = new Set<FieldName>(['nvlinkTxBytesPerSecond', 'nvlinkRxBytesPerSecond']);
+// The whole-GPU figures NVIDIA's driver does not give in MIG mode (utilisation) or gives only with
+// privileges (memory, processes): only their reasons name MIG mode (a fan-less board's fan is not MIG's doing).
+const MIG_AFFECTED = new Set<FieldName>([
+  'gpuUtilizationRatio',
+  'memoryUtilizationRatio',
+  'memoryTotalBytes',
+  'memoryUsedBytes',
+  'memoryFreeBytes',
+  'memoryReservedBytes',
+  'gpuProcessMemoryBytes',
+  'processCount',
+]);
 
 const PROFILING_REASON = 'needs DCGM (libdcgm.so.4/.3) or a Hopper-or-newer GPU with NVML GPM';
 const NOT_PROBED_REASON: Partial<Record<FieldName, string>> = {
@@ -221,6 +255,7 @@ export class SnapshotDecoder {
   private readonly scratchSources: FieldSource[] = [];
   // Reasons repeat sample after sample (same field, status, source and code): built once.
   private readonly reasonCache = new Map<string, string>();
+  private readonly fleet: FleetDecoder;
 
   private reason(d: number, i: number, st: FieldStatus, src: FieldSource, code: number, mig: boolean, failedLink: number): string {
     if (code === -2) {
@@ -231,7 +266,9 @@ export class SnapshotDecoder {
     let text = this.reasonCache.get(key);
     if (text === undefined) {
       text = reasonFor(FIELD_NAMES[i], st, src, code);
-      if (mig && (st === 'not_supported' || st === 'no_permission') && src === 'nvml') text = `${MIG_REASON} (${text})`;
+      if (mig && (st === 'not_supported' || st === 'no_permission') && src === 'nvml' && MIG_AFFECTED.has(FIELD_NAMES[i])) {
+        text = `${MIG_REASON} (${text})`;
+      }
       if (failedLink >= 0 && NVLINK_TOTALS.has(FIELD_NAMES[i]) && st !== 'ok' && st !== 'pending' && st !== 'stale') {
         text = `NVLink link ${failedLink}: ${text}`;
       }
@@ -246,6 +283,8 @@ export class SnapshotDecoder {
     private readonly constants: NativeConstants,
     private readonly deviceInfo: readonly DeviceInfo[],
     private readonly fieldNotes: (string | null)[][] = [],
+    migNames: (device: number) => MigNames = () => ({ generation: 0, uuids: [], profiles: [] }),
+    processUtilSymbol = '',
   ) {
     this.fieldCount = constants.fieldCount;
     const n = layout.devices;
@@ -257,6 +296,7 @@ export class SnapshotDecoder {
     this.codes = new Int32Array(this.buffer, layout.codesOffset, n * this.fieldCount);
     this.statuses = new Uint8Array(this.buffer, layout.statusOffset, n * this.fieldCount);
     this.sources = new Uint8Array(this.buffer, layout.sourceOffset, n * this.fieldCount);
+    this.fleet = new FleetDecoder(this.buffer, layout, constants, migNames, processUtilSymbol);
   }
 
   /** Builds the device samples from the buffer; `stale` overlays the stale status. */
@@ -314,14 +354,8 @@ export class SnapshotDecoder {
       }
     }
 
-    const processes: ProcessSample[] = [];
-    const procCount = this.deviceMeta[metaBase + M_PROCESS_COUNT];
-    const procBase = d * this.constants.maxProcesses * this.constants.processStride;
-    for (let p = 0; p < procCount; p++) {
-      const o = procBase + p * this.constants.processStride;
-      const used = this.processes[o + 1];
-      processes.push({ pid: this.processes[o], usedMemoryBytes: Number.isNaN(used) ? null : used });
-    }
+    const processes = this.fleet.processes(this.processes, this.deviceMeta, d, this.deviceMeta[metaBase + M_PROCESS_COUNT]);
+    const mig = this.fleet.migInstances(this.deviceMeta, d, processes, stale);
 
     const mask = fields.clockEventReasons;
     return Object.freeze({
@@ -337,7 +371,11 @@ export class SnapshotDecoder {
       nvlinks: Object.freeze(nvlinks),
       processes: Object.freeze(processes),
       processesTruncated: this.deviceMeta[metaBase + M_PROCESS_TRUNCATED] === 1,
+      processUtilization: this.fleet.processUtilization(this.deviceMeta, d, stale),
       migMode: migRaw === 1 ? true : migRaw === 0 ? false : null,
+      migInstances: Object.freeze(mig.instances),
+      migInstancesReason: mig.reason,
+      migInstancesTruncated: mig.truncated,
     });
   }
 }

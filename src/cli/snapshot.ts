@@ -92,6 +92,10 @@ export function toJson(gpu: GpuTelemetry, snap: GpuSnapshot) {
       nvlinks: d.nvlinks,
       processes: d.processes,
       processesTruncated: d.processesTruncated,
+      processUtilization: d.processUtilization,
+      migMode: d.migMode,
+      migInstances: d.migInstances,
+      ...(d.migInstancesReason ? { migInstancesReason: d.migInstancesReason } : {}),
     })),
   };
 }
@@ -128,10 +132,20 @@ export function renderTable(gpu: GpuTelemetry, snap: GpuSnapshot): string {
       lines.push(`  nvlinks: ${up}/${d.nvlinks.length} up`);
     }
     if (d.processes.length) {
+      const util = (p: (typeof d.processes)[number]) => (p.smUtilizationRatio === null ? '' : `, SM ${formatValue('ratio', p.smUtilizationRatio)}`);
       lines.push(
         `  processes: ${d.processes
-          .map((p) => `${p.pid} (${formatValue('bytes', p.usedMemoryBytes)})`)
+          .map((p) => `${p.pid} (${formatValue('bytes', p.usedMemoryBytes)}${util(p)}${p.gpuInstanceId === null ? '' : `, GI ${p.gpuInstanceId}`})`)
           .join(', ')}${d.processesTruncated ? ', …' : ''}`,
+      );
+    }
+    if (d.migMode) lines.push(`  MIG mode: on${d.migInstancesReason ? ` — ${d.migInstancesReason}` : ''}`);
+    for (const m of d.migInstances) {
+      const f = m.fields;
+      const activity = f.tensorActiveRatio === null ? (m.status.tensorActiveRatio) : `tensor ${formatValue('ratio', f.tensorActiveRatio)}, SM ${formatValue('ratio', f.smActiveRatio)}`;
+      lines.push(
+        `  GI ${String(m.gpuInstanceId).padStart(2)} ${(m.profile ?? '?').padEnd(9)} ${m.computeInstances.map((c) => c.uuid ?? '?').join(' ')}  ` +
+          `memory ${formatValue('bytes', f.memoryUsedBytes)} / ${formatValue('bytes', f.memoryTotalBytes)}, ${f.processCount ?? '?'} processes, ${activity}`,
       );
     }
   }
