@@ -621,8 +621,7 @@ Napi::Value captureCuptiState(const Napi::CallbackInfo& info) {
   o.Set("libraryPath", s.libraryPath);
   if (s.hasSimulatorCounters) {
     Napi::Object c = Napi::Object::New(env);
-    const char* names[6] = {"recordsProduced", "recordsDropped", "nullBuffers", "unsafeNullBuffers", "buffersCompleted", "buffersHeld"};
-    for (int i = 0; i < 6; ++i) c.Set(names[i], s.simulatorCounters[i]);
+    for (size_t i = 0; i < capture::kSimulatorCounterCount; ++i) c.Set(capture::kSimulatorCounterNames[i], s.simulatorCounters[i]);
     o.Set("simulator", c);
   }
   return o;

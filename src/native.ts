@@ -169,6 +169,11 @@ export interface NativeCaptureOptions {
   stepRange: string | null;
   kinds: NativeCaptureKinds;
   flushIntervalMs: number;
+  /**
+   * At the end of a capture, how long to keep asking CUPTI (default flushes) for the buffers it
+   * still holds (records in flight: kernels still running) before the one forced flush (ms).
+   */
+  drainTimeoutMs?: number;
 }
 
 export interface NativeCaptureProgress {
@@ -217,6 +222,8 @@ export interface NativeCaptureResult {
   strings: string[];
   droppedByCupti: number;
   droppedByUs: number;
+  /** Records CUPTI handed back incomplete (cuptiActivityGetNextRecord: INVALID_KIND): lost. */
+  droppedIncomplete: number;
   peakBytes: number;
   buffersCompleted: number;
 }
@@ -248,6 +255,15 @@ export interface NativeCuptiState {
     /** Null buffers handed to a CUPTI older than API version 27 (where that is unsafe). */
     unsafeNullBuffers: number;
     buffersCompleted: number;
+    /** Buffers the simulated CUPTI holds now. */
     buffersHeld: number;
+    /** Records handed back while still in flight (cuptiActivityGetNextRecord: INVALID_KIND). */
+    incompleteRecordsReturned: number;
+    /** GPU records reserved in a buffer and not yet complete, now. */
+    recordsInFlight: number;
+    /** Kernel records written complete (each is delivered: as a record, or never handed back). */
+    kernelRecordsCompleted: number;
+    /** Kernels the simulated application launched while a kernel kind was enabled. */
+    kernelsLaunched: number;
   };
 }

@@ -96,6 +96,7 @@ export function fixtureResult(overrides: Partial<CaptureNativeResult> = {}): Cap
     strings: [...FIXTURE_STRINGS],
     droppedByCupti: 3,
     droppedByUs: 4,
+    droppedIncomplete: 0,
     peakBytes: 8 << 20,
     buffersCompleted: 2,
     ...overrides,

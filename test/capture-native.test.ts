@@ -481,6 +481,103 @@ describe('NativeCapture on the simulator', () => {
   });
 });
 
+/** The simulated CUPTI's counters since the capture configured it. */
+function sim() {
+  return native.captureCuptiState().simulator!;
+}
+
+const kernelRows = (r: NativeCaptureResult) => r.kernels.length / STRIDE.kernels;
+
+describe('records in flight (NVIDIA: a default flush returns only buffers whose records are all complete)', () => {
+  // Kernels of 30 ms and 4 ms at 400/s: every flush finds records in flight.
+  const longKernels = {
+    kernelsPerSecond: 400,
+    memcpyPerSecond: 0,
+    memsetPerSecond: 0,
+    stepRange: { name: 'decode_step', everyMs: 3_600_000 }, // no NVTX ranges within the test
+
+    recordCompletionLagMs: 5,
+    kernels: [
+      { name: '_Z9long_gemmv', durationUs: 30_000 },
+      { name: '_Z5shortv', durationUs: 4_000 },
+    ],
+  };
+
+  it('long-running kernels, flushed every 10 ms: every kernel the GPU completed is in the trace, none lost', async () => {
+    const { cap, stopped } = create(
+      options({
+        simulatorScenario: scenario('capture-decode-loop', longKernels),
+        steps: 1_000_000,
+        flushIntervalMs: 10,
+        drainTimeoutMs: 30_000, // generous: the drain ends as soon as CUPTI has handed every buffer back
+      }),
+    );
+    expect(cap.start().ok).toBe(true);
+    await waitFor(() => sim().kernelsLaunched >= 120, 60_000);
+    cap.stop('cancelled');
+    expect(await stopped).toBe('cancelled');
+    expectNothingEnabled();
+    const r = cap.result();
+    const s = sim();
+    process.stdout.write(
+      `in flight: ${s.kernelsLaunched} kernels launched, ${s.kernelRecordsCompleted} completed, ${kernelRows(r)} in the trace, ` +
+        `${s.incompleteRecordsReturned} handed back incomplete, ${r.droppedIncomplete} counted\n`,
+    );
+    // Every kernel launched ran to its end within the drain, and is in the trace.
+    expect(kernelRows(r)).toBe(s.kernelsLaunched);
+    // Every complete record CUPTI wrote (kernels and their launch calls) was read.
+    expect(kernelRows(r) + r.apiCalls.length / STRIDE.apiCalls).toBe(s.recordsProduced);
+    // Periodic flushes never forced a buffer out with a record in flight; the drain waited for them.
+    expect(s.incompleteRecordsReturned).toBe(0);
+    expect(r.droppedIncomplete).toBe(0);
+    expect(s.buffersHeld).toBe(0);
+    expect(r.truncated).toBe(false);
+  });
+
+  for (const advances of [true, false]) {
+    it(`cancelled while a 60 s kernel runs (INVALID_KIND ${advances ? 'moves *record to' : 'leaves *record before'} the incomplete record): counted, never silently ends the parse`, async () => {
+      const { cap, stopped } = create(
+        options({
+          simulatorScenario: scenario('capture-decode-loop', {
+            ...longKernels,
+            kernelsPerSecond: 200,
+            invalidKindAdvances: advances,
+            kernels: [
+              { name: '_Z5shortv', durationUs: 20 },
+              { name: '_Z5shortv', durationUs: 20 },
+              { name: '_Z14endless_kernelv', durationUs: 60_000_000 },
+            ],
+          }),
+          steps: 1_000_000,
+          flushIntervalMs: 10,
+          drainTimeoutMs: 100,
+        }),
+      );
+      expect(cap.start().ok).toBe(true);
+      await waitFor(() => sim().kernelsLaunched >= 30, 60_000);
+      cap.stop('cancelled');
+      expect(await stopped).toBe('cancelled');
+      expectNothingEnabled();
+      const r = cap.result();
+      const s = sim();
+      expect(s.incompleteRecordsReturned).toBeGreaterThanOrEqual(10); // every endless kernel
+      expect(s.buffersHeld).toBe(0);
+      const rows = kernelRows(r) + r.apiCalls.length / STRIDE.apiCalls;
+      if (advances) {
+        // Stepped past each incomplete record: every complete record is there, every incomplete one counted.
+        expect(r.droppedIncomplete).toBe(s.incompleteRecordsReturned);
+        expect(kernelRows(r)).toBe(s.kernelRecordsCompleted);
+        expect(rows).toBe(s.recordsProduced);
+      } else {
+        // Cannot step past: the rest of that buffer is unreadable, the stop is counted.
+        expect(r.droppedIncomplete).toBeGreaterThan(0);
+        expect(r.droppedIncomplete).toBeLessThanOrEqual(s.incompleteRecordsReturned);
+        expect(rows).toBeLessThan(s.recordsProduced);
+      }
+    });
+  }
+});
+
 if (!REAL_CUPTI) skipReason('/usr/local/cuda/lib64/libcupti.so.13 (the real CUPTI)', 'the CUDA 13 toolkit (cuda-cupti-13)');
 
 describe.skipIf(!REAL_CUPTI)("NVIDIA's real libcupti without a driver", () => {

@@ -179,7 +179,7 @@ CuptiState cuptiState() {
       int subscribed = 0;
       using CountersFn = int (*)(double*, unsigned int);
       if (auto counters = reinterpret_cast<CountersFn>(libs.last->lib.symbol("gtsim_cupti_counters"))) {
-        out.hasSimulatorCounters = counters(out.simulatorCounters, 6) == 0;
+        out.hasSimulatorCounters = counters(out.simulatorCounters, kSimulatorCounterCount) >= 0;
       }
       if (fn(kinds, 64, &count, &subscribed) == 0) {
         out.enabledKinds.assign(kinds, kinds + std::min<unsigned int>(count, 64));

@@ -106,11 +106,16 @@ struct CuptiState {
   bool subscribed = false;
   std::string source;  // "library" | "tracked"
   std::string libraryPath;
-  // The simulator's counters (gtsim_cupti_counters): recordsProduced, recordsDropped, nullBuffers,
-  // unsafeNullBuffers (null buffers handed to a CUPTI older than API 27), buffersCompleted, buffersHeld.
+  // The simulator's counters (gtsim_cupti_counters), named by kSimulatorCounterNames.
   bool hasSimulatorCounters = false;
-  double simulatorCounters[6] = {};
+  double simulatorCounters[16] = {};
 };
+// gtsim_cupti_counters, in its order (see native/sim/cupti_exports.cc).
+inline constexpr const char* kSimulatorCounterNames[] = {
+    "recordsProduced", "recordsDropped", "nullBuffers", "unsafeNullBuffers", "buffersCompleted",
+    "buffersHeld", "incompleteRecordsReturned", "recordsInFlight", "kernelRecordsCompleted", "kernelsLaunched"};
+inline constexpr size_t kSimulatorCounterCount = sizeof(kSimulatorCounterNames) / sizeof(kSimulatorCounterNames[0]);
+static_assert(kSimulatorCounterCount <= 16, "CuptiState::simulatorCounters");
 CuptiState cuptiState();
 
 // Buffers this process has lent to CUPTI and not had back, across every capture (a finished
