@@ -480,6 +480,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     options.steps = count("steps", 1);
     options.startAfterSteps = count("startAfterSteps", 0);
     options.flushIntervalMs = static_cast<int64_t>(numberOr(o, "flushIntervalMs", 100));
+    options.drainTimeoutMs = static_cast<int64_t>(numberOr(o, "drainTimeoutMs", 1000));
     Napi::Value stepRange = o.Get("stepRange");
     if (stepRange.IsString()) {
       options.hasStepRange = true;
@@ -556,6 +557,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     o.Set("bytes", static_cast<double>(p.bytes));
     o.Set("droppedByCupti", static_cast<double>(p.droppedByCupti));
     o.Set("droppedByUs", static_cast<double>(p.droppedByUs));
+    o.Set("droppedIncomplete", static_cast<double>(p.droppedIncomplete));
     return o;
   }
 
@@ -594,6 +596,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     o.Set("strings", strings);
     o.Set("droppedByCupti", static_cast<double>(r.droppedByCupti));
     o.Set("droppedByUs", static_cast<double>(r.droppedByUs));
+    o.Set("droppedIncomplete", static_cast<double>(r.droppedIncomplete));
     o.Set("peakBytes", static_cast<double>(r.peakBytes));
     o.Set("buffersCompleted", static_cast<double>(r.buffersCompleted));
     return o;

@@ -173,7 +173,7 @@ export interface NativeCaptureOptions {
    * At the end of a capture, how long to keep asking CUPTI (default flushes) for the buffers it
    * still holds (records in flight: kernels still running) before the one forced flush (ms).
    */
-  drainTimeoutMs?: number;
+  drainTimeoutMs: number;
 }
 
 export interface NativeCaptureProgress {
@@ -184,6 +184,7 @@ export interface NativeCaptureProgress {
   bytes: number;
   droppedByCupti: number;
   droppedByUs: number;
+  droppedIncomplete: number;
 }
 
 export interface NativeCaptureStartResult {

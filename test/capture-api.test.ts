@@ -43,6 +43,7 @@ describe('capture options', () => {
       timeoutMs: 60_000,
       kinds: { kernels: true, memcpy: true, memset: true, runtimeApi: true, driverApi: false, nvtx: true },
       flushIntervalMs: 100,
+      drainTimeoutMs: 1000,
     });
     // A small maxBytes shrinks the default buffer so that four fit.
     expect(resolveCaptureOptions({ maxBytes: 1 << 20 }).bufferBytes).toBe(256 << 10);

@@ -7,10 +7,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createKernelCapture, createTelemetryServer, GpuTelemetryError, JS_NVTX_DOMAIN, nvtx, openGpuTelemetry, type GpuTelemetry, type KernelTrace } from '../src/index.js';
+import { Registry } from 'prom-client';
+import {
+  captureStats,
+  createKernelCapture,
+  createTelemetryServer,
+  GpuTelemetryError,
+  JS_NVTX_DOMAIN,
+  nvtx,
+  openGpuTelemetry,
+  registerGpuMetrics,
+  type GpuTelemetry,
+  type KernelTrace,
+} from '../src/index.js';
 import { loadNative } from '../src/native.js';
 import { SCENARIO_DIR } from '../src/paths.js';
 import { validateChromeTrace } from './capture-fixtures.js';
+import { valueIn } from './exposition.js';
 import { sleep, waitFor, writeScenario } from './helpers.js';
 
 const REAL_CUPTI = ['/usr/local/cuda/lib64/libcupti.so.13', '/usr/local/cuda/lib64/libcupti.so'].find((p) => fs.existsSync(p)) ?? null;
@@ -163,6 +176,41 @@ describe('capture on the simulator', () => {
     const saved = await trace.save(dir, { keepFiles: 5 });
     validateChromeTrace(fs.readFileSync(saved.tracePath, 'utf8'));
     expect(fs.statSync(saved.tracePath).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('records still in flight when a capture ends', () => {
+  it('cancelled while a 60 s kernel runs: meta.droppedIncomplete is the simulator\'s count, in the summary, captureStats() and /metrics', async () => {
+    const text = JSON.parse(fs.readFileSync(path.join(SCENARIO_DIR, 'capture-decode-loop.json'), 'utf8')) as { cupti: object };
+    text.cupti = {
+      ...text.cupti,
+      kernelsPerSecond: 200,
+      memcpyPerSecond: 0,
+      memsetPerSecond: 0,
+      kernels: [
+        { name: '_Z5shortv', durationUs: 20 },
+        { name: '_Z14endless_kernelv', durationUs: 60_000_000 },
+      ],
+    };
+    const gpu = await open(writeScenario(text));
+    const registry = new Registry();
+    registerGpuMetrics(registry, gpu);
+    const before = valueIn(await registry.metrics(), 'gpu_telemetry_capture_records_dropped_total', { by: 'incomplete' })!;
+    const statsBefore = captureStats().droppedIncomplete;
+    const cap = gpu.capture.arm({ steps: 1000, drainTimeoutMs: 100 });
+    await waitFor(() => (loadNative().captureCuptiState().simulator?.kernelsLaunched ?? 0) >= 20, 60_000);
+    const trace = await cap.cancel();
+    expectNothingEnabled();
+    const sim = loadNative().captureCuptiState().simulator!;
+    expect(sim.incompleteRecordsReturned).toBeGreaterThanOrEqual(10);
+    expect(trace.meta.droppedIncomplete).toBe(sim.incompleteRecordsReturned);
+    expect(trace.meta.truncated).toBe(true);
+    expect(trace.kernels.length).toBe(sim.kernelRecordsCompleted);
+    expect(trace.kernels.every((k) => k.name === 'short()')).toBe(true);
+    expect(trace.summary().drops).toMatchObject({ incomplete: trace.meta.droppedIncomplete });
+    expect(captureStats().droppedIncomplete - statsBefore).toBe(trace.meta.droppedIncomplete);
+    const after = valueIn(await registry.metrics(), 'gpu_telemetry_capture_records_dropped_total', { by: 'incomplete' })!;
+    expect(after - before).toBe(trace.meta.droppedIncomplete);
   });
 });
 

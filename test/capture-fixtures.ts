@@ -134,6 +134,7 @@ export function fixtureMeta(overrides: Partial<KernelTraceMeta> = {}): KernelTra
     baseNs: '1763851234567890123',
     droppedByCupti: 3,
     droppedByUs: 4,
+    droppedIncomplete: 0,
     peakBytes: 8 << 20,
     buffersCompleted: 2,
     limits: { maxBytes: 64 << 20, maxRecords: 1_000_000, bufferBytes: 4 << 20, timeoutMs: 60_000 },
@@ -228,6 +229,7 @@ export class FakeNative implements CaptureNative {
       bytes: this.enabled ? this.options.bufferBytes : 0,
       droppedByCupti: 0,
       droppedByUs: 0,
+      droppedIncomplete: 0,
     };
   }
 

@@ -44,6 +44,7 @@ function options(overrides: Partial<NativeCaptureOptions> = {}): NativeCaptureOp
     stepRange: null,
     kinds: { kernels: true, memcpy: true, memset: true, runtimeApi: true, driverApi: false, nvtx: true },
     flushIntervalMs: 20,
+    drainTimeoutMs: 1000,
     ...overrides,
   };
 }

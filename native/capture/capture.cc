@@ -17,6 +17,12 @@ constexpr size_t kStrideKernel = 16, kStrideMemcpy = 10, kStrideMemset = 8, kStr
                  kStrideStep = 2;
 constexpr size_t kMaxOpenRanges = 65536;
 constexpr size_t kFreeBuffersKept = 2;
+// Records parsed per hold of the engine's lock: step()/progress() on the JS thread wait at most
+// this many records' worth of parsing (well under a millisecond).
+constexpr int kParseChunk = 1024;
+// While draining, how long the capture thread waits for CUPTI to hand a buffer back between two
+// default flushes.
+constexpr auto kDrainPoll = std::chrono::milliseconds(5);
 constexpr uint64_t kStringOverhead = 48;  // per interned string: map node + vector slot, roughly
 
 // ---- loaded CUPTI libraries -------------------------------------------------------------------
@@ -212,13 +218,14 @@ Engine::Engine(Options options, StoppedFn onStopped) : options_(std::move(option
   if (options_.bufferBytes < 64 * 1024) options_.bufferBytes = 64 * 1024;
   options_.bufferBytes = (options_.bufferBytes + 7) & ~uint64_t{7};
   if (options_.flushIntervalMs < 1) options_.flushIntervalMs = 1;
+  if (options_.drainTimeoutMs < 0) options_.drainTimeoutMs = 0;
 }
 
 Engine::~Engine() {
   close();
   // Buffers still lent are freed with the engine (the router keeps an engine alive while CUPTI
   // holds its buffers, so this happens only at process teardown): they are no longer lent.
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(poolMutex_);
   for (size_t i = 0; i < lent_.size() + discard_.size(); ++i) noteReturned(options_.bufferBytes);
 }
 
@@ -234,6 +241,7 @@ StartResult Engine::fail(const char* code, const std::string& message, cupti::Re
   }
   r.libraryPath = libraryPath_;
   r.cuptiVersion = version_;
+  finished_ = true;
   std::lock_guard<std::mutex> lock(mutex_);
   state_ = State::Finished;
   reason_ = "error";
@@ -368,6 +376,10 @@ StartResult Engine::start() {
     release();
     return fail("CUPTI_ERROR", error, code);
   }
+  {
+    std::lock_guard<std::mutex> lock(queueMutex_);
+    accepting_ = true;
+  }
   thread_ = std::thread([this] { run(); });
   StartResult r;
   r.ok = true;
@@ -424,7 +436,14 @@ void Engine::requestStopLocked(const std::string& reason, bool truncated) {
     if (state_ == State::Waiting || state_ == State::Capturing) state_ = State::Stopping;
   }
   if (truncated) truncated_ = true;
-  cv_.notify_all();
+  wake();
+}
+
+// Wakes the capture thread (stop or enable requested, pool exhausted).
+void Engine::wake() {
+  std::lock_guard<std::mutex> lock(queueMutex_);
+  wake_ = true;
+  queueCv_.notify_all();
 }
 
 void Engine::stop(const std::string& reason) {
@@ -434,14 +453,21 @@ void Engine::stop(const std::string& reason) {
 }
 
 void Engine::run() {
+  using Clock = std::chrono::steady_clock;
   const auto interval = std::chrono::milliseconds(options_.flushIntervalMs);
+  auto nextFlush = Clock::now() + interval;
   for (;;) {
-    bool enable = false;
     {
-      std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait_for(lock, interval, [this] { return stopRequested_ || enableRequested_; });
-      if (stopRequested_) break;
-      enable = enableRequested_;
+      std::unique_lock<std::mutex> lock(queueMutex_);
+      queueCv_.wait_until(lock, nextFlush, [this] { return wake_ || !queue_.empty(); });
+      wake_ = false;
+    }
+    bool stop = false, enable = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (poolExhausted_.exchange(false) && state_ != State::Finished) requestStopLocked("max_bytes", true);
+      stop = stopRequested_;
+      enable = enableRequested_ && !stop;
       enableRequested_ = false;
     }
     if (enable) {
@@ -450,18 +476,44 @@ void Engine::run() {
       if (!enableKinds(true, &error, &code)) {
         std::lock_guard<std::mutex> lock(mutex_);
         requestStopLocked("error", false);
-        break;
+        stop = true;
       }
     }
-    api_.activityFlushAll(cupti::kFlushForced);
+    processQueue();
+    if (stop) break;
+    if (Clock::now() >= nextFlush) {
+      // A default flush (as kineto does periodically): CUPTI hands back the buffers whose records
+      // are all complete. A forced flush here would hand back records still in flight: lost.
+      api_.activityFlushAll(0);
+      nextFlush = Clock::now() + interval;
+    }
   }
   finish();
 }
 
+size_t Engine::lentCount() {
+  std::lock_guard<std::mutex> lock(poolMutex_);
+  return lent_.size() + discard_.size();
+}
+
 void Engine::finish() {
+  using Clock = std::chrono::steady_clock;
   disableAll();
-  // Every record CUPTI holds comes back now (the last partial buffers included).
+  // Drain: CUPTI still holds buffers whose records may be in flight (kernels still running). Ask
+  // with default flushes until it has handed every one back, or drainTimeoutMs has passed.
+  const auto deadline = Clock::now() + std::chrono::milliseconds(options_.drainTimeoutMs);
+  for (;;) {
+    processQueue();
+    if (lentCount() == 0 || Clock::now() >= deadline) break;
+    api_.activityFlushAll(0);
+    if (processQueue() > 0) continue;
+    std::unique_lock<std::mutex> lock(queueMutex_);
+    queueCv_.wait_until(lock, std::min(deadline, Clock::now() + kDrainPoll), [this] { return !queue_.empty(); });
+  }
+  // Then ONE forced flush: whatever CUPTI still holds comes back now, records still in flight
+  // included (CUPTI answers INVALID_KIND for each: counted in droppedIncomplete).
   api_.activityFlushAll(cupti::kFlushForced);
+  processQueue();
   size_t dropped = 0;  // drops on the global queue since the last completed buffer
   if (api_.activityGetNumDroppedRecords(nullptr, 0, &dropped) != cupti::kSuccess) dropped = 0;
   {
@@ -478,14 +530,24 @@ void Engine::finish() {
     std::lock_guard<std::mutex> lock(router().mutex);
     if (router().active.get() == this) router().active.reset();
   }
+  // From here a buffer CUPTI hands back (a CUPTI that kept some) is freed by its callback.
+  {
+    std::lock_guard<std::mutex> lock(queueMutex_);
+    accepting_ = false;
+  }
+  processQueue();
   std::string reason;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     state_ = State::Finished;
     reason = reason_;
     openRanges_.clear();
+  }
+  finished_ = true;
+  {
+    std::lock_guard<std::mutex> lock(poolMutex_);
+    buffersAllocated_ -= freeBuffers_.size();
     freeBuffers_.clear();
-    buffersAllocated_ = lent_.size();
   }
   if (onStopped_) onStopped_(reason);
 }
@@ -504,13 +566,17 @@ void Engine::close() {
       thread_.join();
     }
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (Columns* c : {kernels_.get(), memcpys_.get(), memsets_.get(), apiCalls_.get(), ranges_.get(), steps_.get()}) {
-    if (c) c->clear();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Columns* c : {kernels_.get(), memcpys_.get(), memsets_.get(), apiCalls_.get(), ranges_.get(), steps_.get()}) {
+      if (c) c->clear();
+    }
+    strings_.clear();
+    stringIndex_.clear();
+    kernelNameByPointer_.clear();
   }
-  strings_.clear();
-  stringIndex_.clear();
-  kernelNameByPointer_.clear();
+  std::lock_guard<std::mutex> lock(poolMutex_);
+  buffersAllocated_ -= freeBuffers_.size();
   freeBuffers_.clear();
 }
 
@@ -569,6 +635,7 @@ Progress Engine::progress() {
   p.bytes = heldLocked();
   p.droppedByCupti = droppedByCupti_;
   p.droppedByUs = droppedByUs_;
+  p.droppedIncomplete = droppedIncomplete_;
   return p;
 }
 
@@ -584,8 +651,9 @@ Result Engine::result() {
   r.truncated = truncated_;
   r.droppedByCupti = droppedByCupti_;
   r.droppedByUs = droppedByUs_;
-  r.peakBytes = peakBytes_;
-  r.buffersCompleted = buffersCompleted_;
+  r.droppedIncomplete = droppedIncomplete_;
+  r.peakBytes = peakBytes_.load();
+  r.buffersCompleted = buffersCompleted_.load();
   if (state_ != State::Finished || resultTaken_) {
     r.kernels = std::make_unique<Columns>(kStrideKernel);
     r.memcpys = std::make_unique<Columns>(kStrideMemcpy);
@@ -614,13 +682,14 @@ Result Engine::result() {
   kernelNameByPointer_.clear();
   apiNameIndex_.clear();
   stringBytes_ = 0;
+  recordBytes_ = 0;
   return r;
 }
 
 // ---- memory ------------------------------------------------------------------------------------
 
 uint64_t Engine::heldLocked() const {
-  uint64_t b = buffersAllocated_ * options_.bufferBytes + stringBytes_ + openRanges_.size() * 64;
+  uint64_t b = buffersAllocated_.load() * options_.bufferBytes + stringBytes_ + openRanges_.size() * 64;
   for (const Columns* c : {kernels_.get(), memcpys_.get(), memsets_.get(), apiCalls_.get(), ranges_.get(), steps_.get()}) {
     b += c->bytes();
   }
@@ -632,7 +701,17 @@ uint64_t Engine::heldLocked() const {
 // CUPTI record it comes from).
 uint64_t Engine::poolLimit() const { return std::max<uint64_t>(options_.bufferBytes, options_.maxBytes / 2); }
 
-void Engine::noteHeldLocked() { peakBytes_ = std::max(peakBytes_, heldLocked()); }
+void Engine::notePeak(uint64_t bytes) {
+  uint64_t peak = peakBytes_.load();
+  while (bytes > peak && !peakBytes_.compare_exchange_weak(peak, bytes)) {
+  }
+}
+
+void Engine::noteHeldLocked() {
+  const uint64_t held = heldLocked();
+  recordBytes_ = held - buffersAllocated_.load() * options_.bufferBytes;
+  notePeak(held);
+}
 
 bool Engine::roomForRowLocked(Columns& c) {
   if (records_ >= options_.maxRecords) {
@@ -642,10 +721,13 @@ bool Engine::roomForRowLocked(Columns& c) {
   }
   const size_t growth = c.growthForOneRow();
   if (growth > 0 && heldLocked() + growth > options_.maxBytes) {
-    // Free pool buffers first: parsed records matter more than spare buffers.
-    while (!freeBuffers_.empty() && heldLocked() + growth > options_.maxBytes) {
-      freeBuffers_.pop_back();
-      --buffersAllocated_;
+    {
+      // Free pool buffers first: parsed records matter more than spare buffers.
+      std::lock_guard<std::mutex> pool(poolMutex_);
+      while (!freeBuffers_.empty() && heldLocked() + growth > options_.maxBytes) {
+        freeBuffers_.pop_back();
+        --buffersAllocated_;
+      }
     }
     if (heldLocked() + growth > options_.maxBytes) {
       ++droppedByUs_;
@@ -656,77 +738,138 @@ bool Engine::roomForRowLocked(Columns& c) {
   return true;
 }
 
+// CUPTI's buffer-requested callback (any thread CUPTI likes): takes only poolMutex_.
 void Engine::requestBuffer(uint8_t** buffer, size_t* size) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<std::mutex> lock(poolMutex_);
+  const uint64_t bufferBytes = options_.bufferBytes;
   std::unique_ptr<uint8_t[]> b;
   if (!freeBuffers_.empty()) {
     b = std::move(freeBuffers_.back());
     freeBuffers_.pop_back();
-  } else if (state_ != State::Finished && heldLocked() + options_.bufferBytes <= options_.maxBytes &&
-             (buffersAllocated_ + 1) * options_.bufferBytes <= poolLimit()) {
-    b.reset(new uint8_t[options_.bufferBytes]);
+  } else if (!finished_ && (buffersAllocated_ + 1) * bufferBytes + recordBytes_ <= options_.maxBytes &&
+             (buffersAllocated_ + 1) * bufferBytes <= poolLimit()) {
+    b.reset(new uint8_t[bufferBytes]);
     ++buffersAllocated_;
   }
   if (b) {
     *buffer = b.get();
-    *size = options_.bufferBytes;
+    *size = bufferBytes;
     lent_.emplace(b.get(), std::move(b));
-    ++buffersOutstanding_;
-    noteLent(options_.bufferBytes);
-    noteHeldLocked();
+    noteLent(bufferBytes);
+    notePeak(buffersAllocated_ * bufferBytes + recordBytes_);
     return;
   }
-  // The pool is exhausted.
-  if (state_ != State::Finished) requestStopLocked("max_bytes", true);
+  // The pool is exhausted: the capture thread stops the capture (max_bytes, truncated).
+  if (!finished_) {
+    poolExhausted_ = true;
+    std::lock_guard<std::mutex> q(queueMutex_);
+    wake_ = true;
+    queueCv_.notify_all();
+  }
   if (version_ >= cupti::kApiVersionNullBufferSafe) return;  // no buffer: CUPTI drops and counts
   // Older CUPTI must get a buffer: a discard buffer, whose records we count as dropped. Few of them,
   // recycled as they come back; the stop requested above ends the stream.
-  std::unique_ptr<uint8_t[]> d(new uint8_t[options_.bufferBytes]);
+  std::unique_ptr<uint8_t[]> d(new uint8_t[bufferBytes]);
   *buffer = d.get();
-  *size = options_.bufferBytes;
+  *size = bufferBytes;
   discard_.emplace(d.get(), std::move(d));
-  noteLent(options_.bufferBytes);
+  noteLent(bufferBytes);
 }
 
+// CUPTI's buffer-completed callback: queues the buffer for the capture thread and returns; it
+// takes only queueMutex_ (never the lock step()/progress() take, never waits on a parse).
 void Engine::completeBuffer(cupti::Context ctx, uint32_t streamId, uint8_t* buffer, size_t validSize) {
   size_t dropped = 0;
   if (api_.activityGetNumDroppedRecords != nullptr &&
       api_.activityGetNumDroppedRecords(ctx, streamId, &dropped) != cupti::kSuccess) {
     dropped = 0;
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  droppedByCupti_ += dropped;
-  if (buffer == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(queueMutex_);
+    droppedReported_ += dropped;
+    if (buffer == nullptr) return;
+    if (accepting_) {
+      queue_.push_back({buffer, validSize});
+      queueCv_.notify_all();
+      return;
+    }
+  }
+  releaseLate(buffer);
+}
+
+// A buffer CUPTI handed back after the capture thread finished: freed, never read.
+void Engine::releaseLate(uint8_t* buffer) {
+  std::lock_guard<std::mutex> lock(poolMutex_);
   if (auto it = discard_.find(buffer); it != discard_.end()) {
-    cupti::Activity* rec = nullptr;
-    while (api_.activityGetNextRecord(buffer, validSize, &rec) == cupti::kSuccess) ++droppedByUs_;
     discard_.erase(it);
     noteReturned(options_.bufferBytes);
     return;
   }
   auto it = lent_.find(buffer);
   if (it == lent_.end()) return;  // not ours: never touch it
-  std::unique_ptr<uint8_t[]> owned = std::move(it->second);
   lent_.erase(it);
-  --buffersOutstanding_;
   noteReturned(options_.bufferBytes);
   ++buffersCompleted_;
-  if (validSize > options_.bufferBytes) validSize = options_.bufferBytes;
-  if (state_ != State::Finished) {
-    switch (layout_) {
-      case cupti::Layout::Cuda11: parse<cupti::Kernel8, cupti::Memcpy5>(buffer, validSize); break;
-      case cupti::Layout::Cuda12: parse<cupti::Kernel9, cupti::Memcpy5>(buffer, validSize); break;
-      case cupti::Layout::Cuda13: parse<cupti::Kernel10, cupti::Memcpy6>(buffer, validSize); break;
-      default: break;
+  --buffersAllocated_;
+}
+
+size_t Engine::processQueue() {
+  size_t n = 0;
+  for (;;) {
+    Completed c{nullptr, 0};
+    uint64_t dropped = 0;
+    {
+      std::lock_guard<std::mutex> lock(queueMutex_);
+      dropped = droppedReported_;
+      droppedReported_ = 0;
+      if (!queue_.empty()) {
+        c = queue_.front();
+        queue_.pop_front();
+      }
     }
+    if (dropped > 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      droppedByCupti_ += dropped;
+    }
+    if (c.buffer == nullptr) return n;
+    processBuffer(c);
+    ++n;
   }
-  if (state_ != State::Finished && freeBuffers_.size() < kFreeBuffersKept) {
+}
+
+void Engine::processBuffer(const Completed& c) {
+  std::unique_ptr<uint8_t[]> owned;
+  bool discard = false;
+  {
+    std::lock_guard<std::mutex> lock(poolMutex_);
+    if (auto it = discard_.find(c.buffer); it != discard_.end()) {
+      owned = std::move(it->second);
+      discard_.erase(it);
+      discard = true;
+    } else if (auto lt = lent_.find(c.buffer); lt != lent_.end()) {
+      owned = std::move(lt->second);
+      lent_.erase(lt);
+      ++buffersCompleted_;
+    } else {
+      return;  // not ours: never touch it
+    }
+    noteReturned(options_.bufferBytes);
+  }
+  const size_t validSize = std::min<size_t>(c.validSize, options_.bufferBytes);
+  switch (layout_) {
+    case cupti::Layout::Cuda11: parse<cupti::Kernel8, cupti::Memcpy5>(owned.get(), validSize, discard); break;
+    case cupti::Layout::Cuda12: parse<cupti::Kernel9, cupti::Memcpy5>(owned.get(), validSize, discard); break;
+    case cupti::Layout::Cuda13: parse<cupti::Kernel10, cupti::Memcpy6>(owned.get(), validSize, discard); break;
+    default: break;
+  }
+  if (discard) return;  // freed here (not part of the pool)
+  std::lock_guard<std::mutex> lock(poolMutex_);
+  if (!finished_ && freeBuffers_.size() < kFreeBuffersKept) {
     freeBuffers_.push_back(std::move(owned));
   } else {
     owned.reset();
     --buffersAllocated_;
   }
-  noteHeldLocked();
 }
 
 // ---- parsing -------------------------------------------------------------------------------------
@@ -767,71 +910,100 @@ int Engine::apiName(int domain, uint32_t cbid) {
 }
 
 template <typename KernelT, typename MemcpyT>
-void Engine::parse(uint8_t* buffer, size_t validSize) {
-  cupti::Activity* rec = nullptr;
+void Engine::parse(uint8_t* buffer, size_t validSize, bool discard) {
   const uint8_t* limit = buffer + validSize;
+  auto inside = [&](const cupti::Activity* p) {
+    return reinterpret_cast<const uint8_t*>(p) >= buffer && reinterpret_cast<const uint8_t*>(p) < limit;
+  };
+  cupti::Activity* rec = nullptr;
+  bool more = validSize > 0;
+  while (more) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (int n = 0; n < kParseChunk && more; ++n) {
+      cupti::Activity* before = rec;
+      const cupti::Result rc = api_.activityGetNextRecord(buffer, validSize, &rec);
+      if (rc == cupti::kSuccess) {
+        if (rec == nullptr || !inside(rec)) {
+          more = false;
+        } else if (discard) {
+          ++droppedByUs_;
+        } else if (state_ != State::Finished) {
+          recordLocked<KernelT, MemcpyT>(rec, limit);
+        }
+      } else if (rc == cupti::kErrorInvalidKind) {
+        // An incomplete record (CUPTI handed the buffer back while it was in flight): lost, counted.
+        ++droppedIncomplete_;
+        // Step past it when CUPTI moved *record onto it; else the rest cannot be read.
+        more = rec != nullptr && rec != before && inside(rec);
+      } else {
+        more = false;  // MAX_LIMIT_REACHED: the end of the buffer (or an error: nothing more to read)
+      }
+    }
+    noteHeldLocked();
+  }
+}
+
+template <typename KernelT, typename MemcpyT>
+void Engine::recordLocked(const cupti::Activity* rec, const uint8_t* limit) {
   const bool capturing = state_ == State::Capturing || state_ == State::Stopping;
   auto fits = [&](const void* p, size_t n) { return static_cast<const uint8_t*>(p) + n <= limit; };
   auto keep = [&](uint64_t end) { return capturing && end >= captureStartNs_; };
-  while (api_.activityGetNextRecord(buffer, validSize, &rec) == cupti::kSuccess) {
-    switch (rec->kind) {
-      case cupti::kKindKernel:
-      case cupti::kKindConcurrentKernel: {
-        if (!fits(rec, sizeof(KernelT))) break;
-        const auto* k = reinterpret_cast<const KernelT*>(rec);
-        if (!keep(k->end) || !roomForRowLocked(*kernels_)) break;
-        const int name = kernelName(k->name);
-        double* r = kernels_->append();
-        r[0] = rel(k->start); r[1] = rel(k->end); r[2] = k->deviceId; r[3] = k->contextId; r[4] = k->streamId;
-        r[5] = k->correlationId; r[6] = k->gridX; r[7] = k->gridY; r[8] = k->gridZ; r[9] = k->blockX;
-        r[10] = k->blockY; r[11] = k->blockZ; r[12] = k->registersPerThread; r[13] = k->staticSharedMemory;
-        r[14] = k->dynamicSharedMemory; r[15] = name;
-        ++records_;
-        break;
-      }
-      case cupti::kKindMemcpy: {
-        if (!fits(rec, sizeof(MemcpyT))) break;
-        const auto* m = reinterpret_cast<const MemcpyT*>(rec);
-        if (!keep(m->end) || !roomForRowLocked(*memcpys_)) break;
-        double* r = memcpys_->append();
-        r[0] = rel(m->start); r[1] = rel(m->end); r[2] = m->deviceId; r[3] = m->contextId; r[4] = m->streamId;
-        r[5] = m->correlationId; r[6] = static_cast<double>(m->bytes); r[7] = m->copyKind; r[8] = m->srcKind;
-        r[9] = m->dstKind;
-        ++records_;
-        break;
-      }
-      case cupti::kKindMemset: {
-        if (!fits(rec, sizeof(cupti::Memset4))) break;
-        const auto* m = reinterpret_cast<const cupti::Memset4*>(rec);
-        if (!keep(m->end) || !roomForRowLocked(*memsets_)) break;
-        double* r = memsets_->append();
-        r[0] = rel(m->start); r[1] = rel(m->end); r[2] = m->deviceId; r[3] = m->contextId; r[4] = m->streamId;
-        r[5] = m->correlationId; r[6] = static_cast<double>(m->bytes); r[7] = m->value;
-        ++records_;
-        break;
-      }
-      case cupti::kKindRuntime:
-      case cupti::kKindDriver: {
-        if (!fits(rec, sizeof(cupti::ApiRecord))) break;
-        const auto* a = reinterpret_cast<const cupti::ApiRecord*>(rec);
-        if (!keep(a->end) || !roomForRowLocked(*apiCalls_)) break;
-        const int domain = rec->kind == cupti::kKindDriver ? cupti::kDomainDriverApi : cupti::kDomainRuntimeApi;
-        const int name = apiName(domain, a->cbid);
-        double* r = apiCalls_->append();
-        r[0] = rel(a->start); r[1] = rel(a->end); r[2] = a->processId; r[3] = a->threadId; r[4] = a->correlationId;
-        r[5] = a->cbid; r[6] = rec->kind == cupti::kKindDriver ? 1 : 0; r[7] = name;
-        ++records_;
-        break;
-      }
-      case cupti::kKindMarker: {
-        if (!fits(rec, sizeof(cupti::Marker2))) break;
-        onMarker(*reinterpret_cast<const cupti::Marker2*>(rec));
-        break;
-      }
-      default: break;
+  switch (rec->kind) {
+    case cupti::kKindKernel:
+    case cupti::kKindConcurrentKernel: {
+      if (!fits(rec, sizeof(KernelT))) break;
+      const auto* k = reinterpret_cast<const KernelT*>(rec);
+      if (!keep(k->end) || !roomForRowLocked(*kernels_)) break;
+      const int name = kernelName(k->name);
+      double* r = kernels_->append();
+      r[0] = rel(k->start); r[1] = rel(k->end); r[2] = k->deviceId; r[3] = k->contextId; r[4] = k->streamId;
+      r[5] = k->correlationId; r[6] = k->gridX; r[7] = k->gridY; r[8] = k->gridZ; r[9] = k->blockX;
+      r[10] = k->blockY; r[11] = k->blockZ; r[12] = k->registersPerThread; r[13] = k->staticSharedMemory;
+      r[14] = k->dynamicSharedMemory; r[15] = name;
+      ++records_;
+      break;
     }
+    case cupti::kKindMemcpy: {
+      if (!fits(rec, sizeof(MemcpyT))) break;
+      const auto* m = reinterpret_cast<const MemcpyT*>(rec);
+      if (!keep(m->end) || !roomForRowLocked(*memcpys_)) break;
+      double* r = memcpys_->append();
+      r[0] = rel(m->start); r[1] = rel(m->end); r[2] = m->deviceId; r[3] = m->contextId; r[4] = m->streamId;
+      r[5] = m->correlationId; r[6] = static_cast<double>(m->bytes); r[7] = m->copyKind; r[8] = m->srcKind;
+      r[9] = m->dstKind;
+      ++records_;
+      break;
+    }
+    case cupti::kKindMemset: {
+      if (!fits(rec, sizeof(cupti::Memset4))) break;
+      const auto* m = reinterpret_cast<const cupti::Memset4*>(rec);
+      if (!keep(m->end) || !roomForRowLocked(*memsets_)) break;
+      double* r = memsets_->append();
+      r[0] = rel(m->start); r[1] = rel(m->end); r[2] = m->deviceId; r[3] = m->contextId; r[4] = m->streamId;
+      r[5] = m->correlationId; r[6] = static_cast<double>(m->bytes); r[7] = m->value;
+      ++records_;
+      break;
+    }
+    case cupti::kKindRuntime:
+    case cupti::kKindDriver: {
+      if (!fits(rec, sizeof(cupti::ApiRecord))) break;
+      const auto* a = reinterpret_cast<const cupti::ApiRecord*>(rec);
+      if (!keep(a->end) || !roomForRowLocked(*apiCalls_)) break;
+      const int domain = rec->kind == cupti::kKindDriver ? cupti::kDomainDriverApi : cupti::kDomainRuntimeApi;
+      const int name = apiName(domain, a->cbid);
+      double* r = apiCalls_->append();
+      r[0] = rel(a->start); r[1] = rel(a->end); r[2] = a->processId; r[3] = a->threadId; r[4] = a->correlationId;
+      r[5] = a->cbid; r[6] = rec->kind == cupti::kKindDriver ? 1 : 0; r[7] = name;
+      ++records_;
+      break;
+    }
+    case cupti::kKindMarker: {
+      if (!fits(rec, sizeof(cupti::Marker2))) break;
+      onMarker(*reinterpret_cast<const cupti::Marker2*>(rec));
+      break;
+    }
+    default: break;
   }
-  noteHeldLocked();
 }
 
 void Engine::onMarker(const cupti::Marker2& m) {
@@ -865,8 +1037,8 @@ void Engine::onMarker(const cupti::Marker2& m) {
         if (++boundariesWhileWaiting_ >= options_.startAfterSteps) {
           state_ = State::Capturing;
           captureStartNs_ = end;
-          enableRequested_ = true;
-          cv_.notify_all();
+          enableRequested_ = true;  // the capture thread (this one: markers are parsed there) enables
+          wake();
         }
       } else if (state_ == State::Capturing && r.start >= captureStartNs_) {
         stepBoundaryLocked(r.start, end);

@@ -4,9 +4,19 @@
 //
 // Life cycle: constructed dormant (nothing is called on CUPTI); start() loads the library, checks
 // its version, subscribes, registers the buffer callbacks and enables the kinds (at once, or when
-// the startAfterSteps-th step boundary has passed); a capture thread flushes every
-// flushIntervalMs; a stop (steps reached, a cap, or stop(reason)) disables every kind it enabled,
-// flushes, unsubscribes and then calls onStopped(reason) from the capture thread.
+// the startAfterSteps-th step boundary has passed); a capture thread parses the buffers CUPTI hands
+// back and asks CUPTI for the completed ones every flushIntervalMs (a default flush: NVIDIA's
+// cuptiActivityFlushAll(0) returns only buffers whose records are all complete); a stop (steps
+// reached, a cap, or stop(reason)) disables every kind it enabled, drains (default flushes until
+// CUPTI has handed back every buffer it was lent, at most drainTimeoutMs), then forces ONE flush
+// (every buffer comes back, records still in flight included: each counted in droppedIncomplete),
+// unsubscribes and then calls onStopped(reason) from the capture thread.
+//
+// Threads and locks: CUPTI's buffer-completed callback only queues the buffer (queueMutex_) for the
+// capture thread, which parses it in bounded chunks under mutex_ (the lock step()/progress() take),
+// so neither callback ever waits on a parse; the buffer-requested callback takes only poolMutex_.
+// Order, where nested: mutex_ -> poolMutex_, mutex_ -> queueMutex_. No lock is held while calling
+// a CUPTI function that can call back (enable/disable, flush, subscribe).
 //
 // Memory: CUPTI buffers come from a byte-budgeted pool of fixed-size buffers (kineto style); the
 // budget `maxBytes` covers the buffers, the normalized columns and the strings together, and the
@@ -16,8 +26,10 @@
 // the capture stops with reason max_bytes and `truncated`.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -47,6 +59,7 @@ struct Options {
   std::string stepRange;
   Kinds kinds;
   int64_t flushIntervalMs = 100;
+  int64_t drainTimeoutMs = 1000;
 };
 
 struct StartResult {
@@ -63,7 +76,7 @@ const char* stateName(State s);
 
 struct Progress {
   State state = State::Idle;
-  uint64_t steps = 0, records = 0, bytes = 0, droppedByCupti = 0, droppedByUs = 0;
+  uint64_t steps = 0, records = 0, bytes = 0, droppedByCupti = 0, droppedByUs = 0, droppedIncomplete = 0;
 };
 
 // Fixed-stride rows of doubles in fixed-size chunks: growth never over-allocates past one chunk,
@@ -96,7 +109,7 @@ struct Result {
   bool truncated = false;
   std::unique_ptr<Columns> kernels, memcpys, memsets, apiCalls, ranges, steps;
   std::vector<std::string> strings;
-  uint64_t droppedByCupti = 0, droppedByUs = 0, peakBytes = 0, buffersCompleted = 0;
+  uint64_t droppedByCupti = 0, droppedByUs = 0, droppedIncomplete = 0, peakBytes = 0, buffersCompleted = 0;
 };
 
 // What the loaded CUPTI says is enabled (the simulator's gtsim_cupti_state), else what this
@@ -147,7 +160,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // Stops (reason "cancelled") if live, joins the capture thread. Idempotent.
   void close();
 
-  // Called by the CUPTI callback router.
+  // Called by the CUPTI callback router, on CUPTI's threads.
   void requestBuffer(uint8_t** buffer, size_t* size);
   void completeBuffer(cupti::Context ctx, uint32_t streamId, uint8_t* buffer, size_t validSize);
 
@@ -158,24 +171,41 @@ class Engine : public std::enable_shared_from_this<Engine> {
     uint32_t pid, tid;
     bool isStep;
   };
+  struct Completed {
+    uint8_t* buffer;
+    size_t validSize;
+  };
 
   Engine(Options options, StoppedFn onStopped);
   StartResult fail(const char* code, const std::string& message, cupti::Result vendor = -1);
   bool enableKinds(bool all, std::string* error, cupti::Result* code);
   void disableAll();
   void requestStopLocked(const std::string& reason, bool truncated);
+  void wake();
   void run();
   void finish();
+  // Parses (or, for a discard buffer, counts) every queued buffer; returns how many it took.
+  size_t processQueue();
+  void processBuffer(const Completed& c);
+  size_t lentCount();
+  void releaseLate(uint8_t* buffer);
   uint64_t heldLocked() const;
   uint64_t poolLimit() const;
   void noteHeldLocked();
+  void notePeak(uint64_t bytes);
   bool roomForRowLocked(Columns& c);
   double rel(uint64_t ts) const { return static_cast<double>(static_cast<int64_t>(ts - baseNs_)); }
   int intern(const std::string& s);
   int kernelName(const char* mangled);
   int apiName(int domain, uint32_t cbid);
+  // Reads the records of one buffer, a bounded chunk per hold of mutex_. A record CUPTI answers
+  // INVALID_KIND for (incomplete) is counted in droppedIncomplete and stepped past when CUPTI moved
+  // *record onto it; when it did not, the rest of the buffer cannot be read (the record is still
+  // counted). Returns the records read (for a discard buffer: counted, not kept).
   template <typename KernelT, typename MemcpyT>
-  void parse(uint8_t* buffer, size_t validSize);
+  void parse(uint8_t* buffer, size_t validSize, bool discard);
+  template <typename KernelT, typename MemcpyT>
+  void recordLocked(const cupti::Activity* rec, const uint8_t* limit);
   void onMarker(const cupti::Marker2& m);
   void stepBoundaryLocked(uint64_t start, uint64_t end);
 
@@ -194,9 +224,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::vector<cupti::ActivityKind> enabled_;
   bool ctlStopped_ = false;
 
-  // Guards everything below. Never held while calling CUPTI functions that may call back.
+  // Guards everything below up to the pool. Never held while calling CUPTI functions that may call back.
   std::mutex mutex_;
-  std::condition_variable cv_;
   State state_ = State::Idle;
   bool stopRequested_ = false;
   bool enableRequested_ = false;
@@ -207,13 +236,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   uint64_t boundariesWhileWaiting_ = 0;
   uint64_t stepsDone_ = 0;
   uint64_t records_ = 0;
-  uint64_t droppedByCupti_ = 0, droppedByUs_ = 0;
-  uint64_t peakBytes_ = 0, buffersCompleted_ = 0;
-  size_t buffersAllocated_ = 0;  // pool buffers in existence (free or with CUPTI)
-  size_t buffersOutstanding_ = 0;
-  std::vector<std::unique_ptr<uint8_t[]>> freeBuffers_;
-  std::unordered_map<uint8_t*, std::unique_ptr<uint8_t[]>> lent_;  // buffers CUPTI holds
-  std::unordered_map<uint8_t*, std::unique_ptr<uint8_t[]>> discard_;  // old-CUPTI overflow buffers
+  uint64_t droppedByCupti_ = 0, droppedByUs_ = 0, droppedIncomplete_ = 0;
   std::unique_ptr<Columns> kernels_, memcpys_, memsets_, apiCalls_, ranges_, steps_;
   std::vector<std::string> strings_;
   std::unordered_map<std::string, int> stringIndex_;
@@ -222,6 +245,28 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::unordered_map<uint64_t, int> apiNameIndex_;
   std::unordered_map<uint32_t, OpenRange> openRanges_;
   bool resultTaken_ = false;
+
+  // The buffer pool (poolMutex_; the buffer-requested callback takes only this lock).
+  std::mutex poolMutex_;
+  std::vector<std::unique_ptr<uint8_t[]>> freeBuffers_;
+  std::unordered_map<uint8_t*, std::unique_ptr<uint8_t[]>> lent_;  // buffers CUPTI holds
+  std::unordered_map<uint8_t*, std::unique_ptr<uint8_t[]>> discard_;  // old-CUPTI overflow buffers
+  std::atomic<size_t> buffersAllocated_{0};  // pool buffers in existence (free, with CUPTI, or being parsed)
+  std::atomic<uint64_t> recordBytes_{0};     // heldLocked() minus the buffers, as of the last parse chunk
+  std::atomic<uint64_t> peakBytes_{0};
+  std::atomic<uint64_t> buffersCompleted_{0};
+  std::atomic<bool> poolExhausted_{false};
+  std::atomic<bool> finished_{false};
+
+  // Buffers CUPTI handed back, for the capture thread (queueMutex_; the buffer-completed callback
+  // takes only this lock). While !accepting_ (no capture thread to parse them) a returned buffer
+  // is freed at once.
+  std::mutex queueMutex_;
+  std::condition_variable queueCv_;
+  std::deque<Completed> queue_;
+  bool wake_ = false;
+  bool accepting_ = false;
+  uint64_t droppedReported_ = 0;  // CUPTI's drop counts read in the callbacks, not yet added
 
   std::thread thread_;
   bool started_ = false;

@@ -38,6 +38,8 @@ export interface CaptureProgress {
   /** Records dropped by CUPTI (its buffers were full) and by us (caps). */
   droppedByCupti: number;
   droppedByUs: number;
+  /** Records CUPTI handed back incomplete (still in flight at the final forced flush): lost. */
+  droppedIncomplete: number;
   /** Wall time since arm() (ms). */
   elapsedMs: number;
 }
@@ -50,6 +52,7 @@ export interface CaptureConfig {
   simulator: { libraryPath: string; scenarioText: string } | null;
 }
 
+/** After stop(), how long the native side may take beyond the drain before the handle gives up. */
 const STOP_GRACE_MS = 10_000;
 const MAX_STRING_TABLE = 100_000;
 
@@ -83,12 +86,24 @@ export interface CaptureStats {
   truncated: number;
   /** Records kept in finished traces. */
   records: number;
-  /** Records lost: CUPTI's own drops (no buffer to write into) and ours (caps). */
+  /**
+   * Records lost: CUPTI's own drops (no buffer to write into), ours (caps), and the records CUPTI
+   * handed back incomplete (still in flight when the capture ended).
+   */
   droppedByCupti: number;
   droppedByUs: number;
+  droppedIncomplete: number;
 }
 
-const totals = { armed: 0, ended: new Map<string, number>(), truncated: 0, records: 0, droppedByCupti: 0, droppedByUs: 0 };
+const totals = {
+  armed: 0,
+  ended: new Map<string, number>(),
+  truncated: 0,
+  records: 0,
+  droppedByCupti: 0,
+  droppedByUs: 0,
+  droppedIncomplete: 0,
+};
 
 function countEnded(outcome: string): void {
   totals.ended.set(outcome, (totals.ended.get(outcome) ?? 0) + 1);
@@ -124,6 +139,7 @@ export function captureStats(): CaptureStats {
     records: totals.records,
     droppedByCupti: totals.droppedByCupti,
     droppedByUs: totals.droppedByUs,
+    droppedIncomplete: totals.droppedIncomplete,
   };
 }
 
@@ -216,6 +232,7 @@ export class KernelCapture {
       stepRange: resolved.stepRange,
       kinds: { ...resolved.kinds },
       flushIntervalMs: resolved.flushIntervalMs,
+      drainTimeoutMs: resolved.drainTimeoutMs,
     };
     if (this.config.simulator) nativeOptions.simulatorScenario = this.config.simulator.scenarioText;
     const handle = new CaptureHandle(resolved, this.factory, nativeOptions, this);
@@ -393,6 +410,7 @@ export class CaptureHandle {
       bytes: 0,
       droppedByCupti: 0,
       droppedByUs: 0,
+      droppedIncomplete: 0,
       elapsedMs: Date.now() - this.armedAt.getTime(),
     };
   }
@@ -417,6 +435,7 @@ export class CaptureHandle {
       bytes: p.bytes,
       droppedByCupti: p.droppedByCupti,
       droppedByUs: p.droppedByUs + this.jsDropped,
+      droppedIncomplete: p.droppedIncomplete,
       elapsedMs: Date.now() - this.armedAt.getTime(),
     };
   }
@@ -456,7 +475,7 @@ export class CaptureHandle {
       this.fail(
         new GpuTelemetryError('TIMEOUT', `capture ${this.id}: the native capture did not stop within ${STOP_GRACE_MS} ms of stop('${reason}')`),
       );
-    }, STOP_GRACE_MS);
+    }, this.options.drainTimeoutMs + STOP_GRACE_MS);
     this.graceTimer.unref();
   }
 
@@ -546,7 +565,12 @@ export class CaptureHandle {
     const meta: KernelTraceMeta = {
       id: this.id,
       reason,
-      truncated: merged.truncated || stepsCaptured < this.options.steps || merged.droppedByCupti > 0 || droppedByUs > 0,
+      truncated:
+        merged.truncated ||
+        stepsCaptured < this.options.steps ||
+        merged.droppedByCupti > 0 ||
+        droppedByUs > 0 ||
+        merged.droppedIncomplete > 0,
       stepsRequested: this.options.steps,
       stepsCaptured,
       startAfterSteps: this.options.startAfterSteps,
@@ -558,6 +582,7 @@ export class CaptureHandle {
       baseNs: merged.baseNs,
       droppedByCupti: merged.droppedByCupti,
       droppedByUs,
+      droppedIncomplete: merged.droppedIncomplete,
       peakBytes: merged.peakBytes,
       buffersCompleted: merged.buffersCompleted,
       limits: {
@@ -580,6 +605,7 @@ export class CaptureHandle {
     totals.records += records;
     totals.droppedByCupti += meta.droppedByCupti;
     totals.droppedByUs += droppedByUs;
+    totals.droppedIncomplete += meta.droppedIncomplete;
     this.finalProgress = {
       state: 'finished',
       steps: stepsCaptured,
@@ -588,6 +614,7 @@ export class CaptureHandle {
       bytes: 0,
       droppedByCupti: merged.droppedByCupti,
       droppedByUs,
+      droppedIncomplete: merged.droppedIncomplete,
       elapsedMs: Date.now() - this.armedAt.getTime(),
     };
     this.jsData = [];
@@ -599,6 +626,7 @@ export class CaptureHandle {
         'gpu.capture.records': records,
         'gpu.capture.dropped_by_cupti': meta.droppedByCupti,
         'gpu.capture.dropped_by_us': meta.droppedByUs,
+        'gpu.capture.dropped_incomplete': meta.droppedIncomplete,
         'gpu.capture.peak_bytes': meta.peakBytes,
         'gpu.capture.cupti_version': meta.cuptiVersion,
       });

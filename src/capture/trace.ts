@@ -53,6 +53,12 @@ export interface KernelTraceMeta {
   droppedByCupti: number;
   /** Records we dropped (a cap was hit, or no buffer was left under maxBytes). */
   droppedByUs: number;
+  /**
+   * Records CUPTI handed back incomplete (cuptiActivityGetNextRecord: CUPTI_ERROR_INVALID_KIND):
+   * work still in flight when the capture ended and drainTimeoutMs had passed (a kernel still
+   * running). Lost: not in the trace.
+   */
+  droppedIncomplete: number;
   /** Most memory the capture held at once (bytes, native side). */
   peakBytes: number;
   buffersCompleted: number;
