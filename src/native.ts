@@ -110,10 +110,7 @@ export interface NativeConstants {
 
 export interface NativeBinding {
   NativeHandle: new (options: NativeOptions, onEvent: (event: NativeEvent) => void) => NativeHandle;
-  NativeCapture: new (
-    options: NativeCaptureOptions,
-    onEvent: (event: 'stopped', reason: string) => void,
-  ) => NativeCapture;
+  NativeCapture: new (options: NativeCaptureOptions, onEvent: NativeCaptureEventListener) => NativeCapture;
   captureCuptiState(): NativeCuptiState;
   /** Buffers lent to CUPTI and not yet returned, across every capture of the process. */
   captureBuffersWithCupti?(): { buffers: number; bytes: number };
@@ -176,8 +173,17 @@ export interface NativeCaptureOptions {
   drainTimeoutMs: number;
 }
 
+/**
+ * The capture's events, from its thread: 'started' (CUPTI is set up: startResult() says ok, the
+ * capture is waiting or capturing), 'failed' (it could not be: startResult() says why; nothing
+ * follows), 'stopped' (with the stop reason; result() is ready; the last event). A capture stopped
+ * before CUPTI was enabled sends 'stopped' without 'started'.
+ */
+export type NativeCaptureEventListener = (event: 'started' | 'failed' | 'stopped', reason?: string) => void;
+
 export interface NativeCaptureProgress {
-  state: 'waiting' | 'capturing' | 'stopping' | 'finished';
+  /** 'starting': start() was called, the capture thread is loading and enabling CUPTI. */
+  state: 'starting' | 'waiting' | 'capturing' | 'stopping' | 'finished';
   steps: number;
   records: number;
   /** Capture memory held now (bytes). */
@@ -187,9 +193,14 @@ export interface NativeCaptureProgress {
   droppedIncomplete: number;
 }
 
+/**
+ * start(): ok (the capture thread is starting; the outcome follows as 'started' or 'failed'), or a
+ * refusal known without touching CUPTI (CAPTURE_BUSY, CLOSED). startResult(): the outcome of the
+ * start, with the library and CUPTI version, or one of LIBRARY_NOT_FOUND | SYMBOL_MISSING |
+ * UNSUPPORTED_CUPTI_VERSION | CUPTI_BUSY | CUPTI_ERROR | INVALID_SCENARIO.
+ */
 export interface NativeCaptureStartResult {
   ok: boolean;
-  /** LIBRARY_NOT_FOUND | SYMBOL_MISSING | UNSUPPORTED_CUPTI_VERSION | CUPTI_BUSY | CUPTI_ERROR | CAPTURE_BUSY | INVALID_SCENARIO */
   code?: string;
   message?: string;
   vendorCode?: number;
@@ -230,7 +241,10 @@ export interface NativeCaptureResult {
 }
 
 export interface NativeCapture {
+  /** Returns at once: the vendor work (dlopen, subscribe, enable) happens on the capture thread. */
   start(): NativeCaptureStartResult;
+  /** The start's outcome once the capture thread knows it ('started' / 'failed'), else null. */
+  startResult(): NativeCaptureStartResult | null;
   /** Manual step boundary; returns its CUPTI timestamp relative to baseNs (ns). */
   step(): number;
   timestamp(): number;
@@ -266,5 +280,7 @@ export interface NativeCuptiState {
     kernelRecordsCompleted: number;
     /** Kernels the simulated application launched while a kernel kind was enabled. */
     kernelsLaunched: number;
+    /** How long cuptiActivityEnable stalled (the library's first: firstEnableDelayMs). */
+    enableStalledMs: number;
   };
 }

@@ -126,7 +126,8 @@ struct CuptiState {
 // gtsim_cupti_counters, in its order (see native/sim/cupti_exports.cc).
 inline constexpr const char* kSimulatorCounterNames[] = {
     "recordsProduced", "recordsDropped", "nullBuffers", "unsafeNullBuffers", "buffersCompleted",
-    "buffersHeld", "incompleteRecordsReturned", "recordsInFlight", "kernelRecordsCompleted", "kernelsLaunched"};
+    "buffersHeld", "incompleteRecordsReturned", "recordsInFlight", "kernelRecordsCompleted", "kernelsLaunched",
+    "enableStalledMs"};
 inline constexpr size_t kSimulatorCounterCount = sizeof(kSimulatorCounterNames) / sizeof(kSimulatorCounterNames[0]);
 static_assert(kSimulatorCounterCount <= 16, "CuptiState::simulatorCounters");
 CuptiState cuptiState();

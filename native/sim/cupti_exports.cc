@@ -103,7 +103,8 @@ struct CuptiSim {
 
   // Counters for tests (reset by gtsim_cupti_configure).
   std::atomic<uint64_t> recordsProduced{0}, recordsDropped{0}, nullBuffers{0}, unsafeNullBuffers{0},
-      buffersCompleted{0}, incompleteRecordsReturned{0}, kernelRecordsCompleted{0}, kernelsLaunched{0};
+      buffersCompleted{0}, incompleteRecordsReturned{0}, kernelRecordsCompleted{0}, kernelsLaunched{0},
+      enableStalledMs{0};
 
   uint32_t correlation = 0;
   uint32_t markerId = 0;
@@ -571,6 +572,7 @@ SIM_EXPORT int gtsim_cupti_configure(const char* scenarioJson, char* error, unsi
   s.incompleteRecordsReturned = 0;
   s.kernelRecordsCompleted = 0;
   s.kernelsLaunched = 0;
+  s.enableStalledMs = 0;
   s.dropped = 0;
   std::lock_guard<std::mutex> incompleteLock(s.incompleteMutex);
   s.incomplete.clear();
@@ -598,7 +600,8 @@ SIM_EXPORT int gtsim_cupti_state(int* kinds, unsigned int capacity, unsigned int
 // recordsDropped (no buffer to write into), nullBuffers, unsafeNullBuffers (null buffers handed to
 // a CUPTI older than API 27), buffersCompleted (handed back), buffersHeld (buffers CUPTI holds
 // now), incompleteRecordsReturned (records handed back still in flight: INVALID_KIND),
-// recordsInFlight (now), kernelRecordsCompleted, kernelsLaunched (with a kernel kind enabled)].
+// recordsInFlight (now), kernelRecordsCompleted, kernelsLaunched (with a kernel kind enabled),
+// enableStalledMs (how long a cuptiActivityEnable stalled: the library's first, firstEnableDelayMs)].
 // Returns how many counters there are.
 SIM_EXPORT int gtsim_cupti_counters(double* out, unsigned int n) {
   CuptiSim& s = sim();
@@ -611,7 +614,8 @@ SIM_EXPORT int gtsim_cupti_counters(double* out, unsigned int n) {
                       static_cast<double>(s.nullBuffers.load()), static_cast<double>(s.unsafeNullBuffers.load()),
                       static_cast<double>(s.buffersCompleted.load()), static_cast<double>(held),
                       static_cast<double>(s.incompleteRecordsReturned.load()), static_cast<double>(s.inFlightCount.load()),
-                      static_cast<double>(s.kernelRecordsCompleted.load()), static_cast<double>(s.kernelsLaunched.load())};
+                      static_cast<double>(s.kernelRecordsCompleted.load()), static_cast<double>(s.kernelsLaunched.load()),
+                      static_cast<double>(s.enableStalledMs.load())};
   constexpr unsigned int kCount = sizeof(v) / sizeof(v[0]);
   for (unsigned int i = 0; out != nullptr && i < n && i < kCount; ++i) out[i] = v[i];
   return static_cast<int>(kCount);
@@ -680,7 +684,10 @@ SIM_EXPORT simCuptiResult cuptiActivityEnable(int kind) {
     }
   }
   // CUPTI's lazy initialisation: the first enable of the library's life blocks its caller.
-  if (stallMs > 0) std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(stallMs * 1000)));
+  if (stallMs > 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(stallMs * 1000)));
+    s.enableStalledMs.fetch_add(static_cast<uint64_t>(stallMs));
+  }
   {
     std::lock_guard<std::mutex> lock(s.configMutex);
     s.enabledMask.fetch_or(uint64_t{1} << kind);
