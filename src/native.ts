@@ -171,6 +171,8 @@ export interface NativeCaptureOptions {
    * still holds (records in flight: kernels still running) before the one forced flush (ms).
    */
   drainTimeoutMs: number;
+  /** Pre-warm: set CUPTI up (its first enable is the slow one), then stop at once. */
+  prewarm?: boolean;
 }
 
 /**
@@ -207,6 +209,8 @@ export interface NativeCaptureStartResult {
   vendorMessage?: string;
   libraryPath?: string;
   cuptiVersion?: number;
+  /** How long the set-up took on the capture thread (ms): loading CUPTI, subscribing, enabling. */
+  startMs?: number;
 }
 
 /** Record columns (Float64Array, fixed stride; times in ns on the CUPTI clock relative to baseNs). */

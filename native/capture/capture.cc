@@ -116,6 +116,7 @@ const char* stateName(State s) {
   switch (s) {
     case State::Idle:
     case State::Waiting: return "waiting";
+    case State::Starting: return "starting";
     case State::Capturing: return "capturing";
     case State::Stopping: return "stopping";
     case State::Finished: return "finished";
@@ -204,11 +205,11 @@ CuptiState cuptiState() {
 
 // ---- Engine ----------------------------------------------------------------------------------------
 
-std::shared_ptr<Engine> Engine::create(Options options, StoppedFn onStopped) {
-  return std::shared_ptr<Engine>(new Engine(std::move(options), std::move(onStopped)));
+std::shared_ptr<Engine> Engine::create(Options options, EventFn onEvent) {
+  return std::shared_ptr<Engine>(new Engine(std::move(options), std::move(onEvent)));
 }
 
-Engine::Engine(Options options, StoppedFn onStopped) : options_(std::move(options)), onStopped_(std::move(onStopped)) {
+Engine::Engine(Options options, EventFn onEvent) : options_(std::move(options)), onEvent_(std::move(onEvent)) {
   kernels_ = std::make_unique<Columns>(kStrideKernel);
   memcpys_ = std::make_unique<Columns>(kStrideMemcpy);
   memsets_ = std::make_unique<Columns>(kStrideMemset);
@@ -229,6 +230,7 @@ Engine::~Engine() {
   for (size_t i = 0; i < lent_.size() + discard_.size(); ++i) noteReturned(options_.bufferBytes);
 }
 
+// On the capture thread: the start has failed (nothing is left enabled or subscribed).
 StartResult Engine::fail(const char* code, const std::string& message, cupti::Result vendor) {
   StartResult r;
   r.ok = false;
@@ -241,24 +243,99 @@ StartResult Engine::fail(const char* code, const std::string& message, cupti::Re
   }
   r.libraryPath = libraryPath_;
   r.cuptiVersion = version_;
-  finished_ = true;
-  std::lock_guard<std::mutex> lock(mutex_);
-  state_ = State::Finished;
-  reason_ = "error";
   return r;
 }
 
+// On the JS thread: no vendor call (CUPTI's first enable can stall its caller for seconds).
 StartResult Engine::start() {
+  auto refuse = [](const char* code, const std::string& message) {
+    StartResult r;
+    r.code = code;
+    r.message = message;
+    return r;
+  };
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (started_ || closed_) {
-      StartResult r;
-      r.code = closed_ ? "CLOSED" : "CAPTURE_BUSY";
-      r.message = closed_ ? "this capture was closed" : "this capture was already started";
-      return r;
-    }
-    started_ = true;
+    if (closed_) return refuse("CLOSED", "this capture was closed");
+    if (started_) return refuse("CAPTURE_BUSY", "this capture was already started");
   }
+  {
+    // One capture at a time in this process (CUPTI has one subscriber): the slot is taken here, so
+    // a second start() is refused at once, before anything touches CUPTI.
+    std::lock_guard<std::mutex> lock(router().mutex);
+    if (router().active) return refuse("CAPTURE_BUSY", "another kernel-trace capture is live in this process");
+    router().active = shared_from_this();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    started_ = true;
+    threadRunning_ = true;
+    state_ = State::Starting;
+  }
+  {
+    std::lock_guard<std::mutex> lock(queueMutex_);
+    accepting_ = true;
+  }
+  // Never joined: the thread holds the engine until it ends, whatever happens to its owner.
+  std::thread([self = shared_from_this()] { self->threadMain(); }).detach();
+  StartResult r;
+  r.ok = true;
+  return r;
+}
+
+bool Engine::startResult(StartResult* out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!hasStartResult_) return false;
+  *out = startResult_;
+  return true;
+}
+
+bool Engine::waitFinished(int64_t timeoutNs) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return doneCv_.wait_for(lock, std::chrono::nanoseconds(std::max<int64_t>(timeoutNs, 0)), [this] { return !threadRunning_; });
+}
+
+void Engine::threadMain() {
+  const auto t0 = std::chrono::steady_clock::now();
+  bool armed = false;
+  StartResult r = setUp(&armed);
+  r.startMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (!r.ok) {
+    {
+      std::lock_guard<std::mutex> lock(router().mutex);
+      if (router().active.get() == this) router().active.reset();
+    }
+    {
+      std::lock_guard<std::mutex> lock(queueMutex_);
+      accepting_ = false;
+    }
+    processQueue();  // nothing normally: a failed start leaves no buffer with CUPTI
+    finished_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      startResult_ = r;
+      hasStartResult_ = true;
+      state_ = State::Finished;
+      reason_ = "error";
+    }
+    if (onEvent_) onEvent_(Event::Failed, "error");
+  } else {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      startResult_ = r;
+      hasStartResult_ = true;
+      if (options_.prewarm) requestStopLocked("prewarm", false);  // warmed: nothing to capture
+    }
+    if (armed && onEvent_) onEvent_(Event::Started, "");
+    run();  // ends with finish(): Stopped
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  threadRunning_ = false;
+  doneCv_.notify_all();
+}
+
+StartResult Engine::setUp(bool* armed) {
+  *armed = false;
   // Load (or reuse) the library.
   Loaded* loaded = nullptr;
   {
@@ -278,18 +355,16 @@ StartResult Engine::start() {
     }
     libs.last = loaded;
   }
-  libraryPath_ = loaded->lib.path();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);  // result() reads these on the JS thread
+    libraryPath_ = loaded->lib.path();
+    simulated_ = loaded->lib.symbol("gtsim_cupti_state") != nullptr;
+  }
   api_ = loaded->api;
   if (!loaded->resolved) {
     return fail("SYMBOL_MISSING", libraryPath_ + " is not a usable CUPTI library: it lacks " + loaded->missing);
   }
-  {
-    // Before touching the library's configuration: one capture at a time in this process.
-    std::lock_guard<std::mutex> lock(router().mutex);
-    if (router().active) return fail("CAPTURE_BUSY", "another kernel-trace capture is live in this process");
-  }
   using ConfigureFn = int (*)(const char*, char*, unsigned int);
-  simulated_ = loaded->lib.symbol("gtsim_cupti_state") != nullptr;
   if (options_.hasScenario) {
     auto configure = reinterpret_cast<ConfigureFn>(loaded->lib.symbol("gtsim_cupti_configure"));
     if (configure == nullptr) {
@@ -304,27 +379,19 @@ StartResult Engine::start() {
   if (cupti::Result rc = api_.getVersion(&version); rc != cupti::kSuccess) {
     return fail("CUPTI_ERROR", "cuptiGetVersion failed: " + api_.describe(rc), rc);
   }
-  version_ = version;
-  layout_ = cupti::layoutForVersion(version);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    version_ = version;
+    layout_ = cupti::layoutForVersion(version);
+  }
   if (layout_ == cupti::Layout::Unsupported) {
     return fail("UNSUPPORTED_CUPTI_VERSION",
                 "CUPTI API version " + std::to_string(version) + " (" + libraryPath_ +
                     ") is not supported: this build reads the activity record layouts of CUPTI API 18 (CUDA 11.8), "
                     "19-28 (CUDA 12.0-12.9) and 13xxyy (CUDA 13.x)");
   }
-  // One capture at a time in this process.
-  {
-    std::lock_guard<std::mutex> lock(router().mutex);
-    if (router().active) return fail("CAPTURE_BUSY", "another kernel-trace capture is live in this process");
-    router().active = shared_from_this();
-  }
-  auto release = [this] {
-    std::lock_guard<std::mutex> lock(router().mutex);
-    if (router().active.get() == this) router().active.reset();
-  };
   cupti::SubscriberHandle subscriber = nullptr;
   if (cupti::Result rc = api_.subscribe(&subscriber, noopCallback, nullptr); rc != cupti::kSuccess) {
-    release();
     if (rc == cupti::kErrorMultipleSubscribersNotSupported) {
       return fail("CUPTI_BUSY",
                   "CUPTI is already in use by another profiler in this process (Nsight Systems/Compute, PyTorch's "
@@ -346,41 +413,45 @@ StartResult Engine::start() {
   };
   if (cupti::Result rc = api_.activityRegisterCallbacks(bufferRequested, bufferCompleted); rc != cupti::kSuccess) {
     unsubscribe();
-    release();
     return fail("CUPTI_ERROR", "cuptiActivityRegisterCallbacks failed: " + api_.describe(rc), rc);
+  }
+  const bool waiting = options_.startAfterSteps > 0;
+  // Enable: everything now, or (waiting) only the markers that count steps by NVTX range. The
+  // first enable of CUPTI's life can take seconds: this is the capture thread, so nobody waits.
+  bool stopFirst = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopFirst = stopRequested_;
+  }
+  if (!stopFirst) {
+    std::string error;
+    cupti::Result code = 0;
+    bool ok = true;
+    if (!waiting) ok = enableKinds(true, &error, &code);
+    else if (options_.hasStepRange) ok = enableKinds(false, &error, &code);
+    if (!ok) {
+      disableAll();
+      api_.activityFlushAll(cupti::kFlushForced);
+      unsubscribe();
+      return fail("CUPTI_ERROR", error, code);
+    }
   }
   uint64_t base = 0;
   if (cupti::Result rc = api_.getTimestamp(&base); rc != cupti::kSuccess) {
-    unsubscribe();
-    release();
-    return fail("CUPTI_ERROR", "cuptiGetTimestamp failed: " + api_.describe(rc), rc);
-  }
-  baseNs_ = base;
-  const bool waiting = options_.startAfterSteps > 0;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    state_ = waiting ? State::Waiting : State::Capturing;
-    captureStartNs_ = base;
-    stepStartNs_ = base;
-  }
-  // Enable: everything now, or (waiting) only the markers that count steps by NVTX range.
-  std::string error;
-  cupti::Result code = 0;
-  bool ok = true;
-  if (!waiting) ok = enableKinds(true, &error, &code);
-  else if (options_.hasStepRange) ok = enableKinds(false, &error, &code);
-  if (!ok) {
     disableAll();
     api_.activityFlushAll(cupti::kFlushForced);
     unsubscribe();
-    release();
-    return fail("CUPTI_ERROR", error, code);
+    return fail("CUPTI_ERROR", "cuptiGetTimestamp failed: " + api_.describe(rc), rc);
   }
   {
-    std::lock_guard<std::mutex> lock(queueMutex_);
-    accepting_ = true;
+    std::lock_guard<std::mutex> lock(mutex_);
+    baseNs_ = base;
+    captureStartNs_ = base;
+    stepStartNs_ = base;
+    if (!stopRequested_) state_ = waiting ? State::Waiting : State::Capturing;
   }
-  thread_ = std::thread([this] { run(); });
+  apiReady_ = true;  // step() and timestamp() may use the library from here
+  *armed = !stopFirst;
   StartResult r;
   r.ok = true;
   r.libraryPath = libraryPath_;
@@ -433,7 +504,7 @@ void Engine::requestStopLocked(const std::string& reason, bool truncated) {
   if (!stopRequested_) {
     stopRequested_ = true;
     reason_ = reason;
-    if (state_ == State::Waiting || state_ == State::Capturing) state_ = State::Stopping;
+    if (state_ == State::Starting || state_ == State::Waiting || state_ == State::Capturing) state_ = State::Stopping;
   }
   if (truncated) truncated_ = true;
   wake();
@@ -549,7 +620,7 @@ void Engine::finish() {
     buffersAllocated_ -= freeBuffers_.size();
     freeBuffers_.clear();
   }
-  if (onStopped_) onStopped_(reason);
+  if (onEvent_) onEvent_(Event::Stopped, reason);
 }
 
 void Engine::close() {
@@ -558,16 +629,8 @@ void Engine::close() {
     if (closed_) return;
     closed_ = true;
     if (state_ != State::Finished && state_ != State::Idle) requestStopLocked("cancelled", false);
-  }
-  if (thread_.joinable()) {
-    if (thread_.get_id() == std::this_thread::get_id()) {
-      thread_.detach();  // closed from the stopped callback itself: the thread is about to end
-    } else {
-      thread_.join();
-    }
-  }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
+    // No join: the capture thread may be inside CUPTI for seconds; it sees the stop when CUPTI
+    // returns, disables, unsubscribes and ends on its own (it holds this engine until then).
     for (Columns* c : {kernels_.get(), memcpys_.get(), memsets_.get(), apiCalls_.get(), ranges_.get(), steps_.get()}) {
       if (c) c->clear();
     }
@@ -582,36 +645,29 @@ void Engine::close() {
 
 double Engine::timestamp() {
   uint64_t now = 0;
-  if (!started_ || api_.getTimestamp == nullptr || api_.getTimestamp(&now) != cupti::kSuccess) return 0;
+  if (!apiReady_ || api_.getTimestamp(&now) != cupti::kSuccess) return 0;
   return rel(now);
 }
 
+// On the JS thread: reads the clock, never enables anything itself (the startAfterSteps boundary
+// asks the capture thread to: CUPTI's first enable can stall its caller). Ignored while starting.
 double Engine::step() {
+  if (!apiReady_) return 0;
   uint64_t now = 0;
-  if (api_.getTimestamp == nullptr || api_.getTimestamp(&now) != cupti::kSuccess) now = baseNs_;
-  bool enableNow = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (options_.hasStepRange) return rel(now);  // steps are NVTX ranges; step() only reads the clock
-    if (state_ == State::Waiting) {
-      if (++boundariesWhileWaiting_ >= options_.startAfterSteps) {
-        state_ = State::Capturing;
-        captureStartNs_ = now;
-        stepStartNs_ = now;
-        enableNow = true;
-      }
-    } else if (state_ == State::Capturing) {
-      stepBoundaryLocked(stepStartNs_, now);
+  if (api_.getTimestamp(&now) != cupti::kSuccess) now = baseNs_;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (options_.hasStepRange) return rel(now);  // steps are NVTX ranges; step() only reads the clock
+  if (state_ == State::Waiting) {
+    if (++boundariesWhileWaiting_ >= options_.startAfterSteps) {
+      state_ = State::Capturing;
+      captureStartNs_ = now;
       stepStartNs_ = now;
+      enableRequested_ = true;
+      wake();
     }
-  }
-  if (enableNow) {
-    std::string error;
-    cupti::Result code = 0;
-    if (!enableKinds(true, &error, &code)) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      requestStopLocked("error", false);
-    }
+  } else if (state_ == State::Capturing) {
+    stepBoundaryLocked(stepStartNs_, now);
+    stepStartNs_ = now;
   }
   return rel(now);
 }

@@ -2,15 +2,20 @@
 // driver API calls and NVTX markers, collected into bounded columnar storage. Plain C++ (no
 // napi.h): native/addon.cc wraps it.
 //
-// Life cycle: constructed dormant (nothing is called on CUPTI); start() loads the library, checks
-// its version, subscribes, registers the buffer callbacks and enables the kinds (at once, or when
-// the startAfterSteps-th step boundary has passed); a capture thread parses the buffers CUPTI hands
+// Life cycle: constructed dormant (nothing is called on CUPTI); start() returns at once (it only
+// reserves the process's one capture slot and starts the capture thread: CUPTI's first enable can
+// stall its caller for seconds, so no vendor call is made on the caller's thread); the capture
+// thread loads the library, checks its version, subscribes, registers the buffer callbacks and
+// enables the kinds (at once, or when the startAfterSteps-th step boundary has passed), then
+// reports Started or Failed through the event function; it parses the buffers CUPTI hands
 // back and asks CUPTI for the completed ones every flushIntervalMs (a default flush: NVIDIA's
 // cuptiActivityFlushAll(0) returns only buffers whose records are all complete); a stop (steps
 // reached, a cap, or stop(reason)) disables every kind it enabled, drains (default flushes until
 // CUPTI has handed back every buffer it was lent, at most drainTimeoutMs), then forces ONE flush
 // (every buffer comes back, records still in flight included: each counted in droppedIncomplete),
-// unsubscribes and then calls onStopped(reason) from the capture thread.
+// unsubscribes and then reports Stopped(reason) from the capture thread. Nothing ever joins the
+// capture thread (it may be stuck in CUPTI): close() only asks it to stop; waitFinished() waits,
+// bounded; the thread keeps its engine alive until it ends.
 //
 // Threads and locks: CUPTI's buffer-completed callback only queues the buffer (queueMutex_) for the
 // capture thread, which parses it in bounded chunks under mutex_ (the lock step()/progress() take),
@@ -60,6 +65,8 @@ struct Options {
   Kinds kinds;
   int64_t flushIntervalMs = 100;
   int64_t drainTimeoutMs = 1000;
+  // Pre-warm: enable the kinds once and stop at once (CUPTI's first-enable cost, paid ahead).
+  bool prewarm = false;
 };
 
 struct StartResult {
@@ -69,9 +76,10 @@ struct StartResult {
   int vendorCode = 0;
   std::string vendorMessage, libraryPath;
   uint32_t cuptiVersion = 0;
+  double startMs = 0;  // how long the set-up took on the capture thread (load, subscribe, enable)
 };
 
-enum class State { Idle, Waiting, Capturing, Stopping, Finished };
+enum class State { Idle, Starting, Waiting, Capturing, Stopping, Finished };
 const char* stateName(State s);
 
 struct Progress {
@@ -144,13 +152,21 @@ LentBuffers buffersWithCupti();
 // a started engine is also referenced by the CUPTI callback router until it stops.
 class Engine : public std::enable_shared_from_this<Engine> {
  public:
-  using StoppedFn = std::function<void(const std::string& reason)>;
-  static std::shared_ptr<Engine> create(Options options, StoppedFn onStopped);
+  // Started: CUPTI is set up (startResult() is ok). Failed: it could not be (startResult() says
+  // why; nothing follows). Stopped(reason): the capture ended, result() is ready (the last event;
+  // a capture stopped before CUPTI was enabled sends it without Started).
+  enum class Event { Started, Failed, Stopped };
+  using EventFn = std::function<void(Event event, const std::string& reason)>;
+  static std::shared_ptr<Engine> create(Options options, EventFn onEvent);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  // Returns at once: ok (the capture thread is starting), or a refusal known without touching
+  // CUPTI (CLOSED, CAPTURE_BUSY: started before, or another capture is live in the process).
   StartResult start();
+  // The start's outcome once the capture thread knows it; false while starting (or never started).
+  bool startResult(StartResult* out);
   // Manual step boundary; returns its CUPTI timestamp relative to baseNs (ns).
   double step();
   double timestamp();
@@ -158,8 +174,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void stop(const std::string& reason);
   // Valid once stopped; moves the data out (a second call returns empty columns).
   Result result();
-  // Stops (reason "cancelled") if live, joins the capture thread. Idempotent.
+  // Stops (reason "cancelled") if live and frees the records; never waits for the capture thread
+  // (which may be stuck in CUPTI: it unwinds by itself when CUPTI returns). Idempotent.
   void close();
+  // Waits up to timeoutNs for the capture thread to end; true when it has (or never ran).
+  bool waitFinished(int64_t timeoutNs);
 
   // Called by the CUPTI callback router, on CUPTI's threads.
   void requestBuffer(uint8_t** buffer, size_t* size);
@@ -177,7 +196,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
     size_t validSize;
   };
 
-  Engine(Options options, StoppedFn onStopped);
+  Engine(Options options, EventFn onEvent);
+  void threadMain();
+  // The set-up on the capture thread; `armed` says whether it enabled what it had to (false when a
+  // stop came before the enable).
+  StartResult setUp(bool* armed);
   StartResult fail(const char* code, const std::string& message, cupti::Result vendor = -1);
   bool enableKinds(bool all, std::string* error, cupti::Result* code);
   void disableAll();
@@ -211,7 +234,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void stepBoundaryLocked(uint64_t start, uint64_t end);
 
   Options options_;
-  StoppedFn onStopped_;
+  EventFn onEvent_;
+  // Written by the capture thread during the set-up; read by the JS thread only once apiReady_ is
+  // set (step(), timestamp()) or under mutex_ (result(), startResult()).
   cupti::Api api_;
   std::string libraryPath_;
   bool simulated_ = false;
@@ -219,6 +244,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   cupti::Layout layout_ = cupti::Layout::Unsupported;
   cupti::SubscriberHandle subscriber_ = nullptr;
   uint64_t baseNs_ = 0;
+  std::atomic<bool> apiReady_{false};
 
   // Guards CUPTI enable/disable/subscribe so a step() enabling kinds cannot race the stop.
   std::mutex ctlMutex_;
@@ -246,6 +272,12 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::unordered_map<uint64_t, int> apiNameIndex_;
   std::unordered_map<uint32_t, OpenRange> openRanges_;
   bool resultTaken_ = false;
+  bool hasStartResult_ = false;
+  StartResult startResult_;
+  bool started_ = false;        // start() accepted
+  bool threadRunning_ = false;  // the capture thread has not ended
+  bool closed_ = false;
+  std::condition_variable doneCv_;
 
   // The buffer pool (poolMutex_; the buffer-requested callback takes only this lock).
   std::mutex poolMutex_;
@@ -268,10 +300,6 @@ class Engine : public std::enable_shared_from_this<Engine> {
   bool wake_ = false;
   bool accepting_ = false;
   uint64_t droppedReported_ = 0;  // CUPTI's drop counts read in the callbacks, not yet added
-
-  std::thread thread_;
-  bool started_ = false;
-  bool closed_ = false;
 };
 
 }  // namespace gt::capture
