@@ -210,7 +210,12 @@ export interface NativeCaptureStartResult {
   libraryPath?: string;
   cuptiVersion?: number;
   /** How long the set-up took on the capture thread (ms): loading CUPTI, subscribing, enabling. */
-  startMs?: number;
+  startMs?: number;  /**
+   * 'shared': subscribed with cuptiSubscribe_v2 allowing other subscribers (CUPTI 13.3+
+   * multi-subscriber mode, through the subscriber-scoped activity calls); 'exclusive': CUPTI's one
+   * subscriber.
+   */
+  subscriberMode?: 'shared' | 'exclusive';
 }
 
 /** Record columns (Float64Array, fixed stride; times in ns on the CUPTI clock relative to baseNs). */
@@ -240,6 +245,8 @@ export interface NativeCaptureResult {
   droppedByUs: number;
   /** Records CUPTI handed back incomplete (cuptiActivityGetNextRecord: INVALID_KIND): lost. */
   droppedIncomplete: number;
+  /** How the capture subscribed to CUPTI (see NativeCaptureStartResult.subscriberMode). */
+  subscriberMode: 'shared' | 'exclusive';
   peakBytes: number;
   buffersCompleted: number;
 }
@@ -286,5 +293,10 @@ export interface NativeCuptiState {
     kernelsLaunched: number;
     /** How long cuptiActivityEnable stalled (the library's first: firstEnableDelayMs). */
     enableStalledMs: number;
+    /** Subscriptions made through cuptiSubscribe_v2, and those allowing other subscribers (CUPTI 13.3). */
+    v2Subscriptions: number;
+    sharedSubscriptions: number;
+    /** Global activity calls made while sharing CUPTI with another subscriber (should be 0: the _v2 calls are for that). */
+    globalCallsWhileShared: number;
   };
 }

@@ -98,6 +98,7 @@ export function fixtureResult(overrides: Partial<CaptureNativeResult> = {}): Cap
     droppedByCupti: 3,
     droppedByUs: 4,
     droppedIncomplete: 0,
+    subscriberMode: 'exclusive',
     peakBytes: 8 << 20,
     buffersCompleted: 2,
     ...overrides,

@@ -602,6 +602,68 @@ describe("start() off the JS thread (CUPTI's first enable can stall its caller f
   });
 });
 
+describe('another CUPTI subscriber in the process (cuptiSubscribe_v2; CUPTI 13.3 multi-subscriber mode)', () => {
+  const other = (name: string, allowsSharing: boolean) => ({ otherSubscriber: { name, allowsSharing } });
+
+  it('CUPTI 13.3, another profiler subscribed allowing others: the capture shares CUPTI through the subscriber-scoped calls only', async () => {
+    const { cap, stopped, start } = create(
+      options({ simulatorScenario: scenario('capture-decode-loop', { version: 130300, ...other('CUPTI for Kineto', true) }), steps: 2 }),
+    );
+    expect(await start()).toMatchObject({ ok: true, cuptiVersion: 130300, subscriberMode: 'shared' });
+    await stepsEvery(cap, 2, 15);
+    expect(await stopped).toBe('steps');
+    const r = cap.result();
+    expect(r.subscriberMode).toBe('shared');
+    expect(r.layout).toBe('cuda13');
+    expect(kernelRows(r)).toBeGreaterThan(0);
+    const s = sim();
+    expect(s.sharedSubscriptions).toBe(1);
+    // Whose subscriber a global enable/register/next-record call would configure is not defined in
+    // that mode: none was made.
+    expect(s.globalCallsWhileShared).toBe(0);
+  });
+
+  it('CUPTI 13.3, the other profiler did not allow others: CUPTI_BUSY naming it (cuptiSubscribe_v2 oldSubscriberName)', async () => {
+    const { start } = create(
+      options({ simulatorScenario: scenario('capture-decode-loop', { version: 130300, ...other('CUPTI for Nsight Systems', false) }) }),
+    );
+    const r = await start();
+    expect(r).toMatchObject({ ok: false, code: 'CUPTI_BUSY', vendorCode: 39, vendorMessage: 'CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED' });
+    expect(r.message).toContain('"CUPTI for Nsight Systems"');
+    expect(r.message).toMatch(/did not allow other subscribers/);
+    expectNothingEnabled();
+  });
+
+  it('CUPTI 13.0 (one subscriber per process), another profiler subscribed: CUPTI_BUSY naming it', async () => {
+    const { start } = create(options({ simulatorScenario: scenario('capture-decode-loop', { version: 130001, ...other('CUPTI for Kineto', true) }) }));
+    const r = await start();
+    expect(r).toMatchObject({ ok: false, code: 'CUPTI_BUSY', vendorCode: 39 });
+    expect(r.message).toContain('"CUPTI for Kineto"');
+    expect(r.message).toMatch(/one subscriber per process before CUDA 13\.3/);
+    expect(sim().sharedSubscriptions).toBe(0);
+    expectNothingEnabled();
+  });
+
+  it('CUPTI 13.3 alone: subscribes allowing others (shared), so a profiler started later can join', async () => {
+    const { cap, stopped, start } = create(options({ simulatorScenario: scenario('capture-decode-loop', { version: 130300 }), steps: 1 }));
+    expect(await start()).toMatchObject({ ok: true, subscriberMode: 'shared' });
+    cap.step();
+    expect(await stopped).toBe('steps');
+    expect(sim()).toMatchObject({ v2Subscriptions: 1, sharedSubscriptions: 1, globalCallsWhileShared: 0 });
+  });
+
+  it('CUPTI 13.3 on a driver that cannot share, alone: falls back to an exclusive subscription and captures', async () => {
+    const { cap, stopped, start } = create(
+      options({ simulatorScenario: scenario('capture-decode-loop', { version: 130300, sharingSupported: false }), steps: 2 }),
+    );
+    expect(await start()).toMatchObject({ ok: true, subscriberMode: 'exclusive' });
+    await stepsEvery(cap, 2, 15);
+    expect(await stopped).toBe('steps');
+    expect(kernelRows(cap.result())).toBeGreaterThan(0);
+    expect(sim()).toMatchObject({ v2Subscriptions: 1, sharedSubscriptions: 0 });
+  });
+});
+
 describe('records in flight (NVIDIA: a default flush returns only buffers whose records are all complete)', () => {
   // Kernels of 30 ms and 4 ms at 400/s: every flush finds records in flight.
   const longKernels = {

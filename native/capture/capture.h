@@ -135,7 +135,7 @@ struct CuptiState {
 inline constexpr const char* kSimulatorCounterNames[] = {
     "recordsProduced", "recordsDropped", "nullBuffers", "unsafeNullBuffers", "buffersCompleted",
     "buffersHeld", "incompleteRecordsReturned", "recordsInFlight", "kernelRecordsCompleted", "kernelsLaunched",
-    "enableStalledMs"};
+    "enableStalledMs", "v2Subscriptions", "sharedSubscriptions", "globalCallsWhileShared"};
 inline constexpr size_t kSimulatorCounterCount = sizeof(kSimulatorCounterNames) / sizeof(kSimulatorCounterNames[0]);
 static_assert(kSimulatorCounterCount <= 16, "CuptiState::simulatorCounters");
 CuptiState cuptiState();

@@ -71,11 +71,16 @@ struct CuptiSim {
   // Configuration and subscription (guarded by configMutex).
   std::mutex configMutex;
   gtsim::CuptiSpec spec;
-  bool subscribed = false;
+  bool subscribed = false;     // the client (one: ours) holds a subscription
+  bool clientShared = false;   // ... made with cuptiSubscribe_v2 allowing other subscribers
   bool firstEnableDone = false;  // CUPTI's lazy initialisation happens once per loaded library
   std::atomic<uint64_t> enabledMask{0};  // bit per activity kind
+  // The buffer callbacks (guarded by bufferMutex): global (cuptiActivityRegisterCallbacks) or
+  // subscriber-scoped (cuptiActivityRegisterCallbacks_v2); the last registration wins.
   simCuptiRequestFn request = nullptr;
   simCuptiCompleteFn complete = nullptr;
+  simCuptiRequestFnV2 request2 = nullptr;
+  simCuptiCompleteFnV2 complete2 = nullptr;
 
   // The buffers CUPTI holds and the records in flight (guarded by bufferMutex; the client's
   // callbacks are called with it held, as CUPTI serialises them).
@@ -104,7 +109,7 @@ struct CuptiSim {
   // Counters for tests (reset by gtsim_cupti_configure).
   std::atomic<uint64_t> recordsProduced{0}, recordsDropped{0}, nullBuffers{0}, unsafeNullBuffers{0},
       buffersCompleted{0}, incompleteRecordsReturned{0}, kernelRecordsCompleted{0}, kernelsLaunched{0},
-      enableStalledMs{0};
+      enableStalledMs{0}, v2Subscriptions{0}, sharedSubscriptions{0}, globalCallsWhileShared{0};
 
   uint32_t correlation = 0;
   uint32_t markerId = 0;
@@ -165,7 +170,8 @@ void handBackLocked(uint8_t* buffer) {
   if (s.current == buffer) s.current = nullptr;
   s.closed.erase(std::remove(s.closed.begin(), s.closed.end(), buffer), s.closed.end());
   s.buffersCompleted.fetch_add(1);
-  if (s.complete) s.complete(nullptr, 0, buffer, size, used);
+  if (s.complete2) s.complete2(buffer, size, used, nullptr);
+  else if (s.complete) s.complete(nullptr, 0, buffer, size, used);
 }
 
 // With bufferMutex held: the closed buffers whose records are all complete go back, as CUPTI's
@@ -220,7 +226,8 @@ uint8_t* reserveLocked(size_t bytes, uint32_t version) {
   if (s.current == nullptr) {
     uint8_t* buffer = nullptr;
     size_t size = 0, maxRecords = 0;
-    if (s.request) s.request(&buffer, &size, &maxRecords);
+    if (s.request2) s.request2(&buffer, &size, &maxRecords, nullptr);
+    else if (s.request) s.request(&buffer, &size, &maxRecords);
     if (buffer == nullptr || size < bytes) {
       s.nullBuffers.fetch_add(1);
       // Before CUPTI API 27 a null buffer is not a supported answer (real CUPTI may misbehave):
@@ -530,6 +537,7 @@ void startProducer() {
     case SIM_CUPTI_ERROR_MAX_LIMIT_REACHED: return "CUPTI_ERROR_MAX_LIMIT_REACHED";
     case SIM_CUPTI_ERROR_NOT_INITIALIZED: return "CUPTI_ERROR_NOT_INITIALIZED";
     case SIM_CUPTI_ERROR_INVALID_KIND: return "CUPTI_ERROR_INVALID_KIND";
+    case SIM_CUPTI_ERROR_NOT_SUPPORTED: return "CUPTI_ERROR_NOT_SUPPORTED";
     case SIM_CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED: return "CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED";
     default: return "CUPTI_ERROR_UNKNOWN";
   }
@@ -573,6 +581,9 @@ SIM_EXPORT int gtsim_cupti_configure(const char* scenarioJson, char* error, unsi
   s.kernelRecordsCompleted = 0;
   s.kernelsLaunched = 0;
   s.enableStalledMs = 0;
+  s.v2Subscriptions = 0;
+  s.sharedSubscriptions = 0;
+  s.globalCallsWhileShared = 0;
   s.dropped = 0;
   std::lock_guard<std::mutex> incompleteLock(s.incompleteMutex);
   s.incomplete.clear();
@@ -601,7 +612,11 @@ SIM_EXPORT int gtsim_cupti_state(int* kinds, unsigned int capacity, unsigned int
 // a CUPTI older than API 27), buffersCompleted (handed back), buffersHeld (buffers CUPTI holds
 // now), incompleteRecordsReturned (records handed back still in flight: INVALID_KIND),
 // recordsInFlight (now), kernelRecordsCompleted, kernelsLaunched (with a kernel kind enabled),
-// enableStalledMs (how long a cuptiActivityEnable stalled: the library's first, firstEnableDelayMs)].
+// enableStalledMs (how long a cuptiActivityEnable stalled: the library's first, firstEnableDelayMs),
+// v2Subscriptions (through cuptiSubscribe_v2), sharedSubscriptions (allowing other subscribers),
+// globalCallsWhileShared (global activity calls — enable, disable, register, next record,
+// timestamp — made while the client shares CUPTI with another subscriber: a contract violation,
+// the subscriber-scoped _v2 calls are the ones for that mode)].
 // Returns how many counters there are.
 SIM_EXPORT int gtsim_cupti_counters(double* out, unsigned int n) {
   CuptiSim& s = sim();
@@ -615,7 +630,8 @@ SIM_EXPORT int gtsim_cupti_counters(double* out, unsigned int n) {
                       static_cast<double>(s.buffersCompleted.load()), static_cast<double>(held),
                       static_cast<double>(s.incompleteRecordsReturned.load()), static_cast<double>(s.inFlightCount.load()),
                       static_cast<double>(s.kernelRecordsCompleted.load()), static_cast<double>(s.kernelsLaunched.load()),
-                      static_cast<double>(s.enableStalledMs.load())};
+                      static_cast<double>(s.enableStalledMs.load()), static_cast<double>(s.v2Subscriptions.load()),
+                      static_cast<double>(s.sharedSubscriptions.load()), static_cast<double>(s.globalCallsWhileShared.load())};
   constexpr unsigned int kCount = sizeof(v) / sizeof(v[0]);
   for (unsigned int i = 0; out != nullptr && i < n && i < kCount; ++i) out[i] = v[i];
   return static_cast<int>(kCount);
@@ -639,40 +655,31 @@ SIM_EXPORT simCuptiResult cuptiGetResultString(simCuptiResult result, const char
 }
 #endif
 
-SIM_EXPORT simCuptiResult cuptiGetTimestamp(uint64_t* timestamp) {
-  if (timestamp == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
-  *timestamp = simNowNs();
-  return SIM_CUPTI_SUCCESS;
+namespace {
+
+// With configMutex held: the client shares CUPTI with another subscriber right now.
+bool sharedWithOtherLocked() {
+  CuptiSim& s = sim();
+  return s.subscribed && s.clientShared && s.spec.otherSubscriber;
 }
 
-SIM_EXPORT simCuptiResult cuptiSubscribe(void** subscriber, simCuptiCallbackFn, void*) {
-  if (subscriber == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+// A call of the global activity API: counted when the client shares CUPTI (multi-subscriber mode
+// wants the subscriber-scoped calls; whose subscriber a global call configures is not defined).
+void noteGlobalCall() {
   CuptiSim& s = sim();
   std::lock_guard<std::mutex> lock(s.configMutex);
-  if (s.spec.multipleSubscribers || s.subscribed) return SIM_CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED;
-  s.subscribed = true;
-  *subscriber = &s;
-  return SIM_CUPTI_SUCCESS;
+  if (sharedWithOtherLocked()) s.globalCallsWhileShared.fetch_add(1);
 }
 
-SIM_EXPORT simCuptiResult cuptiUnsubscribe(void* subscriber) {
+[[maybe_unused]] bool isClient(void* subscriber) {
   CuptiSim& s = sim();
   std::lock_guard<std::mutex> lock(s.configMutex);
-  if (subscriber != &s || !s.subscribed) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
-  s.subscribed = false;
-  return SIM_CUPTI_SUCCESS;
+  return subscriber == &s && s.subscribed;
 }
 
-SIM_EXPORT simCuptiResult cuptiActivityRegisterCallbacks(simCuptiRequestFn request, simCuptiCompleteFn complete) {
-  if (request == nullptr || complete == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
-  CuptiSim& s = sim();
-  std::lock_guard<std::mutex> lock(s.bufferMutex);
-  s.request = request;
-  s.complete = complete;
-  return SIM_CUPTI_SUCCESS;
-}
+[[maybe_unused]] uint32_t versionNow() { return currentVersion(); }
 
-SIM_EXPORT simCuptiResult cuptiActivityEnable(int kind) {
+simCuptiResult enableKind(int kind) {
   if (kind <= 0 || kind >= SIM_CUPTI_KIND_LIMIT) return SIM_CUPTI_ERROR_INVALID_KIND;
   CuptiSim& s = sim();
   double stallMs = 0;
@@ -696,7 +703,7 @@ SIM_EXPORT simCuptiResult cuptiActivityEnable(int kind) {
   return SIM_CUPTI_SUCCESS;
 }
 
-SIM_EXPORT simCuptiResult cuptiActivityDisable(int kind) {
+simCuptiResult disableKind(int kind) {
   if (kind <= 0 || kind >= SIM_CUPTI_KIND_LIMIT) return SIM_CUPTI_ERROR_INVALID_KIND;
   CuptiSim& s = sim();
   // No new work is recorded for this kind; what is in flight still completes (the producer ends
@@ -706,30 +713,9 @@ SIM_EXPORT simCuptiResult cuptiActivityDisable(int kind) {
   return SIM_CUPTI_SUCCESS;
 }
 
-SIM_EXPORT simCuptiResult cuptiActivityFlushAll(uint32_t flag) {
-  CuptiSim& s = sim();
-  std::lock_guard<std::mutex> lock(s.bufferMutex);
-  const bool forced = (flag & SIM_CUPTI_FLUSH_FORCED) != 0;
-  const bool allDisabled = s.enabledMask.load() == 0;
-  completeDueLocked(simNowNs());  // whatever the GPU has finished by now, however busy the producer
-  if (s.spec.holdBuffers && !allDisabled) return SIM_CUPTI_SUCCESS;  // the pool-exhaustion mode
-  if (keepingBuffers(s.spec)) {  // CUPTI keeps every buffer, even the last partial one
-    if (forced || allDisabled) closeCurrentLocked();
-    return SIM_CUPTI_SUCCESS;
-  }
-  // Default flush: the buffers whose records are all complete (full or not); forced: every buffer.
-  if (s.current != nullptr && (forced || s.lent[s.current].inFlight == 0)) closeCurrentLocked();
-  std::vector<uint8_t*> back;
-  for (uint8_t* b : s.closed) {
-    if (forced || s.lent[b].inFlight == 0) back.push_back(b);
-  }
-  for (uint8_t* b : back) handBackLocked(b);
-  return SIM_CUPTI_SUCCESS;
-}
-
 // INVALID_KIND for a record that was handed back still in flight; *record then points at it
 // (invalidKindAdvances, so a client can step past it) or stays where it was.
-SIM_EXPORT simCuptiResult cuptiActivityGetNextRecord(uint8_t* buffer, size_t validBufferSizeBytes, void** record) {
+simCuptiResult nextRecord(uint8_t* buffer, size_t validBufferSizeBytes, void** record) {
   if (buffer == nullptr || record == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
   CuptiSim& s = sim();
   uint32_t version = 0;
@@ -760,6 +746,162 @@ SIM_EXPORT simCuptiResult cuptiActivityGetNextRecord(uint8_t* buffer, size_t val
     }
   }
   *record = buffer + offset;
+  return SIM_CUPTI_SUCCESS;
+}
+
+}  // namespace
+
+SIM_EXPORT simCuptiResult cuptiGetTimestamp(uint64_t* timestamp) {
+  if (timestamp == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  noteGlobalCall();
+  *timestamp = simNowNs();
+  return SIM_CUPTI_SUCCESS;
+}
+
+// One subscriber per process, as before CUDA 13.3 (and, from 13.3, whenever a subscriber did not
+// allow others: cuptiSubscribe cannot say it does).
+SIM_EXPORT simCuptiResult cuptiSubscribe(void** subscriber, simCuptiCallbackFn, void*) {
+  if (subscriber == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.configMutex);
+  if (s.spec.multipleSubscribers || s.spec.otherSubscriber || s.subscribed) return SIM_CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED;
+  s.subscribed = true;
+  s.clientShared = false;
+  *subscriber = &s;
+  return SIM_CUPTI_SUCCESS;
+}
+
+SIM_EXPORT simCuptiResult cuptiUnsubscribe(void* subscriber) {
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.configMutex);
+  if (subscriber != &s || !s.subscribed) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  s.subscribed = false;
+  s.clientShared = false;
+  return SIM_CUPTI_SUCCESS;
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityRegisterCallbacks(simCuptiRequestFn request, simCuptiCompleteFn complete) {
+  if (request == nullptr || complete == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  noteGlobalCall();
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.bufferMutex);
+  s.request = request;
+  s.complete = complete;
+  s.request2 = nullptr;
+  s.complete2 = nullptr;
+  return SIM_CUPTI_SUCCESS;
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityEnable(int kind) {
+  noteGlobalCall();
+  return enableKind(kind);
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityDisable(int kind) {
+  noteGlobalCall();
+  return disableKind(kind);
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityGetNextRecord(uint8_t* buffer, size_t validBufferSizeBytes, void** record) {
+  noteGlobalCall();
+  return nextRecord(buffer, validBufferSizeBytes, record);
+}
+
+// The subscriber-scoped API of CUPTI 13.x (absent from the legacy build, as from CUPTI 12 and
+// older): cuptiSubscribe_v2 from 13.0, the _v2 activity calls a shared subscriber uses from 13.3.
+#ifndef GTSIM_LEGACY_DRIVER
+SIM_EXPORT simCuptiResult cuptiSubscribe_v2(void** subscriber, simCuptiCallbackFn, void*, simCuptiSubscriberParams* params) {
+  if (subscriber == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.configMutex);
+  const gtsim::CuptiSpec& spec = s.spec;
+  if (spec.version < 130000) return SIM_CUPTI_ERROR_NOT_SUPPORTED;  // no such entry point before 13.0
+  if (params != nullptr && params->structSize < SIM_CUPTI_SUBSCRIBER_PARAMS_SIZE_13_0) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  // A CUPTI older than 13.3 does not know allowMultipleSubscribers: it reads only what it knows.
+  const bool allow = spec.version >= SIM_CUPTI_VERSION_MULTI_SUBSCRIBER && params != nullptr &&
+                     params->structSize >= SIM_CUPTI_SUBSCRIBER_PARAMS_SIZE_13_2 && params->allowMultipleSubscribers != 0;
+  auto refuse = [&](const std::string& holder) {
+    if (params != nullptr && params->oldSubscriberName != nullptr && params->oldSubscriberSize > 0) {
+      const size_t n = std::min(holder.size(), params->oldSubscriberSize - 1);
+      std::memcpy(params->oldSubscriberName, holder.data(), n);
+      params->oldSubscriberName[n] = '\0';
+    }
+    return SIM_CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED;
+  };
+  const std::string other = spec.otherSubscriber ? spec.otherSubscriberName : spec.multipleSubscribers ? "another CUPTI client" : "";
+  if (allow && !spec.sharingSupported) return refuse(other);  // the request cannot be fulfilled (driver)
+  if (s.subscribed) return refuse("CUPTI for gpu-telemetry");
+  if (spec.multipleSubscribers) return refuse(other);
+  if (spec.otherSubscriber && !(allow && spec.otherSubscriberAllowsSharing)) return refuse(other);
+  if (spec.otherSubscriber) refuse(other);  // shared: oldSubscriberName is the first subscriber's name
+  s.subscribed = true;
+  s.clientShared = allow;
+  s.v2Subscriptions.fetch_add(1);
+  if (allow) s.sharedSubscriptions.fetch_add(1);
+  *subscriber = &s;
+  return SIM_CUPTI_SUCCESS;
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityRegisterCallbacks_v2(void* subscriber, simCuptiRequestFnV2 request, simCuptiCompleteFnV2 complete) {
+  if (request == nullptr || complete == nullptr || !isClient(subscriber)) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  if (versionNow() < 130200) return SIM_CUPTI_ERROR_NOT_SUPPORTED;
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.bufferMutex);
+  s.request2 = request;
+  s.complete2 = complete;
+  s.request = nullptr;
+  s.complete = nullptr;
+  return SIM_CUPTI_SUCCESS;
+}
+
+// The trailing config (CUpti_ActivityConfig: user-defined records) is not played: NULL or not, the
+// predefined record layouts are written.
+SIM_EXPORT simCuptiResult cuptiActivityEnable_v2(void* subscriber, int kind, void* /*config*/) {
+  if (!isClient(subscriber)) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  if (versionNow() < 130200) return SIM_CUPTI_ERROR_NOT_SUPPORTED;
+  return enableKind(kind);
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityDisable_v2(void* subscriber, int kind, void* /*config*/) {
+  if (!isClient(subscriber)) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  if (versionNow() < 130200) return SIM_CUPTI_ERROR_NOT_SUPPORTED;
+  return disableKind(kind);
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityGetNextRecord_v2(void* subscriber, uint8_t* buffer, size_t validBufferSizeBytes, void** record) {
+  // The subscriber may have unsubscribed already (buffers come back after the end): any handle
+  // this library gave out is accepted.
+  if (subscriber != &sim()) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  if (versionNow() < SIM_CUPTI_VERSION_MULTI_SUBSCRIBER) return SIM_CUPTI_ERROR_NOT_SUPPORTED;
+  return nextRecord(buffer, validBufferSizeBytes, record);
+}
+
+SIM_EXPORT simCuptiResult cuptiGetTimestamp_v2(void* subscriber, uint64_t* timestamp) {
+  if (timestamp == nullptr || subscriber != &sim()) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  if (versionNow() < SIM_CUPTI_VERSION_MULTI_SUBSCRIBER) return SIM_CUPTI_ERROR_NOT_SUPPORTED;
+  *timestamp = simNowNs();
+  return SIM_CUPTI_SUCCESS;
+}
+#endif
+
+SIM_EXPORT simCuptiResult cuptiActivityFlushAll(uint32_t flag) {
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.bufferMutex);
+  const bool forced = (flag & SIM_CUPTI_FLUSH_FORCED) != 0;
+  const bool allDisabled = s.enabledMask.load() == 0;
+  completeDueLocked(simNowNs());  // whatever the GPU has finished by now, however busy the producer
+  if (s.spec.holdBuffers && !allDisabled) return SIM_CUPTI_SUCCESS;  // the pool-exhaustion mode
+  if (keepingBuffers(s.spec)) {  // CUPTI keeps every buffer, even the last partial one
+    if (forced || allDisabled) closeCurrentLocked();
+    return SIM_CUPTI_SUCCESS;
+  }
+  // Default flush: the buffers whose records are all complete (full or not); forced: every buffer.
+  if (s.current != nullptr && (forced || s.lent[s.current].inFlight == 0)) closeCurrentLocked();
+  std::vector<uint8_t*> back;
+  for (uint8_t* b : s.closed) {
+    if (forced || s.lent[b].inFlight == 0) back.push_back(b);
+  }
+  for (uint8_t* b : back) handBackLocked(b);
   return SIM_CUPTI_SUCCESS;
 }
 

@@ -127,6 +127,15 @@ struct CuptiSpec {
   // them all. Absolute path; empty: off.
   std::string holdBuffersWhenFileExists;
   bool multipleSubscribers = false;  // cuptiSubscribe fails: another profiler holds CUPTI
+  // Another CUPTI client (a profiler) subscribed in this process before ours: its name (what
+  // cuptiSubscribe_v2 writes to oldSubscriberName) and whether it subscribed allowing other
+  // subscribers (CUPTI 13.3's multi-subscriber mode).
+  bool otherSubscriber = false;
+  std::string otherSubscriberName;
+  bool otherSubscriberAllowsSharing = false;
+  // Whether the driver under this CUPTI can run several subscribers (r610+); a request to allow
+  // them is refused with MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED when false.
+  bool sharingSupported = true;
   uint64_t seed = 1;
   // Records in flight, as on a GPU: a kernel (memcpy, memset) record is reserved in the buffer when
   // the work is launched and completes recordCompletionLagMs after the work ends. A default flush
