@@ -546,7 +546,10 @@ class Capture : public Napi::ObjectWrap<Capture> {
     o.Set("ok", r.ok);
     if (!r.libraryPath.empty()) o.Set("libraryPath", r.libraryPath);
     if (r.cuptiVersion != 0) o.Set("cuptiVersion", static_cast<double>(r.cuptiVersion));
-    if (r.ok && r.startMs > 0) o.Set("startMs", r.startMs);
+    if (r.ok && !r.libraryPath.empty()) {  // the set-up's outcome (startResult()), not start()'s
+      o.Set("startMs", r.startMs);
+      o.Set("subscriberMode", r.sharedSubscriber ? "shared" : "exclusive");
+    }
     if (!r.ok) {
       o.Set("code", r.code);
       o.Set("message", r.message);
@@ -628,6 +631,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     o.Set("droppedByCupti", static_cast<double>(r.droppedByCupti));
     o.Set("droppedByUs", static_cast<double>(r.droppedByUs));
     o.Set("droppedIncomplete", static_cast<double>(r.droppedIncomplete));
+    o.Set("subscriberMode", r.sharedSubscriber ? "shared" : "exclusive");
     o.Set("peakBytes", static_cast<double>(r.peakBytes));
     o.Set("buffersCompleted", static_cast<double>(r.buffersCompleted));
     return o;

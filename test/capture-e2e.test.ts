@@ -172,6 +172,19 @@ describe('capture on the simulator', () => {
     expectNothingEnabled();
   });
 
+  it('CUPTI 13.3 with a profiler that allows other subscribers: the capture runs beside it (meta.subscriberMode "shared")', async () => {
+    const text = JSON.parse(fs.readFileSync(path.join(SCENARIO_DIR, 'capture-decode-loop.json'), 'utf8')) as { cupti: object };
+    text.cupti = { ...text.cupti, version: 130300, otherSubscriber: { name: 'CUPTI for Kineto', allowsSharing: true } };
+    const capture = createKernelCapture({ simulate: writeScenario(text) });
+    const cap = capture.arm({ steps: 1 });
+    await cap.ready;
+    cap.step();
+    const trace = await cap.done;
+    expect(trace.meta).toMatchObject({ subscriberMode: 'shared', cuptiVersion: 130300, layout: 'cuda13', reason: 'steps' });
+    expect(loadNative().captureCuptiState().simulator!.globalCallsWhileShared).toBe(0);
+    expectNothingEnabled();
+  });
+
   it('createKernelCapture(): capture without opening NVML; save() writes the store', async () => {
     const capture = createKernelCapture({ simulate: 'capture-decode-loop' });
     const cap = capture.arm({ steps: 2 });

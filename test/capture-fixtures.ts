@@ -131,6 +131,7 @@ export function fixtureMeta(overrides: Partial<KernelTraceMeta> = {}): KernelTra
     stepRange: null,
     cuptiVersion: 130001,
     layout: 'cuda13',
+    subscriberMode: 'exclusive',
     libraryPath: '/fake/libcupti.so.13',
     simulated: true,
     baseNs: '1763851234567890123',

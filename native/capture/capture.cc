@@ -96,7 +96,23 @@ void bufferCompleted(cupti::Context ctx, uint32_t streamId, uint8_t* buffer, siz
   if (engine) engine->completeBuffer(ctx, streamId, buffer, validSize);
 }
 
+// The subscriber-scoped callbacks (multi-subscriber mode): the same routing, no context/stream.
+void bufferRequestedV2(uint8_t** buffer, size_t* size, size_t* maxNumRecords, void* /*requestInfo*/) {
+  bufferRequested(buffer, size, maxNumRecords);
+}
+
+void bufferCompletedV2(uint8_t* buffer, size_t size, size_t validSize, void* /*completeInfo*/) {
+  bufferCompleted(nullptr, 0, buffer, size, validSize);
+}
+
 void noopCallback(void*, cupti::CallbackDomain, cupti::CallbackId, const void*) {}
+
+// Multi-subscriber mode is on unless GPU_TELEMETRY_CUPTI_SHARED=0 (an escape hatch: NVIDIA calls
+// the mode beta, and its calls could not be checked against a header here).
+bool sharingWanted() {
+  const char* v = std::getenv("GPU_TELEMETRY_CUPTI_SHARED");
+  return v == nullptr || std::string(v) != "0";
+}
 
 std::string demangle(const char* name) {
   int status = 0;
@@ -390,16 +406,58 @@ StartResult Engine::setUp(bool* armed) {
                     ") is not supported: this build reads the activity record layouts of CUPTI API 18 (CUDA 11.8), "
                     "19-28 (CUDA 12.0-12.9) and 13xxyy (CUDA 13.x)");
   }
+  // Subscribe. CUDA 13: cuptiSubscribe_v2, which names us to other tools and tells us who holds
+  // CUPTI; from CUDA 13.3 asking to share CUPTI with other subscribers (multi-subscriber mode),
+  // which then takes the subscriber-scoped activity calls. Older CUPTI: cuptiSubscribe.
   cupti::SubscriberHandle subscriber = nullptr;
-  if (cupti::Result rc = api_.subscribe(&subscriber, noopCallback, nullptr); rc != cupti::kSuccess) {
+  std::string holder;
+  const bool v2 = api_.subscribeV2 != nullptr && version >= cupti::kApiVersionSubscribeV2;
+  const bool tryShared = v2 && version >= cupti::kApiVersionMultiSubscriber && api_.hasSubscriberScopedActivity() && sharingWanted();
+  auto subscribeV2 = [&](bool allowOthers) {
+    char old[cupti::kOldSubscriberNameMinLen + 64] = {0};
+    cupti::SubscriberParams params{};
+    params.structSize = allowOthers ? cupti::kSubscriberParamsSize132 : cupti::kSubscriberParamsSize130;
+    params.subscriberName = "gpu-telemetry";
+    params.oldSubscriberName = old;
+    params.oldSubscriberSize = sizeof old - 1;
+    params.allowMultipleSubscribers = allowOthers ? 1 : 0;
+    const cupti::Result rc = api_.subscribeV2(&subscriber, noopCallback, nullptr, &params);
+    holder = old;
+    return rc;
+  };
+  cupti::Result rc = cupti::kSuccess;
+  bool shared = false;
+  if (tryShared) {
+    rc = subscribeV2(true);
+    shared = rc == cupti::kSuccess;
+    // Refused with nobody named as holding CUPTI: the request to share could not be fulfilled (a
+    // driver without multi-subscriber support); alone, an exclusive subscription still works.
+    if (rc == cupti::kErrorMultipleSubscribersNotSupported && holder.empty()) rc = subscribeV2(false);
+  } else if (v2) {
+    rc = subscribeV2(false);
+  } else {
+    rc = api_.subscribe(&subscriber, noopCallback, nullptr);
+  }
+  if (rc != cupti::kSuccess) {
     if (rc == cupti::kErrorMultipleSubscribersNotSupported) {
+      // cuptiSubscribe_v2 names the holder; cuptiSubscribe cannot.
+      const std::string who = holder.empty() ? "(Nsight Systems/Compute, PyTorch's Kineto, ...)" : "(\"" + holder + "\")";
+      if (tryShared && !holder.empty()) {
+        return fail("CUPTI_BUSY",
+                    "CUPTI is held by another profiler in this process " + who +
+                        " that did not allow other subscribers: CUDA 13.3's multi-subscriber mode needs every subscriber "
+                        "to allow it; stop that profiler, or have it subscribe allowing others",
+                    rc);
+      }
       return fail("CUPTI_BUSY",
-                  "CUPTI is already in use by another profiler in this process (Nsight Systems/Compute, PyTorch's "
-                  "Kineto, ...): CUPTI allows one subscriber per process before CUDA 13.3; stop that profiler first",
+                  "CUPTI is already in use by another profiler in this process " + who +
+                      ": CUPTI allows one subscriber per process before CUDA 13.3; stop that profiler first",
                   rc);
     }
-    return fail("CUPTI_ERROR", "cuptiSubscribe failed: " + api_.describe(rc), rc);
+    return fail("CUPTI_ERROR", std::string(v2 ? "cuptiSubscribe_v2" : "cuptiSubscribe") + " failed: " + api_.describe(rc), rc);
   }
+  shared_ = shared;
+  sessionSubscriber_ = subscriber;
   subscriber_ = subscriber;
   {
     std::lock_guard<std::mutex> lock(libraries().mutex);
@@ -411,9 +469,13 @@ StartResult Engine::setUp(bool* armed) {
     std::lock_guard<std::mutex> lock(libraries().mutex);
     libraries().trackedSubscribers--;
   };
-  if (cupti::Result rc = api_.activityRegisterCallbacks(bufferRequested, bufferCompleted); rc != cupti::kSuccess) {
+  if (cupti::Result rc = shared_ ? api_.activityRegisterCallbacksV2(subscriber_, bufferRequestedV2, bufferCompletedV2)
+                                 : api_.activityRegisterCallbacks(bufferRequested, bufferCompleted);
+      rc != cupti::kSuccess) {
     unsubscribe();
-    return fail("CUPTI_ERROR", "cuptiActivityRegisterCallbacks failed: " + api_.describe(rc), rc);
+    return fail("CUPTI_ERROR", std::string(shared_ ? "cuptiActivityRegisterCallbacks_v2" : "cuptiActivityRegisterCallbacks") +
+                                   " failed: " + api_.describe(rc),
+                rc);
   }
   const bool waiting = options_.startAfterSteps > 0;
   // Enable: everything now, or (waiting) only the markers that count steps by NVTX range. The
@@ -437,7 +499,7 @@ StartResult Engine::setUp(bool* armed) {
     }
   }
   uint64_t base = 0;
-  if (cupti::Result rc = api_.getTimestamp(&base); rc != cupti::kSuccess) {
+  if (cupti::Result rc = clock(&base); rc != cupti::kSuccess) {
     disableAll();
     api_.activityFlushAll(cupti::kFlushForced);
     unsubscribe();
@@ -456,7 +518,24 @@ StartResult Engine::setUp(bool* armed) {
   r.ok = true;
   r.libraryPath = libraryPath_;
   r.cuptiVersion = version_;
+  r.sharedSubscriber = shared_;
   return r;
+}
+
+// The activity calls of this capture's subscription: the subscriber-scoped ones when it shares
+// CUPTI with other subscribers (multi-subscriber mode), else the global ones.
+cupti::Result Engine::enableKind(cupti::ActivityKind kind) {
+  return shared_ ? api_.activityEnableV2(sessionSubscriber_, kind, nullptr) : api_.activityEnable(kind);
+}
+cupti::Result Engine::disableKind(cupti::ActivityKind kind) {
+  return shared_ ? api_.activityDisableV2(sessionSubscriber_, kind, nullptr) : api_.activityDisable(kind);
+}
+cupti::Result Engine::nextRecord(uint8_t* buffer, size_t validSize, cupti::Activity** record) {
+  return shared_ ? api_.activityGetNextRecordV2(sessionSubscriber_, buffer, validSize, record)
+                 : api_.activityGetNextRecord(buffer, validSize, record);
+}
+cupti::Result Engine::clock(uint64_t* timestamp) {
+  return shared_ ? api_.getTimestampV2(sessionSubscriber_, timestamp) : api_.getTimestamp(timestamp);
 }
 
 // all = every requested kind; else only MARKER (step counting by NVTX range while waiting).
@@ -475,7 +554,7 @@ bool Engine::enableKinds(bool all, std::string* error, cupti::Result* code) {
   }
   for (cupti::ActivityKind kind : want) {
     if (std::find(enabled_.begin(), enabled_.end(), kind) != enabled_.end()) continue;
-    const cupti::Result rc = api_.activityEnable(kind);
+    const cupti::Result rc = enableKind(kind);
     if (rc != cupti::kSuccess) {
       if (error) *error = "cuptiActivityEnable(" + std::to_string(kind) + ") failed: " + api_.describe(rc);
       if (code) *code = rc;
@@ -492,7 +571,7 @@ void Engine::disableAll() {
   std::lock_guard<std::mutex> ctl(ctlMutex_);
   ctlStopped_ = true;
   for (cupti::ActivityKind kind : enabled_) {
-    api_.activityDisable(kind);  // a failure leaves nothing we could do better; the state query shows it
+    disableKind(kind);  // a failure leaves nothing we could do better; the state query shows it
     std::lock_guard<std::mutex> lock(libraries().mutex);
     auto it = libraries().trackedKinds.find(kind);
     if (it != libraries().trackedKinds.end()) libraries().trackedKinds.erase(it);
@@ -586,7 +665,8 @@ void Engine::finish() {
   api_.activityFlushAll(cupti::kFlushForced);
   processQueue();
   size_t dropped = 0;  // drops on the global queue since the last completed buffer
-  if (api_.activityGetNumDroppedRecords(nullptr, 0, &dropped) != cupti::kSuccess) dropped = 0;
+  // Shared: the global count is every subscriber's (and reading it resets it): not ours to take.
+  if (shared_ || api_.activityGetNumDroppedRecords(nullptr, 0, &dropped) != cupti::kSuccess) dropped = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     droppedByCupti_ += dropped;
@@ -645,7 +725,7 @@ void Engine::close() {
 
 double Engine::timestamp() {
   uint64_t now = 0;
-  if (!apiReady_ || api_.getTimestamp(&now) != cupti::kSuccess) return 0;
+  if (!apiReady_ || clock(&now) != cupti::kSuccess) return 0;
   return rel(now);
 }
 
@@ -654,7 +734,7 @@ double Engine::timestamp() {
 double Engine::step() {
   if (!apiReady_) return 0;
   uint64_t now = 0;
-  if (api_.getTimestamp(&now) != cupti::kSuccess) now = baseNs_;
+  if (clock(&now) != cupti::kSuccess) now = baseNs_;
   std::lock_guard<std::mutex> lock(mutex_);
   if (options_.hasStepRange) return rel(now);  // steps are NVTX ranges; step() only reads the clock
   if (state_ == State::Waiting) {
@@ -708,6 +788,7 @@ Result Engine::result() {
   r.droppedByCupti = droppedByCupti_;
   r.droppedByUs = droppedByUs_;
   r.droppedIncomplete = droppedIncomplete_;
+  r.sharedSubscriber = shared_;
   r.peakBytes = peakBytes_.load();
   r.buffersCompleted = buffersCompleted_.load();
   if (state_ != State::Finished || resultTaken_) {
@@ -836,8 +917,7 @@ void Engine::requestBuffer(uint8_t** buffer, size_t* size) {
 // takes only queueMutex_ (never the lock step()/progress() take, never waits on a parse).
 void Engine::completeBuffer(cupti::Context ctx, uint32_t streamId, uint8_t* buffer, size_t validSize) {
   size_t dropped = 0;
-  if (api_.activityGetNumDroppedRecords != nullptr &&
-      api_.activityGetNumDroppedRecords(ctx, streamId, &dropped) != cupti::kSuccess) {
+  if (shared_ || api_.activityGetNumDroppedRecords(ctx, streamId, &dropped) != cupti::kSuccess) {
     dropped = 0;
   }
   {
@@ -977,7 +1057,7 @@ void Engine::parse(uint8_t* buffer, size_t validSize, bool discard) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (int n = 0; n < kParseChunk && more; ++n) {
       cupti::Activity* before = rec;
-      const cupti::Result rc = api_.activityGetNextRecord(buffer, validSize, &rec);
+      const cupti::Result rc = nextRecord(buffer, validSize, &rec);
       if (rc == cupti::kSuccess) {
         if (rec == nullptr || !inside(rec)) {
           more = false;

@@ -77,6 +77,7 @@ struct StartResult {
   std::string vendorMessage, libraryPath;
   uint32_t cuptiVersion = 0;
   double startMs = 0;  // how long the set-up took on the capture thread (load, subscribe, enable)
+  bool sharedSubscriber = false;  // subscribed allowing other subscribers (CUPTI 13.3+)
 };
 
 enum class State { Idle, Starting, Waiting, Capturing, Stopping, Finished };
@@ -118,6 +119,7 @@ struct Result {
   std::unique_ptr<Columns> kernels, memcpys, memsets, apiCalls, ranges, steps;
   std::vector<std::string> strings;
   uint64_t droppedByCupti = 0, droppedByUs = 0, droppedIncomplete = 0, peakBytes = 0, buffersCompleted = 0;
+  bool sharedSubscriber = false;
 };
 
 // What the loaded CUPTI says is enabled (the simulator's gtsim_cupti_state), else what this
@@ -205,6 +207,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   bool enableKinds(bool all, std::string* error, cupti::Result* code);
   void disableAll();
   void requestStopLocked(const std::string& reason, bool truncated);
+  // The activity calls of this capture's subscription (subscriber-scoped when shared_).
+  cupti::Result enableKind(cupti::ActivityKind kind);
+  cupti::Result disableKind(cupti::ActivityKind kind);
+  cupti::Result nextRecord(uint8_t* buffer, size_t validSize, cupti::Activity** record);
+  cupti::Result clock(uint64_t* timestamp);
   void wake();
   void run();
   void finish();
@@ -242,7 +249,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   bool simulated_ = false;
   uint32_t version_ = 0;
   cupti::Layout layout_ = cupti::Layout::Unsupported;
-  cupti::SubscriberHandle subscriber_ = nullptr;
+  cupti::SubscriberHandle subscriber_ = nullptr;  // while subscribed (the capture thread's)
+  // Set once during the set-up (before apiReady_ / the callbacks): whether this capture shares
+  // CUPTI (multi-subscriber mode: the subscriber-scoped calls), and the subscription they name.
+  std::atomic<bool> shared_{false};
+  cupti::SubscriberHandle sessionSubscriber_ = nullptr;
   uint64_t baseNs_ = 0;
   std::atomic<bool> apiReady_{false};
 

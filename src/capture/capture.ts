@@ -74,6 +74,8 @@ export interface PrewarmResult {
   layout: string;
   /** How long loading CUPTI, subscribing and the first enable took on the native thread (ms). */
   startMs: number;
+  /** 'shared' when CUPTI 13.3+ let it subscribe allowing other subscribers, else 'exclusive'. */
+  subscriberMode: 'shared' | 'exclusive';
   /** Wall time from prewarm() to the end of the warm-up (ms). */
   elapsedMs: number;
 }
@@ -297,6 +299,7 @@ export class KernelCapture {
               cuptiVersion: version,
               layout: layoutOf(version),
               startMs: r?.startMs ?? 0,
+              subscriberMode: r?.subscriberMode ?? 'exclusive',
               elapsedMs: Date.now() - t0,
             }),
           );
@@ -728,6 +731,7 @@ export class CaptureHandle {
       stepRange: this.options.stepRange,
       cuptiVersion: merged.cuptiVersion,
       layout: merged.layout,
+      subscriberMode: merged.subscriberMode ?? 'exclusive',
       libraryPath: merged.libraryPath,
       simulated: merged.simulated,
       baseNs: merged.baseNs,
@@ -780,6 +784,7 @@ export class CaptureHandle {
         'gpu.capture.dropped_incomplete': meta.droppedIncomplete,
         'gpu.capture.peak_bytes': meta.peakBytes,
         'gpu.capture.cupti_version': meta.cuptiVersion,
+        'gpu.capture.cupti_subscriber': meta.subscriberMode,
       });
       if (reason === 'error') this.span.setStatus({ code: SpanStatusCode.ERROR, message: 'CUPTI reported an error mid-capture' });
       this.span.end();

@@ -45,6 +45,12 @@ export interface KernelTraceMeta {
   cuptiVersion: number;
   /** The record layout generation read, e.g. "cuda13". */
   layout: string;
+  /**
+   * How the capture subscribed to CUPTI: 'shared' (CUDA 13.3+ multi-subscriber mode:
+   * cuptiSubscribe_v2 allowing other subscribers, the subscriber-scoped activity calls; CUPTI's
+   * own drop count is then not read, it is every subscriber's) or 'exclusive' (CUPTI's one subscriber).
+   */
+  subscriberMode: 'shared' | 'exclusive';
   libraryPath: string;
   simulated: boolean;
   /** Absolute CUPTI timestamp (ns, decimal string) every record time is relative to. */
