@@ -235,7 +235,8 @@ describe('CaptureHandle', () => {
   });
 
   it('timeoutMs: stop("timeout"), done resolves with a timed-out trace', async () => {
-    const cap = capture.arm({ steps: 5, timeoutMs: 100 });
+    // The timeout counts from arm(); 1 s leaves room for the step below on a loaded machine.
+    const cap = capture.arm({ steps: 5, timeoutMs: 1000 });
     await cap.ready;
     cap.step();
     const t = await cap.done;

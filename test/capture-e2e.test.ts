@@ -38,6 +38,21 @@ function expectNothingEnabled(): void {
   expect(state.subscribed).toBe(false);
 }
 
+/** The simulated CUPTI's counters (since the live or last capture configured it). */
+function sim() {
+  return loadNative().captureCuptiState().simulator!;
+}
+
+/**
+ * At least `ms` of wall time AND `kernels` more kernels launched by the simulated GPU: a step that
+ * holds work however busy the machine is (a sleep alone races the simulator's producer thread).
+ */
+async function gpuWork(ms: number, kernels = 20): Promise<void> {
+  const target = sim().kernelsLaunched + kernels;
+  await sleep(ms);
+  await waitFor(() => sim().kernelsLaunched >= target, 50_000);
+}
+
 const opened: GpuTelemetry[] = [];
 async function open(simulate = 'capture-decode-loop'): Promise<GpuTelemetry> {
   const gpu = await openGpuTelemetry({ simulate, intervalMs: 200 });
@@ -63,9 +78,9 @@ describe('capture on the simulator', () => {
     for (let i = 0; i < 12; i++) {
       if (i === 3) {
         jsRangeStep = i;
-        await nvtx.range('js-work', () => sleep(15));
-      } else {
-        await sleep(15);
+        await nvtx.range('js-work', () => gpuWork(15));
+      } else if (i < 10) {
+        await gpuWork(15);
       }
       cap.step(); // the 11th and 12th are no-ops: the capture has ended
     }
@@ -75,9 +90,9 @@ describe('capture on the simulator', () => {
     expect(trace.steps).toHaveLength(10);
     for (let i = 1; i < 10; i++) expect(trace.steps[i].startNs).toBe(trace.steps[i - 1].endNs);
     expect(trace.kernels.length).toBeGreaterThan(100);
-    // The simulator's producer thread runs on a busy machine: most (not necessarily all) steps hold kernels.
+    // Each step waited for 20 kernel launches: every step holds kernels.
     const tags = new Set(trace.kernels.map((k) => k.step));
-    expect([...tags].filter((t) => t >= 0).length).toBeGreaterThanOrEqual(5);
+    expect([...tags].filter((t) => t >= 0).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     for (const k of trace.kernels) {
       if (k.step >= 0) expect(k.startNs < trace.steps[k.step].endNs && k.endNs > trace.steps[k.step].startNs).toBe(true);
     }
@@ -110,14 +125,15 @@ describe('capture on the simulator', () => {
     expect(() => gpu.capture.arm({ steps: 1 })).toThrow(expect.objectContaining({ code: 'CAPTURE_BUSY' }));
     await cap.ready;
     cap.step();
-    await sleep(20);
+    await gpuWork(20);
     const cancelled = await cap.cancel();
     expect(cancelled.meta).toMatchObject({ reason: 'cancelled', truncated: true, stepsCaptured: 1 });
     expectNothingEnabled();
 
-    const timed = gpu.capture.arm({ steps: 100, timeoutMs: 300 });
+    // The timeout counts from arm(): long enough for the step below even on a loaded machine.
+    const timed = gpu.capture.arm({ steps: 100, timeoutMs: 1500 });
     await timed.ready;
-    await sleep(30);
+    await gpuWork(30);
     timed.step();
     const t = await timed.done;
     expect(t.meta).toMatchObject({ reason: 'timeout', truncated: true, stepsCaptured: 1 });
@@ -303,7 +319,10 @@ describe('capture endpoint on the simulator', () => {
       let res = await fetch(`http://127.0.0.1:${port}/capture/${id}`, { headers });
       for (let i = 0; i < 200 && res.status === 202; i++) {
         await res.text();
+        // A step of the service's loop: some GPU work (the simulator's counter), unless the capture has ended.
+        const target = sim().kernelsLaunched + 5;
         await sleep(10);
+        await waitFor(() => sim().kernelsLaunched >= target || gpu.capture.active?.state !== 'capturing', 50_000);
         gpu.capture.step(); // the service's loop, unaware of who armed the capture
         res = await fetch(`http://127.0.0.1:${port}/capture/${id}`, { headers });
       }
@@ -376,9 +395,11 @@ describe('golden summary', () => {
       },
     });
     const capture = createKernelCapture({ simulate: scenario });
-    const cap = capture.arm({ steps: 1, flushIntervalMs: 10, timeoutMs: 30_000 });
+    const cap = capture.arm({ steps: 1, flushIntervalMs: 10, timeoutMs: 3_600_000 });
     await cap.ready;
-    await waitFor(() => cap.progress.records >= 6000, 20_000);
+    // The flood is deterministic: wait for the simulated GPU to have run all 3000 kernels (its own
+    // counters), not for a wall-clock budget; the capture's drain then delivers every record.
+    await waitFor(() => sim().kernelsLaunched >= 3000 && sim().recordsInFlight === 0, 240_000);
     cap.step();
     const trace = await cap.done;
     expectNothingEnabled();
@@ -390,5 +411,5 @@ describe('golden summary', () => {
       process.stderr.write(`wrote ${GOLDEN}: review it before committing\n`);
     }
     expect(actual).toEqual(JSON.parse(fs.readFileSync(GOLDEN, 'utf8')));
-  });
+  }, 300_000);
 });

@@ -350,8 +350,8 @@ void Engine::threadMain() {
   doneCv_.notify_all();
 }
 
-StartResult Engine::setUp(bool* armed) {
-  *armed = false;
+StartResult Engine::setUp(bool* armedOut) {
+  *armedOut = false;
   // Load (or reuse) the library.
   Loaded* loaded = nullptr;
   {
@@ -478,6 +478,20 @@ StartResult Engine::setUp(bool* armed) {
                 rc);
   }
   const bool waiting = options_.startAfterSteps > 0;
+  // The capture's clock zero, before anything is enabled: every record CUPTI writes from the
+  // enable on ends after it (none is dropped as older than the capture).
+  uint64_t base = 0;
+  if (cupti::Result rc = clock(&base); rc != cupti::kSuccess) {
+    unsubscribe();
+    return fail("CUPTI_ERROR", std::string(shared_ ? "cuptiGetTimestamp_v2" : "cuptiGetTimestamp") + " failed: " + api_.describe(rc), rc);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    baseNs_ = base;
+    captureStartNs_ = base;
+    stepStartNs_ = base;
+  }
+  apiReady_ = true;  // step() and timestamp() may use the library from here (step() waits for 'capturing')
   // Enable: everything now, or (waiting) only the markers that count steps by NVTX range. The
   // first enable of CUPTI's life can take seconds: this is the capture thread, so nobody waits.
   bool stopFirst = false;
@@ -498,22 +512,15 @@ StartResult Engine::setUp(bool* armed) {
       return fail("CUPTI_ERROR", error, code);
     }
   }
-  uint64_t base = 0;
-  if (cupti::Result rc = clock(&base); rc != cupti::kSuccess) {
-    disableAll();
-    api_.activityFlushAll(cupti::kFlushForced);
-    unsubscribe();
-    return fail("CUPTI_ERROR", "cuptiGetTimestamp failed: " + api_.describe(rc), rc);
-  }
+  // Armed: the first step begins now (step() calls while starting were ignored).
+  uint64_t armed = base;
+  if (clock(&armed) != cupti::kSuccess) armed = base;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    baseNs_ = base;
-    captureStartNs_ = base;
-    stepStartNs_ = base;
+    stepStartNs_ = armed;
     if (!stopRequested_) state_ = waiting ? State::Waiting : State::Capturing;
   }
-  apiReady_ = true;  // step() and timestamp() may use the library from here
-  *armed = !stopFirst;
+  *armedOut = !stopFirst;
   StartResult r;
   r.ok = true;
   r.libraryPath = libraryPath_;

@@ -202,7 +202,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void threadMain();
   // The set-up on the capture thread; `armed` says whether it enabled what it had to (false when a
   // stop came before the enable).
-  StartResult setUp(bool* armed);
+  StartResult setUp(bool* armedOut);
   StartResult fail(const char* code, const std::string& message, cupti::Result vendor = -1);
   bool enableKinds(bool all, std::string* error, cupti::Result* code);
   void disableAll();
