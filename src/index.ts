@@ -53,6 +53,7 @@ export type {
   CaptureState,
   CaptureProgress,
   CaptureStats,
+  PrewarmResult,
   CaptureOptions,
   CaptureKinds,
   KernelTraceMeta,

@@ -832,13 +832,16 @@ Result Engine::result() {
 
 // ---- memory ------------------------------------------------------------------------------------
 
-uint64_t Engine::heldLocked() const {
-  uint64_t b = buffersAllocated_.load() * options_.bufferBytes + stringBytes_ + openRanges_.size() * 64;
+// The memory of the records (columns, names, open ranges): the budget minus the pool's buffers.
+uint64_t Engine::recordBytesLocked() const {
+  uint64_t b = stringBytes_ + openRanges_.size() * 64;
   for (const Columns* c : {kernels_.get(), memcpys_.get(), memsets_.get(), apiCalls_.get(), ranges_.get(), steps_.get()}) {
     b += c->bytes();
   }
   return b;
 }
+
+uint64_t Engine::heldLocked() const { return buffersAllocated_.load() * options_.bufferBytes + recordBytesLocked(); }
 
 // The buffers may take at most half the budget (at least one buffer): the records parsed out of
 // every buffer CUPTI holds must still fit in the other half (a normalized row is smaller than the
@@ -852,9 +855,9 @@ void Engine::notePeak(uint64_t bytes) {
 }
 
 void Engine::noteHeldLocked() {
-  const uint64_t held = heldLocked();
-  recordBytes_ = held - buffersAllocated_.load() * options_.bufferBytes;
-  notePeak(held);
+  const uint64_t records = recordBytesLocked();
+  recordBytes_ = records;
+  notePeak(buffersAllocated_.load() * options_.bufferBytes + records);
 }
 
 bool Engine::roomForRowLocked(Columns& c) {
@@ -864,21 +867,24 @@ bool Engine::roomForRowLocked(Columns& c) {
     return false;
   }
   const size_t growth = c.growthForOneRow();
-  if (growth > 0 && heldLocked() + growth > options_.maxBytes) {
-    {
-      // Free pool buffers first: parsed records matter more than spare buffers.
-      std::lock_guard<std::mutex> pool(poolMutex_);
-      while (!freeBuffers_.empty() && heldLocked() + growth > options_.maxBytes) {
-        freeBuffers_.pop_back();
-        --buffersAllocated_;
-      }
-    }
-    if (heldLocked() + growth > options_.maxBytes) {
-      ++droppedByUs_;
-      requestStopLocked("max_bytes", true);
-      return false;
-    }
+  if (growth == 0) return true;
+  // One budget for the pool and the records: checked and reserved under the pool's lock, which
+  // the buffer-requested callback holds while it checks the same budget.
+  std::lock_guard<std::mutex> pool(poolMutex_);
+  const uint64_t records = recordBytesLocked();
+  auto total = [&] { return buffersAllocated_.load() * options_.bufferBytes + records + growth; };
+  // Free pool buffers first: parsed records matter more than spare buffers.
+  while (!freeBuffers_.empty() && total() > options_.maxBytes) {
+    freeBuffers_.pop_back();
+    --buffersAllocated_;
   }
+  if (total() > options_.maxBytes) {
+    ++droppedByUs_;
+    requestStopLocked("max_bytes", true);
+    return false;
+  }
+  recordBytes_ = records + growth;  // reserved: the row's chunk is appended right after this
+  notePeak(total());
   return true;
 }
 

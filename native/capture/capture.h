@@ -221,6 +221,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   size_t lentCount();
   void releaseLate(uint8_t* buffer);
   uint64_t heldLocked() const;
+  uint64_t recordBytesLocked() const;
   uint64_t poolLimit() const;
   void noteHeldLocked();
   void notePeak(uint64_t bytes);
