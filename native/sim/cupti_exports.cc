@@ -61,10 +61,15 @@ struct SimBuffer {
 
 // A record in flight: its slot in a buffer and the bytes it will have once complete.
 struct InFlight {
+  uint64_t completeAtNs = 0;
   uint8_t* buffer = nullptr;
   size_t offset = 0, bytes = 0;
   bool kernel = false;
   alignas(8) std::array<uint8_t, 256> record{};
+};
+// Orders the in-flight heap: the record that completes first on top.
+struct CompletesLater {
+  bool operator()(const InFlight& a, const InFlight& b) const { return a.completeAtNs > b.completeAtNs; }
 };
 
 struct CuptiSim {
@@ -88,7 +93,9 @@ struct CuptiSim {
   std::map<uint8_t*, SimBuffer> lent;
   uint8_t* current = nullptr;
   std::deque<uint8_t*> closed;  // full (or flushed but kept) buffers, in the order they closed
-  std::multimap<uint64_t, InFlight> inFlight;  // by completion time
+  // A min-heap by completion time, in a vector: no allocation per record once it has grown (a
+  // flood writes millions).
+  std::vector<InFlight> inFlight;
   std::atomic<uint64_t> inFlightCount{0};
   std::atomic<uint64_t> dropped{0};
 
@@ -153,14 +160,12 @@ void handBackLocked(uint8_t* buffer) {
   const size_t size = it->second.size, used = it->second.used;
   if (it->second.inFlight > 0) {
     std::set<size_t> offsets;
-    for (auto f = s.inFlight.begin(); f != s.inFlight.end();) {
-      if (f->second.buffer == buffer) {
-        offsets.insert(f->second.offset);
-        f = s.inFlight.erase(f);
-      } else {
-        ++f;
-      }
+    for (const InFlight& f : s.inFlight) {
+      if (f.buffer == buffer) offsets.insert(f.offset);
     }
+    s.inFlight.erase(std::remove_if(s.inFlight.begin(), s.inFlight.end(), [&](const InFlight& f) { return f.buffer == buffer; }),
+                     s.inFlight.end());
+    std::make_heap(s.inFlight.begin(), s.inFlight.end(), CompletesLater());
     s.inFlightCount.fetch_sub(offsets.size());
     s.incompleteRecordsReturned.fetch_add(offsets.size());
     std::lock_guard<std::mutex> lock(s.incompleteMutex);
@@ -198,16 +203,21 @@ void closeCurrentLocked() {
 void completeDueLocked(uint64_t now) {
   CuptiSim& s = sim();
   bool any = false;
-  while (!s.inFlight.empty() && s.inFlight.begin()->first <= now) {
-    InFlight f = std::move(s.inFlight.begin()->second);
-    s.inFlight.erase(s.inFlight.begin());
+  while (!s.inFlight.empty() && s.inFlight.front().completeAtNs <= now) {
+    std::pop_heap(s.inFlight.begin(), s.inFlight.end(), CompletesLater());
+    const InFlight& f = s.inFlight.back();
     auto it = s.lent.find(f.buffer);
-    if (it == s.lent.end()) continue;  // cannot happen: handBackLocked forgets a buffer's records
+    if (it == s.lent.end()) {  // cannot happen: handBackLocked forgets a buffer's records
+      s.inFlight.pop_back();
+      continue;
+    }
     std::memcpy(f.buffer + f.offset, f.record.data(), f.bytes);
+    const bool kernel = f.kernel;
+    s.inFlight.pop_back();
     --it->second.inFlight;
     s.inFlightCount.fetch_sub(1);
     s.recordsProduced.fetch_add(1);
-    if (f.kernel) s.kernelRecordsCompleted.fetch_add(1);
+    if (kernel) s.kernelRecordsCompleted.fetch_add(1);
     any = true;
   }
   if (any) deliverCompleteLocked();
@@ -272,14 +282,16 @@ void emit(int kind, uint32_t version, uint64_t nowNs, uint64_t completeAtNs, Fil
     return;
   }
   *reinterpret_cast<int32_t*>(at) = kind;
-  InFlight f;
+  InFlight& f = s.inFlight.emplace_back();
+  f.completeAtNs = completeAtNs;
   f.buffer = s.current;
   f.offset = static_cast<size_t>(at - s.current);
   f.bytes = size;
   f.kernel = isKernelKind(kind);
+  f.record.fill(0);
   fill(f.record.data());
+  std::push_heap(s.inFlight.begin(), s.inFlight.end(), CompletesLater());
   ++s.lent[s.current].inFlight;
-  s.inFlight.emplace(completeAtNs, std::move(f));
   s.inFlightCount.fetch_add(1);
 }
 
