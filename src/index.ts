@@ -61,6 +61,7 @@ export type {
   CaptureState,
   CaptureProgress,
   CaptureStats,
+  PrewarmResult,
   CaptureOptions,
   CaptureKinds,
   KernelTraceMeta,

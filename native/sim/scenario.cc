@@ -485,7 +485,9 @@ bool parseFault(Reader& r, const Json& j, const std::string& path, FaultSpec& f,
 
 bool parseCupti(Reader& r, const Json& j, const std::string& path, CuptiSpec& c) {
   if (!r.onlyKeys(j, path, {"version", "kernelsPerSecond", "kernels", "memcpyPerSecond", "memsetPerSecond", "stepRange",
-                            "flood", "floodRecords", "holdBuffers", "holdBuffersWhenFileExists", "multipleSubscribers", "seed"})) {
+                            "flood", "floodRecords", "holdBuffers", "holdBuffersWhenFileExists", "multipleSubscribers", "seed",
+                            "recordCompletionLagMs", "invalidKindAdvances", "firstEnableDelayMs", "otherSubscriber",
+                            "sharingSupported"})) {
     return false;
   }
   c.present = true;
@@ -495,8 +497,20 @@ bool parseCupti(Reader& r, const Json& j, const std::string& path, CuptiSpec& c)
       !r.number(j, path, "floodRecords", c.floodRecords, 1, 1e10) || !r.boolean(j, path, "holdBuffers", c.holdBuffers) ||
       !r.boolean(j, path, "multipleSubscribers", c.multipleSubscribers) ||
       !r.string(j, path, "holdBuffersWhenFileExists", c.holdBuffersWhenFileExists, false, 4096) ||
-      !r.integer(j, path, "seed", c.seed, 0, 9007199254740991.0)) {
+      !r.integer(j, path, "seed", c.seed, 0, 9007199254740991.0) ||
+      !r.number(j, path, "recordCompletionLagMs", c.recordCompletionLagMs, 0, 600000) ||
+      !r.boolean(j, path, "invalidKindAdvances", c.invalidKindAdvances) ||
+      !r.number(j, path, "firstEnableDelayMs", c.firstEnableDelayMs, 0, 600000) ||
+      !r.boolean(j, path, "sharingSupported", c.sharingSupported)) {
     return false;
+  }
+  if (const Json* other = j.find("otherSubscriber")) {
+    const std::string p = path + ".otherSubscriber";
+    if (!r.onlyKeys(*other, p, {"name", "allowsSharing"}) || !r.string(*other, p, "name", c.otherSubscriberName, true, 256) ||
+        !r.boolean(*other, p, "allowsSharing", c.otherSubscriberAllowsSharing)) {
+      return false;
+    }
+    c.otherSubscriber = true;
   }
   if (!c.holdBuffersWhenFileExists.empty() && c.holdBuffersWhenFileExists[0] != '/') {
     return r.fail(path + ".holdBuffersWhenFileExists", "must be an absolute path");

@@ -181,7 +181,27 @@ struct CuptiSpec {
   // them all. Absolute path; empty: off.
   std::string holdBuffersWhenFileExists;
   bool multipleSubscribers = false;  // cuptiSubscribe fails: another profiler holds CUPTI
+  // Another CUPTI client (a profiler) subscribed in this process before ours: its name (what
+  // cuptiSubscribe_v2 writes to oldSubscriberName) and whether it subscribed allowing other
+  // subscribers (CUPTI 13.3's multi-subscriber mode).
+  bool otherSubscriber = false;
+  std::string otherSubscriberName;
+  bool otherSubscriberAllowsSharing = false;
+  // Whether the driver under this CUPTI can run several subscribers (r610+); a request to allow
+  // them is refused with MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED when false.
+  bool sharingSupported = true;
   uint64_t seed = 1;
+  // Records in flight, as on a GPU: a kernel (memcpy, memset) record is reserved in the buffer when
+  // the work is launched and completes recordCompletionLagMs after the work ends. A default flush
+  // (and the delivery of full buffers) returns only buffers whose records are all complete; a
+  // forced flush returns every buffer, and cuptiActivityGetNextRecord answers INVALID_KIND for each
+  // record that was still in flight. invalidKindAdvances: whether *record then points at the
+  // incomplete record (a client can step past it) or is left where it was.
+  double recordCompletionLagMs = 2;
+  bool invalidKindAdvances = true;
+  // The first cuptiActivityEnable in the life of the loaded library stalls this long (CUPTI's
+  // lazy initialisation; kineto PR #542 saw seconds).
+  double firstEnableDelayMs = 0;
 };
 
 struct Scenario {

@@ -555,11 +555,12 @@ export function registerGpuMetrics(
   add('gpu_telemetry_capture_records_total', 'Records kept in finished kernel-trace captures.', 'counter', (s) => [{ labels: {}, value: s.captures.records }]);
   add(
     'gpu_telemetry_capture_records_dropped_total',
-    'Kernel-trace records lost: by="cupti" CUPTI had no buffer to write into, by="us" a cap (maxBytes, maxRecords) was hit. Labels: by.',
+    'Kernel-trace records lost: by="cupti" CUPTI had no buffer to write into, by="us" a cap (maxBytes, maxRecords) was hit, by="incomplete" CUPTI handed them back still in flight when the capture ended. Labels: by.',
     'counter',
     (s) => [
       { labels: { by: 'cupti' }, value: s.captures.droppedByCupti },
       { labels: { by: 'us' }, value: s.captures.droppedByUs },
+      { labels: { by: 'incomplete' }, value: s.captures.droppedIncomplete },
     ],
   );
   add('gpu_telemetry_build_info', 'gpu-telemetry build and environment. Labels: version, driver, nvml, backend, simulated.', 'gauge', (s) => {
