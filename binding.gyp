@@ -39,7 +39,7 @@
       "target_name": "gpu_telemetry_sim",
       "type": "shared_library",
       "product_name": "gpu_telemetry_sim",
-      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/mig.cc", "native/sim/process_util.cc", "native/sim/dcgm_exports.cc", "native/sim/cupti_exports.cc"],
+      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/mig.cc", "native/sim/process_util.cc", "native/sim/dcgm_exports.cc", "native/sim/cupti_exports.cc", "native/sim/nvtx_exports.cc"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["<@(gt_cflags)", "-fexceptions", "-fno-gnu-unique"],
       "libraries": ["-lpthread"]
@@ -48,7 +48,7 @@
       "target_name": "gpu_telemetry_sim_legacy",
       "type": "shared_library",
       "product_name": "gpu_telemetry_sim_legacy",
-      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/mig.cc", "native/sim/process_util.cc", "native/sim/dcgm_exports.cc", "native/sim/cupti_exports.cc"],
+      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/mig.cc", "native/sim/process_util.cc", "native/sim/dcgm_exports.cc", "native/sim/cupti_exports.cc", "native/sim/nvtx_exports.cc"],
       "defines": ["GTSIM_LEGACY_DRIVER=1"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["<@(gt_cflags)", "-fexceptions", "-fno-gnu-unique"],
