@@ -771,12 +771,12 @@ void Server::tick(int64_t now) {
   }
   if (cap.started && cap.ownerFd >= 0 && now >= cap.nextProgress) {
     cap.nextProgress = now + kProgressIntervalMs;
-    if (!sendJson(cap.ownerFd, progressJson())) {
-      ownerGone();
-      return;
-    }
+    // Progress is read before the drain and sent after its rows: every step or record a progress
+    // message counts has reached the client before it (a target that dies next leaves them there).
+    const std::string progress = progressJson();
     capture::Result r = cap.engine->drain();
     sendRecords(r);
+    if (capture_ && capture_->ownerFd >= 0 && !sendJson(capture_->ownerFd, progress)) ownerGone();
   }
 }
 
