@@ -5,13 +5,16 @@
  * an NVTX range (NVTX_INJECTION64_PATH naming the simulator, as it would name libcupti); this
  * process arms it by pid (armProcess) and gets the same CaptureHandle/KernelTrace as in process.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { armProcess, GpuTelemetryError, listInjectedProcesses, type KernelTrace } from '../src/index.js';
 import { validateChromeTrace } from './capture-fixtures.js';
 import { sleep, waitFor } from './helpers.js';
-import { killAllTargets, makeBench, RawClient, socketOf, startTarget, type Bench, type Target } from './inject-helpers.js';
+import { PACKAGE_ROOT } from '../src/paths.js';
+import { killAllTargets, makeBench, NVTX3_INCLUDE, RawClient, socketOf, startTarget, type Bench, type Target } from './inject-helpers.js';
 
 let bench: Bench;
 beforeAll(() => {
@@ -165,6 +168,9 @@ describe('armProcess on a fake CUDA application', () => {
     expect(trace.ranges.find((r) => r.name === 'decode_step')?.domain).toBe('vllm');
     const other = await armProcess(t.pid, { steps: 3, stepRange: 'decode_step', stepDomain: 'torch', timeoutMs: 500 }).done;
     expect(other.meta).toMatchObject({ reason: 'timeout', stepsCaptured: 0, truncated: true });
+    // "" is the default domain (nvtxRangePush).
+    const plain = await startTarget(bench);
+    expect((await armProcess(plain.pid, { steps: 2, stepRange: 'decode_step', stepDomain: '' }).done).meta.stepsCaptured).toBe(2);
   });
 
   it('a target killed mid-capture ends the handle with target_exited and what had arrived', async () => {
@@ -234,5 +240,30 @@ describe('armProcess on a fake CUDA application', () => {
     expect(() => armProcess(process.pid, { durationMs: 5, steps: 3 })).toThrow(expect.objectContaining({ option: 'steps' }));
     expect(() => armProcess(process.pid, { durationMs: 5000, timeoutMs: 1000 })).toThrow(/longer than timeoutMs/);
     expect(() => armProcess(process.pid, { stepRange: 'a', maxBytes: 5 })).toThrow(expect.objectContaining({ option: 'maxBytes' }));
+  });
+});
+
+describe.skipIf(NVTX3_INCLUDE === null)(`NVIDIA's NVTX v3 loader ${NVTX3_INCLUDE === null ? '(skipped: no nvtx3 headers in /usr/local/cuda/include)' : ''}`, () => {
+  it('the simulator answers it as libcupti would (InitializeInjectionNvtx2): its ABI matches, and ranges count as steps', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gt-nvtx-abi-'));
+    try {
+      execFileSync('g++', ['-std=c++17', '-Wall', '-Werror', `-I${path.join(PACKAGE_ROOT, 'native')}`, `-I${NVTX3_INCLUDE}`,
+        path.join(PACKAGE_ROOT, 'test/abi/nvtx_abi_check.cc'), '-o', path.join(dir, 'check'), '-ldl'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      expect(execFileSync(path.join(dir, 'check'), { encoding: 'utf8' })).toMatch(/NVTX injection ABI: \d+ checks passed \(nvtxEventAttributes_v2 48 bytes\)/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const real = makeBench('real-nvtx');
+    try {
+      for (const domain of [null, 'vllm']) {
+        const t = await startTarget(real, { args: domain ? ['--domain', domain] : [] });
+        const trace = await armProcess(t.pid, { steps: 3, stepRange: 'decode_step', ...(domain ? { stepDomain: domain } : {}) }).done;
+        expect(trace.meta).toMatchObject({ reason: 'steps', stepsCaptured: 3 });
+        expect(trace.ranges.find((r) => r.name === 'decode_step')?.domain ?? null).toBe(domain);
+        await t.kill();
+      }
+    } finally {
+      real.cleanup();
+    }
   });
 });
