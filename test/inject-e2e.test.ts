@@ -221,6 +221,17 @@ describe('armProcess on a fake CUDA application', () => {
     expect(await cuptiState(t)).toEqual({ subscribed: false, kinds: [] });
   });
 
+  it('no CUPTI in the target: LIBRARY_NOT_FOUND with what the target tried, and the target runs on', async () => {
+    const t = await startTarget(bench, { args: ['--driver', bench.sim], env: { GPU_TELEMETRY_CUPTI_LIB: '/nonexistent/libcupti.so.13' } });
+    const cap = armProcess(t.pid, { durationMs: 100 });
+    const e = (await cap.done.catch((x: unknown) => x)) as GpuTelemetryError;
+    expect(e.code).toBe('LIBRARY_NOT_FOUND');
+    expect(e.message).toMatch(/\/nonexistent\/libcupti\.so\.13/);
+    expect(e.message).toContain(`process ${t.pid}`);
+    expect(await cuptiState(t)).toEqual({ subscribed: false, kinds: [] });
+    expect(t.child.exitCode).toBeNull();
+  });
+
   it('bounds hold in the target: maxBytes ends the capture with max_bytes (streamed rows still count)', async () => {
     const t = await startTarget(bench, { args: ['--kernels-per-step', '200', '--kernel-us', '1', '--step-sleep-us', '0'] });
     const trace = await armProcess(t.pid, { steps: 100_000, stepRange: 'decode_step', maxBytes: 1 << 20 }).done;

@@ -22,6 +22,8 @@
  * Options: --steps N (0: until told to exit) --kernels-per-step K (3) --kernel-us U (20)
  * --step-sleep-us U (2000) --step-range NAME (decode_step) --domain NAME (default domain)
  * --scenario FILE (a scenario JSON whose "cupti" part configures the simulator) --no-nvtx
+ * --driver PATH (the simulator to run the kernels on, when GPU_TELEMETRY_CUPTI_LIB is meant to
+ * send the injection library elsewhere)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -205,6 +207,7 @@ int main(int argc, char** argv) {
   const char* stepRange = "decode_step";
   const char* domainName = NULL;
   const char* scenario = NULL;
+  const char* driverPath = getenv("GPU_TELEMETRY_CUPTI_LIB");
   int nvtx = 1;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
@@ -222,13 +225,13 @@ int main(int argc, char** argv) {
     else if (strcmp(a, "--step-range") == 0) stepRange = v;
     else if (strcmp(a, "--domain") == 0) domainName = v;
     else if (strcmp(a, "--scenario") == 0) scenario = v;
+    else if (strcmp(a, "--driver") == 0) driverPath = v;
     else die("unknown option", a);
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   /* The "driver": the simulator library, which also plays CUPTI for whoever loads it. */
-  const char* driverPath = getenv("GPU_TELEMETRY_CUPTI_LIB");
-  if (driverPath == NULL) die("GPU_TELEMETRY_CUPTI_LIB must name the simulator library", NULL);
+  if (driverPath == NULL) die("GPU_TELEMETRY_CUPTI_LIB (or --driver) must name the simulator library", NULL);
   void* driver = dlopen(driverPath, RTLD_NOW | RTLD_LOCAL);
   if (driver == NULL) die("the simulator does not load", dlerror());
   launchKernel = (LaunchFn)dlsym(driver, "gtsim_cuda_launch_kernel");
