@@ -7,7 +7,8 @@
  *     the process, against the process's own start (exec → READY) without the library;
  *   - dormant: the same fixed work (N steps) with and without the library: CPU time, threads, RSS;
  *   - armed: armProcess() → ready (the target loaded CUPTI, subscribed, enabled), first and later
- *     arms, against the issue's goal of 100 ms.
+ *     arms, and with a 2 s first-enable stall without and after prewarmProcess(), against the
+ *     issue's goal of 100 ms.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -71,6 +72,7 @@ export async function benchInject({ ROOT, TMP, QUICK, row, notes, fmtNs }) {
           cpuUs: num(/utimeUs=(\d+)/) + num(/stimeUs=(\d+)/),
           rssKb: num(/maxRssKb=(\d+)/),
           threads: num(/threads=(\d+)/),
+          injectTicks: num(/injectThreadTicks=(-?\d+)/),
         });
       });
     });
@@ -92,9 +94,18 @@ export async function benchInject({ ROOT, TMP, QUICK, row, notes, fmtNs }) {
   const cpuWith = median(withLib.map((r) => r.cpuUs));
   const cpuWithout = median(without.map((r) => r.cpuUs));
   const steps = Number(work[1]);
+  // The library's own thread, read by the process itself at the end: the direct measure.
+  const ticks = Math.max(...withLib.map((r) => r.injectTicks));
+  row('inject', `dormant: the library's thread's CPU over ${steps} steps`, ticks * 10e6, null, {
+    fmt: (ns) => `${(ns / 1e6).toFixed(0)} ms`,
+    goal: '0 (asleep in poll)',
+    met: ticks === 0,
+  });
+  // The whole process: start-up included, on a shared machine (compare with the baseline's spread).
+  const spread = Math.max(...without.map((r) => r.cpuUs)) - Math.min(...without.map((r) => r.cpuUs));
   row('inject', `dormant: target CPU for ${steps} steps (kernels + NVTX) with the library`, cpuWith * 1e3, { name: 'without the library', value: cpuWithout * 1e3 }, {
-    goal: 'within noise (≤ +5%)',
-    met: cpuWith <= cpuWithout * 1.05 + 1000,
+    goal: '≤ +5% or within the baseline\'s spread',
+    met: cpuWith - cpuWithout <= Math.max(cpuWithout * 0.05, spread),
   });
   const rssWith = median(withLib.map((r) => r.rssKb));
   const rssWithout = median(without.map((r) => r.rssKb));
@@ -103,7 +114,7 @@ export async function benchInject({ ROOT, TMP, QUICK, row, notes, fmtNs }) {
   });
   notes.push(
     `inject dormant: threads ${median(withLib.map((r) => r.threads))} with the library, ${median(without.map((r) => r.threads))} without (one thread asleep in poll()); ` +
-      `CPU ${(cpuWith / 1e3).toFixed(1)} ms vs ${(cpuWithout / 1e3).toFixed(1)} ms, peak RSS ${rssWith >= rssWithout ? '+' : ''}${((rssWith - rssWithout) / 1024).toFixed(2)} MiB ` +
+      `CPU ${(cpuWith / 1e3).toFixed(1)} ms vs ${(cpuWithout / 1e3).toFixed(1)} ms (baseline spread ${(spread / 1e3).toFixed(1)} ms), peak RSS ${rssWith >= rssWithout ? '+' : ''}${((rssWith - rssWithout) / 1024).toFixed(2)} MiB ` +
       `(the library's code and its thread's stack; the simulator has already mapped libstdc++ here, as most CUDA processes have; CUPTI is not loaded while dormant); ${pairs} interleaved pairs, medians`,
   );
 
@@ -135,8 +146,39 @@ export async function benchInject({ ROOT, TMP, QUICK, row, notes, fmtNs }) {
     const p99 = [...arms].sort((a, b) => a - b)[Math.min(arms.length - 1, Math.ceil(arms.length * 0.99) - 1)];
     row('inject', 'armProcess() → ready, later arms p50', p50 * 1e6, { name: 'list + hello round trip', value: median(hello) * 1e6 }, { goal: '< 100 ms', met: p50 < 100 });
     row('inject', 'armProcess() → ready, later arms p99', p99 * 1e6, null, { goal: '< 100 ms', met: p99 < 100 });
-    notes.push(`inject armed latency is against the simulator's CUPTI: a real libcupti's first enable can stall for seconds (see capture.prewarm()); ${fmtNs(first * 1e6)} first, ${fmtNs(p50 * 1e6)} p50 of ${arms.length}`);
+    notes.push(`inject armed latency is against the simulator's CUPTI: a real libcupti's first enable can stall for seconds (prewarmProcess() pays it ahead: the last row); ${fmtNs(first * 1e6)} first, ${fmtNs(p50 * 1e6)} p50 of ${arms.length}`);
   } finally {
     child.kill('SIGKILL');
   }
+
+  // ---- a CUPTI whose first enable stalls 2 s (as kineto saw): armed without and after prewarmProcess().
+  const slow = path.join(dir, 'slow.json');
+  const spec = JSON.parse(fs.readFileSync(scenario, 'utf8'));
+  spec.cupti.firstEnableDelayMs = 2000;
+  fs.writeFileSync(slow, JSON.stringify(spec));
+  const armedAfter = async (prewarm) => {
+    const target = spawn(app, ['--scenario', slow, '--step-sleep-us', '2000'], { env: env(true), stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      let out = '';
+      target.stdout.on('data', (d) => (out += d));
+      for (let i = 0; i < 500 && !out.includes('READY'); i++) await new Promise((r) => setTimeout(r, 10));
+      const pid = Number(/pid=(\d+)/.exec(out)?.[1]);
+      const warm = prewarm ? await lib.prewarmProcess(pid) : null;
+      const t0 = performance.now();
+      const cap = lib.armProcess(pid, { steps: 1, stepRange: 'decode_step' });
+      await cap.ready;
+      const ms = performance.now() - t0;
+      await cap.done;
+      return { ms, warm };
+    } finally {
+      target.kill('SIGKILL');
+    }
+  };
+  const cold = await armedAfter(false);
+  const warmed = await armedAfter(true);
+  row('inject', 'armProcess() → ready after prewarmProcess() (first enable stalls 2 s)', warmed.ms * 1e6, { name: 'without prewarmProcess()', value: cold.ms * 1e6 }, {
+    goal: '< 100 ms',
+    met: warmed.ms < 100,
+  });
+  notes.push(`inject: prewarmProcess() with a 2 s first-enable stall took ${warmed.warm.elapsedMs} ms (set-up in the target ${warmed.warm.startMs.toFixed(0)} ms); without it the first arm was ready after ${cold.ms.toFixed(0)} ms`);
 }

@@ -107,6 +107,14 @@ describe('gpu-telemetry capture --pid', () => {
     expect((await run(['--help'])).out).toMatch(/capture {6}a kernel trace of another CUDA process/);
   });
 
+  it('--prewarm pays CUPTI\'s start-up in the process and leaves nothing enabled', async () => {
+    const t = await startTarget(bench);
+    const r = await run(['capture', '--pid', String(t.pid), '--prewarm']);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(new RegExp(`pre-warmed CUPTI in pid ${t.pid}: .*gpu_telemetry_sim\\.so \\(API 130001, cuda13\\)`));
+    expect(await t.ask('state', 'STATE')).toBe('STATE subscribed=0 kinds=');
+  });
+
   it('--list shows the injected processes', async () => {
     const t = await startTarget(bench);
     const r = await run(['capture', '--list', '--json']);

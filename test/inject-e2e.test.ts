@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { armProcess, GpuTelemetryError, listInjectedProcesses, type KernelTrace } from '../src/index.js';
+import { armProcess, GpuTelemetryError, listInjectedProcesses, prewarmProcess, type KernelTrace } from '../src/index.js';
 import { validateChromeTrace } from './capture-fixtures.js';
 import { sleep, waitFor } from './helpers.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
@@ -219,6 +219,25 @@ describe('armProcess on a fake CUDA application', () => {
     await expect(cap.done).rejects.toMatchObject({ code: 'CUPTI_BUSY' });
     expect(cap.state).toBe('failed');
     expect(await cuptiState(t)).toEqual({ subscribed: false, kinds: [] });
+  });
+
+  it('prewarmProcess() pays CUPTI\'s first-enable stall in the target ahead: the next arm does not stall', async () => {
+    const scenario = path.join(bench.dir, 'slow-enable.json');
+    const spec = JSON.parse(fs.readFileSync(bench.scenario, 'utf8')) as { cupti: Record<string, unknown> };
+    spec.cupti = { ...spec.cupti, firstEnableDelayMs: 400 };
+    fs.writeFileSync(scenario, JSON.stringify(spec));
+    const t = await startTarget(bench, { scenario });
+    const stalled = async () => Number(/enableStalledMs=(\d+)/.exec(await t.ask('counters', 'COUNTERS'))![1]);
+    expect(await stalled()).toBe(0);
+    const warm = await prewarmProcess(t.pid);
+    expect(warm).toMatchObject({ pid: t.pid, cuptiVersion: 130001, layout: 'cuda13', subscriberMode: 'exclusive' });
+    expect(warm.startMs).toBeGreaterThanOrEqual(400); // the stall happened, in the pre-warm
+    expect(await stalled()).toBe(400);
+    expect(await cuptiState(t)).toEqual({ subscribed: false, kinds: [] });
+    const trace = await armProcess(t.pid, { steps: 2, stepRange: 'decode_step' }).done;
+    expect(trace.meta.stepsCaptured).toBe(2);
+    expect(await stalled()).toBe(400); // no second stall
+    await expect(prewarmProcess(4_000_000)).rejects.toMatchObject({ code: 'TARGET_NOT_FOUND' });
   });
 
   it('no CUPTI in the target: LIBRARY_NOT_FOUND with what the target tried, and the target runs on', async () => {

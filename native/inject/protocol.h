@@ -24,6 +24,10 @@
 //                                         Or {"op":"error", "code", "message"} (CAPTURE_BUSY,
 //                                         CUPTI_BUSY, LIBRARY_NOT_FOUND, ..., BAD_REQUEST).
 //   {"op":"stop", "reason":"cancelled"|"timeout"}  -> the capture ends (its "end" follows)
+//   {"op":"prewarm"}                   -> {"op":"prewarmed", "libraryPath", "cuptiVersion", "layout",
+//                                         "startMs"} once CUPTI was loaded, subscribed, enabled and
+//                                         released again (its first enable can stall for seconds),
+//                                         or an error as for arm
 // The arm bounds: steps + stepRange [+ stepDomain] [+ startAfterSteps], or durationMs; maxBytes,
 // maxRecords, bufferBytes, timeoutMs, flushIntervalMs, drainTimeoutMs, kinds {kernels, memcpy,
 // memset, runtimeApi, driverApi, nvtx} (see Limits; the same bounds as src/capture/options.ts).

@@ -230,6 +230,7 @@ struct Capture {
   uint64_t serial = 0;
   int ownerFd = -1;  // -1 once the client that armed it is gone (its records are then dropped)
   ArmRequest request;
+  bool prewarm = false;  // a pre-warm (load, subscribe, enable and disable): no records, answered at its end
   bool started = false;
   int64_t armedAt = 0;
   int64_t durationDeadline = 0;  // 0: none (or not started yet)
@@ -271,6 +272,8 @@ class Server {
   void handleFrame(Conn& c, const Header& h, const std::string& payload);
   void handleRequest(Conn& c, const Json& request);
   void arm(Conn& c, const Json& request);
+  void prewarm(Conn& c);
+  bool launch(Conn& c, const ArmRequest& req, bool prewarm);
   void onEvents();
   void onStarted();
   void onStopped(const std::string& reason);
@@ -556,6 +559,8 @@ void Server::handleRequest(Conn& c, const Json& request) {
     sendJson(c.fd, helloJson());
   } else if (name == "arm") {
     arm(c, request);
+  } else if (name == "prewarm") {
+    prewarm(c);
   } else if (name == "stop") {
     if (!capture_ || capture_->ownerFd != c.fd) {
       sendError(c.fd, "NOT_OWNER", "no capture armed over this connection");
@@ -567,7 +572,7 @@ void Server::handleRequest(Conn& c, const Json& request) {
     capture_->engine->stop(reason);
   } else {
     log(true, "pid %d sent an unknown request \"%.64s\"", static_cast<int>(c.peerPid), name.c_str());
-    sendError(c.fd, "BAD_REQUEST", name.empty() ? "a request needs \"op\": hello, arm or stop" : "unknown op \"" + name.substr(0, 64) + "\"");
+    sendError(c.fd, "BAD_REQUEST", name.empty() ? "a request needs \"op\": hello, arm, prewarm or stop" : "unknown op \"" + name.substr(0, 64) + "\"");
   }
 }
 
@@ -593,10 +598,30 @@ void Server::arm(Conn& c, const Json& request) {
     sendError(c.fd, "BAD_REQUEST", error);
     return;
   }
+  if (launch(c, req, false)) {
+    log(false, "armed by pid %d: %s", static_cast<int>(c.peerPid),
+        req.hasStepRange ? ("steps=" + std::to_string(req.steps) + " stepRange=" + req.stepRange.substr(0, 64)).c_str()
+                         : ("durationMs=" + std::to_string(req.durationMs)).c_str());
+  }
+}
+
+// Pays CUPTI's start-up (loading it, subscribing, the first enable, which can stall for seconds)
+// ahead of a capture, as capture.prewarm() does in process: answered {"op":"prewarmed", ...} once
+// it is over, with nothing left subscribed or enabled.
+void Server::prewarm(Conn& c) {
+  ArmRequest req;
+  req.durationMs = 1;
+  req.maxBytes = 4ull << 20;
+  req.bufferBytes = 1ull << 20;
+  req.drainTimeoutMs = 0;
+  if (launch(c, req, true)) log(false, "pre-warming CUPTI for pid %d", static_cast<int>(c.peerPid));
+}
+
+bool Server::launch(Conn& c, const ArmRequest& req, bool prewarm) {
   if (capture_) {
     sendError(c.fd, "CAPTURE_BUSY", "a capture is already live in this process (pid " + std::to_string(pid_) +
                                         "): one at a time (CUPTI has one subscriber); wait for it to end");
-    return;
+    return false;
   }
   capture::Options o;
   o.cuptiCandidates = cuptiCandidates();
@@ -617,6 +642,7 @@ void Server::arm(Conn& c, const Json& request) {
   o.kinds.nvtx = req.nvtx;
   o.flushIntervalMs = static_cast<int64_t>(req.flushIntervalMs);
   o.drainTimeoutMs = static_cast<int64_t>(req.drainTimeoutMs);
+  o.prewarm = prewarm;
   const uint64_t serial = ++serial_;
   auto engine = capture::Engine::create(std::move(o), [this, serial](capture::Engine::Event e, const std::string& reason) {
     post(serial, e, reason);
@@ -625,18 +651,17 @@ void Server::arm(Conn& c, const Json& request) {
   if (!r.ok) {
     engine->close();
     sendError(c.fd, r.code.c_str(), r.message);
-    return;
+    return false;
   }
   capture_ = std::make_unique<Capture>();
   capture_->engine = std::move(engine);
   capture_->serial = serial;
   capture_->ownerFd = c.fd;
   capture_->request = req;
+  capture_->prewarm = prewarm;
   capture_->armedAt = nowMs();
   capture_->timeoutDeadline = capture_->armedAt + static_cast<int64_t>(req.timeoutMs) + kTimeoutGraceMs;
-  log(false, "armed by pid %d: %s", static_cast<int>(c.peerPid),
-      req.hasStepRange ? ("steps=" + std::to_string(req.steps) + " stepRange=" + req.stepRange.substr(0, 64)).c_str()
-                       : ("durationMs=" + std::to_string(req.durationMs)).c_str());
+  return true;
 }
 
 void Server::onEvents() {
@@ -673,6 +698,7 @@ void Server::onEvents() {
 
 void Server::onStarted() {
   Capture& cap = *capture_;
+  if (cap.prewarm) return;  // answered when it has stopped again
   capture::StartResult r;
   cap.engine->startResult(&r);
   capture::Result meta = cap.engine->drain();  // baseNs, layout, … (and any rows already parsed)
@@ -705,6 +731,24 @@ void Server::onStarted() {
 
 void Server::onStopped(const std::string& reason) {
   Capture& cap = *capture_;
+  if (cap.prewarm) {
+    capture::StartResult r;
+    cap.engine->startResult(&r);
+    if (cap.ownerFd >= 0) {
+      sendJson(cap.ownerFd, JsonWriter()
+                                .str("op", "prewarmed")
+                                .str("libraryPath", r.libraryPath)
+                                .integer("cuptiVersion", r.cuptiVersion)
+                                .str("layout", cap.engine->drain().layout)
+                                .num("startMs", r.startMs)
+                                .str("subscriberMode", r.sharedSubscriber ? "shared" : "exclusive")
+                                .done());
+    }
+    log(false, "CUPTI pre-warmed (%.0f ms)", r.startMs);
+    cap.engine->close();
+    capture_.reset();
+    return;
+  }
   if (cap.ownerFd >= 0) {
     capture::Result r = cap.engine->drain();
     sendRecords(r);

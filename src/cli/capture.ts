@@ -8,10 +8,11 @@
 import fs from 'node:fs';
 import { once } from 'node:events';
 import type { CaptureHandle, CaptureProgress } from '../capture/capture.js';
-import { armProcess, injectLibraryPath, listInjectedProcesses, type ProcessCaptureOptions } from '../inject/index.js';
+import { armProcess, injectLibraryPath, listInjectedProcesses, prewarmProcess, type ProcessCaptureOptions } from '../inject/index.js';
 import { describeError, intOption, parse, UsageError, type Io } from './common.js';
 
 export const CAPTURE_HELP = `Usage: gpu-telemetry capture --pid <pid> (--step-range <name> [--steps <n>] | --duration-ms <ms>) --out <file>
+       gpu-telemetry capture --pid <pid> --prewarm
        gpu-telemetry capture --list [--json]
 
 A kernel trace (CUPTI activity: kernels, memcpy/memset, CUDA API calls, NVTX ranges) of another
@@ -34,6 +35,8 @@ Options:
   --timeout-ms <ms>         wall-time cap (default 60000, or the window + 30 s)
   --out <file>              write the Chrome/Perfetto trace JSON here (required)
   --summary <file>          also write {meta, summary} JSON here
+  --prewarm                 only pay CUPTI's start-up in the process now (its first enable can take
+                            seconds), so that a later capture is armed at once
   --list                    list the injected processes (pid, name, state) and exit
   --json                    with --list: JSON output
 
@@ -98,6 +101,7 @@ export async function captureCommand(argv: string[], io: Io, cli: CaptureCliOpti
       summary: { type: 'string' },
       list: { type: 'boolean' },
       json: { type: 'boolean' },
+      prewarm: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     }).values;
     if (args.help) {
@@ -106,6 +110,7 @@ export async function captureCommand(argv: string[], io: Io, cli: CaptureCliOpti
     }
     if (args.list) return await list(io, args.json === true);
     if (args.pid === undefined) throw new UsageError('--pid is required (or --list)');
+    if (args.prewarm) return await prewarm(io, intOption('pid', args.pid, 0, 1, 4_194_304));
     if (args.out === undefined) throw new UsageError('--out <file> is required: where the trace goes');
     if ((args['step-range'] === undefined) === (args['duration-ms'] === undefined)) {
       throw new UsageError('give either --step-range <name> (steps are the process\'s NVTX ranges) or --duration-ms <ms>');
@@ -200,6 +205,17 @@ export async function captureCommand(argv: string[], io: Io, cli: CaptureCliOpti
   } finally {
     clearInterval(ticker);
     process.off('SIGINT', onSigint);
+  }
+}
+
+async function prewarm(io: Io, pid: number): Promise<number> {
+  try {
+    const r = await prewarmProcess(pid);
+    io.err(`pre-warmed CUPTI in pid ${pid}: ${r.libraryPath} (API ${r.cuptiVersion}, ${r.layout}), set-up ${r.startMs.toFixed(0)} ms\n`);
+    return 0;
+  } catch (e) {
+    io.err(`gpu-telemetry: ${describeError(e)}\n`);
+    return 1;
   }
 }
 

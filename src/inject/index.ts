@@ -5,8 +5,8 @@
 import { GpuTelemetryError } from '../errors.js';
 import { injectLibraryPath as findInjectLibrary } from '../paths.js';
 
-export { armProcess, listInjectedProcesses, PROCESS_CAPTURE_LIMITS } from './remote.js';
-export type { ProcessCaptureOptions, InjectedProcess, ListInjectedOptions } from './remote.js';
+export { armProcess, listInjectedProcesses, prewarmProcess, PROCESS_CAPTURE_LIMITS } from './remote.js';
+export type { ProcessCaptureOptions, InjectedProcess, ListInjectedOptions, ProcessPrewarmResult } from './remote.js';
 
 /**
  * The absolute path of libgpu_telemetry_inject.so for this machine (local build or prebuild): what

@@ -464,6 +464,102 @@ export function armProcess(pid: number, options?: ProcessCaptureOptions): Captur
   return handle;
 }
 
+export interface ProcessPrewarmResult {
+  pid: number;
+  libraryPath: string;
+  cuptiVersion: number;
+  layout: string;
+  /** How long loading CUPTI, subscribing and the first enable took in the target (ms). */
+  startMs: number;
+  subscriberMode: 'shared' | 'exclusive';
+  /** Wall time from prewarmProcess() to the answer (ms). */
+  elapsedMs: number;
+}
+
+/**
+ * Pays CUPTI's start-up cost in process `pid` ahead of a capture, as capture.prewarm() does in
+ * process: its injection library loads CUPTI, subscribes, enables the kinds a capture uses (CUPTI's
+ * first enable can stall for seconds) and releases them again, so that a later armProcess() is
+ * armed at once. Nothing stays subscribed or enabled. Rejects like armProcess (TARGET_NOT_FOUND,
+ * NOT_INJECTED, NO_PERMISSION, CAPTURE_BUSY, CUPTI_BUSY, LIBRARY_NOT_FOUND, …) or with TIMEOUT
+ * after `timeoutMs` (default 60,000).
+ */
+export async function prewarmProcess(pid: number, options: { timeoutMs?: number } = {}): Promise<ProcessPrewarmResult> {
+  const L = PROCESS_CAPTURE_LIMITS.pid;
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < L.min || pid > L.max) {
+    throw invalidOption('pid', `must be a process id (a whole number from ${L.min} to ${L.max}), not ${String(pid)}`);
+  }
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 3_600_000) {
+    throw invalidOption('timeoutMs', 'must be a whole number of milliseconds from 100 to 3600000');
+  }
+  if (liveByPid.has(pid)) throw new GpuTelemetryError('CAPTURE_BUSY', `prewarmProcess(${pid}): a capture of that process is live`);
+  const target = locateTarget(pid);
+  const t0 = Date.now();
+  return new Promise<ProcessPrewarmResult>((resolve, reject) => {
+    const socket = net.createConnection({ path: target.socketPath });
+    const decoder = new FrameDecoder();
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      fn();
+    };
+    const timer = setTimeout(
+      () => settle(() => reject(new GpuTelemetryError('TIMEOUT', `prewarmProcess(${pid}): no answer within ${timeoutMs} ms (the pre-warm is cancelled)`))),
+      timeoutMs,
+    );
+    timer.unref();
+    socket.on('error', (e: NodeJS.ErrnoException) =>
+      settle(() => reject(new GpuTelemetryError(hasExited(pid) ? 'TARGET_EXITED' : 'PROTOCOL_ERROR', `prewarmProcess(${pid}): ${e.code ?? e.message}`))),
+    );
+    socket.on('close', () =>
+      settle(() => reject(new GpuTelemetryError(hasExited(pid) ? 'TARGET_EXITED' : 'PROTOCOL_ERROR', `prewarmProcess(${pid}): the connection ended without an answer`))),
+    );
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        for (const f of decoder.push(chunk)) {
+          if (f.type !== FRAME.json) continue;
+          const m = decodeJson(f.payload);
+          if (m.op === 'error') {
+            const raw = str(m.code) || 'CUPTI_ERROR';
+            const code = (SERVER_CODES[raw] ?? raw) as GpuTelemetryErrorCode;
+            settle(() =>
+              reject(
+                new GpuTelemetryError(code, `prewarmProcess(${pid}): process ${pid} (${target.processName}): ${str(m.message) || raw}`, {
+                  vendorCode: typeof m.vendorCode === 'number' ? m.vendorCode : null,
+                  vendorMessage: str(m.vendorMessage),
+                  libraryPath: str(m.libraryPath),
+                }),
+              ),
+            );
+            return;
+          }
+          if (m.op === 'prewarmed') {
+            settle(() =>
+              resolve({
+                pid,
+                libraryPath: str(m.libraryPath),
+                cuptiVersion: num(m.cuptiVersion),
+                layout: str(m.layout),
+                startMs: num(m.startMs),
+                subscriberMode: m.subscriberMode === 'shared' ? 'shared' : 'exclusive',
+                elapsedMs: Date.now() - t0,
+              }),
+            );
+            return;
+          }
+        }
+      } catch (e) {
+        settle(() => reject(e));
+      }
+    });
+    socket.write(encodeJson({ op: 'prewarm' }));
+  });
+}
+
 export interface InjectedProcess {
   pid: number;
   /** /proc/<pid>/comm, as the library reports it. */

@@ -15,8 +15,9 @@
  *
  * stdout (line-buffered): "READY pid=<pid> injected=<0|1> initUs=<µs>", then answers to commands
  * read from stdin, one per line: "state" -> "STATE subscribed=<0|1> kinds=<k,k,...>" (what the
- * simulated CUPTI has enabled: gtsim_cupti_state); "usage" -> "USAGE utimeUs=… stimeUs=… rssKb=…
- * threads=… steps=…"; "exit" or end of input -> exits 0. With --steps N it runs N steps, prints
+ * simulated CUPTI has enabled: gtsim_cupti_state); "counters" -> "COUNTERS enableStalledMs=…
+ * kernelsLaunched=…" (gtsim_cupti_counters); "usage" -> "USAGE utimeUs=… stimeUs=… rssKb=…
+ * threads=… steps=… injectThreadTicks=…" (the library's thread's CPU time); "exit" or end of input -> exits 0. With --steps N it runs N steps, prints
  * USAGE and exits.
  *
  * Options: --steps N (0: until told to exit) --kernels-per-step K (3) --kernel-us U (20)
@@ -26,6 +27,7 @@
  * send the injection library elsewhere)
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -44,10 +46,12 @@ typedef unsigned int (*LaunchFn)(const char*, double, unsigned int);
 typedef void (*SyncFn)(void);
 typedef int (*StateFn)(int*, unsigned int, unsigned int*, int*);
 typedef int (*ConfigureFn)(const char*, char*, unsigned int);
+typedef int (*CountersFn)(double*, unsigned int);
 
 static LaunchFn launchKernel;
 static SyncFn synchronize;
 static StateFn cuptiState;
+static CountersFn cuptiCounters;
 static volatile long stepsDone;
 
 static void die(const char* what, const char* detail) {
@@ -170,9 +174,33 @@ static void usage(void) {
     if (strncmp(line, "VmRSS:", 6) == 0) rss = strtol(line + 6, NULL, 10);
   }
   if (f != NULL) fclose(f);
-  printf("USAGE utimeUs=%ld stimeUs=%ld rssKb=%ld maxRssKb=%ld threads=%ld steps=%ld\n",
+  /* The CPU time (clock ticks) of the injection library's thread ("gt-inject"), -1 without it. */
+  long injectTicks = -1;
+  DIR* tasks = opendir("/proc/self/task");
+  struct dirent* e;
+  while (tasks != NULL && (e = readdir(tasks)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], comm[32] = "", stat[1024] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE* c = fopen(path, "r");
+    if (c == NULL) continue;
+    if (fgets(comm, sizeof comm, c) == NULL) comm[0] = '\0';
+    fclose(c);
+    if (strncmp(comm, "gt-inject", 9) != 0) continue;
+    snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+    FILE* st = fopen(path, "r");
+    if (st == NULL) continue;
+    if (fgets(stat, sizeof stat, st) == NULL) stat[0] = '\0';
+    fclose(st);
+    const char* after = strrchr(stat, ')');
+    long utime = 0, stime = 0;
+    /* fields after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    if (after != NULL && sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) == 2) injectTicks = utime + stime;
+  }
+  if (tasks != NULL) closedir(tasks);
+  printf("USAGE utimeUs=%ld stimeUs=%ld rssKb=%ld maxRssKb=%ld threads=%ld steps=%ld injectThreadTicks=%ld\n",
          (long)ru.ru_utime.tv_sec * 1000000L + (long)ru.ru_utime.tv_usec, (long)ru.ru_stime.tv_sec * 1000000L + (long)ru.ru_stime.tv_usec,
-         rss, ru.ru_maxrss, threads, stepsDone);
+         rss, ru.ru_maxrss, threads, stepsDone, injectTicks);
 }
 
 static void* commands(void* arg) {
@@ -191,6 +219,10 @@ static void* commands(void* arg) {
         strncat(list, k, sizeof list - strlen(list) - 1);
       }
       printf("STATE subscribed=%d kinds=%s\n", subscribed, list);
+    } else if (strncmp(line, "counters", 8) == 0) {
+      double c[16] = {0};
+      if (cuptiCounters != NULL) cuptiCounters(c, 16);
+      printf("COUNTERS enableStalledMs=%.0f kernelsLaunched=%.0f\n", c[10], c[9]);
     } else if (strncmp(line, "usage", 5) == 0) {
       usage();
     } else if (strncmp(line, "exit", 4) == 0) {
@@ -237,6 +269,7 @@ int main(int argc, char** argv) {
   launchKernel = (LaunchFn)dlsym(driver, "gtsim_cuda_launch_kernel");
   synchronize = (SyncFn)dlsym(driver, "gtsim_cuda_synchronize");
   cuptiState = (StateFn)dlsym(driver, "gtsim_cupti_state");
+  cuptiCounters = (CountersFn)dlsym(driver, "gtsim_cupti_counters");
   if (!launchKernel || !synchronize || !cuptiState) die("the simulator lacks gtsim_cuda_* / gtsim_cupti_state", NULL);
   if (scenario != NULL) {
     FILE* f = fopen(scenario, "r");
