@@ -15,6 +15,8 @@ Commands:
   watch        a live terminal view of every GPU (like nvitop)
   serve        a Prometheus exporter: /metrics, /healthz, /readyz
   scenarios    list the driver-simulator scenarios
+  capture      a kernel trace of another CUDA process, armed by pid (--pid, --list)
+  inject-path  print the injection library's path (for CUDA_INJECTION64_PATH)
   help [cmd]   show help for a command
 
 Run "gpu-telemetry <command> --help" for a command's options.
@@ -38,6 +40,11 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
           io.out(MAIN_HELP);
           return 0;
         }
+        if (topic === 'capture' || topic === 'inject-path') {
+          const c = await import('./capture.js');
+          io.out(topic === 'capture' ? c.CAPTURE_HELP : c.INJECT_PATH_HELP);
+          return 0;
+        }
         if (!Object.hasOwn(HELP, topic)) throw new UsageError(`no help for "${topic}": unknown command`);
         io.out(HELP[topic]);
         return 0;
@@ -56,6 +63,11 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         return await serveCommand(rest, io);
       case 'watch':
         return await watchCommand(rest, io);
+      // Loaded on demand: the capture client is not part of the other commands' start-up.
+      case 'capture':
+        return await (await import('./capture.js')).captureCommand(rest, io);
+      case 'inject-path':
+        return (await import('./capture.js')).injectPathCommand(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
