@@ -115,7 +115,11 @@ describe('a service capturing while CUPTI never returns a buffer', () => {
     expect(held).toBeGreaterThan(0);
     expect(held).toBeLessThanOrEqual(maxBytes / 2);
     expect(held % bufferBytes).toBe(0);
-    expect(rssKiB(pid) - rssBefore).toBeLessThan((maxBytes + (48 << 20)) / 1024);
+    // RSS says nothing under ASan (its quarantine keeps up to 256 MiB of freed memory mapped and its
+    // shadow grows with every page touched): the bound is checked in the plain run.
+    if (process.env.GPU_TELEMETRY_SANITIZED !== '1') {
+      expect(rssKiB(pid) - rssBefore).toBeLessThan((maxBytes + (48 << 20)) / 1024);
+    }
 
     // The fault clears: the first flush hands every kept buffer back, and a new capture is whole.
     fs.rmSync(trigger);
