@@ -4,6 +4,7 @@
  * sample turned stale; otherwise snapshot() reuses it (the cost of a call is one native memcpy
  * check and one small object).
  */
+import { inspect } from 'node:util';
 import { dcgmReturnName, nvmlReturnName } from './errors.js';
 import {
   decodeClockEventReasons,
@@ -200,27 +201,365 @@ export function reasonFor(field: FieldName, status: FieldStatus, source: FieldSo
   }
 }
 
-/** Builds `{ [FIELD_NAMES[i]]: a[i] }` as one object literal (field names are plain identifiers). */
 if (!FIELD_NAMES.every((n) => /^[A-Za-z_$][\w$]*$/.test(n))) throw new Error('field names must be identifiers');
+/** Builds `{ [FIELD_NAMES[i]]: a[i] }` as one object literal (generated once for the field list). */
 const BUILD_RECORD = new Function('a', `return {${FIELD_NAMES.map((n, i) => `${n}: a[${i}]`).join(', ')}};`) as (
   a: readonly unknown[],
 ) => Record<string, unknown>;
+const STATUS_OK = FIELD_STATUSES.indexOf('ok');
+/**
+ * Builds the values record of one device straight from a sample block: `{ smClockHz: <the value
+ * if its status is ok and it is a number, else null>, … }`, one object literal, no array between.
+ */
+const BUILD_VALUES = new Function(
+  'v',
+  's',
+  'b',
+  `let x; return {${FIELD_NAMES.map((n, i) => `${n}: s[b + ${i}] === ${STATUS_OK} && (x = v[b + ${i}]) === x ? x : null`).join(', ')}};`,
+) as (values: Float64Array, statuses: Uint8Array, base: number) => FieldValues;
 
-export class SnapshotDecoder {
+const EMPTY: readonly never[] = Object.freeze([]);
+const I_CLOCK_EVENT_REASONS = FIELD_NAMES.indexOf('clockEventReasons');
+
+/**
+ * One block the native side copies a sample into (its layout comes from the addon), with views.
+ * A block belongs to one sample for as long as a device object of that sample has a part left to
+ * decode from it; then it is reused for a later sample.
+ */
+class SampleBlock {
+  /** While it holds a published sample: how many of that sample's device objects have parts left to decode. */
+  undecoded = 0;
   readonly buffer: ArrayBuffer;
-  private readonly values: Float64Array;
-  private readonly links: Float64Array;
-  private readonly processes: Float64Array;
-  private readonly deviceMeta: Float64Array;
-  private readonly codes: Int32Array;
-  private readonly statuses: Uint8Array;
-  private readonly sources: Uint8Array;
+  readonly values: Float64Array;
+  readonly links: Float64Array;
+  readonly processes: Float64Array;
+  readonly deviceMeta: Float64Array;
+  readonly codes: Int32Array;
+  readonly statuses: Uint8Array;
+  readonly sources: Uint8Array;
+
+  constructor(layout: NativeLayout, c: NativeConstants) {
+    const n = layout.devices;
+    this.buffer = new ArrayBuffer(layout.byteLength);
+    this.values = new Float64Array(this.buffer, layout.valuesOffset, n * c.fieldCount);
+    this.links = new Float64Array(this.buffer, layout.linksOffset, n * c.maxLinks * c.linkStride);
+    this.processes = new Float64Array(this.buffer, layout.processesOffset, n * c.maxProcesses * c.processStride);
+    this.deviceMeta = new Float64Array(this.buffer, layout.deviceMetaOffset, n * c.deviceMetaStride);
+    this.codes = new Int32Array(this.buffer, layout.codesOffset, n * c.fieldCount);
+    this.statuses = new Uint8Array(this.buffer, layout.statusOffset, n * c.fieldCount);
+    this.sources = new Uint8Array(this.buffer, layout.sourceOffset, n * c.fieldCount);
+  }
+}
+
+/** The status, source and reasons of a device, which only change together. */
+interface StatusPart {
+  readonly status: FieldStatuses;
+  readonly source: FieldSources;
+  readonly reasons: { readonly [K in FieldName]?: string };
+}
+
+/** The parts of a device object, each decoded on its first read (LAZY_PARTS counts them). */
+const LAZY_PARTS = 5; // fields, statusPart, clockEventReasons, nvlinks, processes
+
+/** What stands behind one device object: the sample it belongs to and the parts decoded so far. */
+class LazyDevice {
+  /** The block of the sample it belongs to, until every part is decoded. */
+  block: SampleBlock | null = null;
+  d = 0;
+  stale = false;
+  state: DeviceState = 'ok';
+  processesTruncated = false;
+  migMode: boolean | null = null;
+  left = 0;
+  fields: FieldValues | null = null;
+  statusPart: StatusPart | null = null;
+  clockEventReasons: readonly ClockEventReason[] | null | undefined = undefined;
+  nvlinks: readonly NvlinkSample[] | null = null;
+  processes: readonly ProcessSample[] | null = null;
+  constructor(readonly decoder: SnapshotDecoder) {}
+}
+
+/** Gives an object a private field: the device object's LazyDevice, invisible to every reflection API. */
+class ReturnsItsArgument {
+  constructor(o: object) {
+    return o;
+  }
+}
+class Hidden extends ReturnsItsArgument {
+  #lazy: LazyDevice;
+  private constructor(o: object, lazy: LazyDevice) {
+    super(o);
+    this.#lazy = lazy;
+  }
+  static attach(o: object, lazy: LazyDevice): void {
+    new Hidden(o, lazy);
+  }
+  static of(o: object): LazyDevice {
+    return (o as Hidden).#lazy;
+  }
+}
+
+/**
+ * The device object's accessors: the same functions for every object, so V8 keeps one shape for
+ * them all (fast property access); each reads the object's LazyDevice.
+ */
+const DEVICE_ACCESSORS: PropertyDescriptorMap = {
+  state: { enumerable: true, get: function (this: object) { return Hidden.of(this).state; } },
+  fields: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return l.fields ?? l.decoder.fieldsOf(l); } },
+  status: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.statusPart ?? l.decoder.statusOf(l)).status; } },
+  source: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.statusPart ?? l.decoder.statusOf(l)).source; } },
+  reasons: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.statusPart ?? l.decoder.statusOf(l)).reasons; } },
+  clockEventReasons: {
+    enumerable: true,
+    get: function (this: object) {
+      const l = Hidden.of(this);
+      return l.clockEventReasons !== undefined ? l.clockEventReasons : l.decoder.clockEventReasonsOf(l);
+    },
+  },
+  nvlinks: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return l.nvlinks ?? l.decoder.nvlinksOf(l); } },
+  processes: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return l.processes ?? l.decoder.processesOf(l); } },
+  processesTruncated: { enumerable: true, get: function (this: object) { return Hidden.of(this).processesTruncated; } },
+  migMode: { enumerable: true, get: function (this: object) { return Hidden.of(this).migMode; } },
+  // console.log / util.inspect show the values, as for a plain object (not "[Getter]").
+  [inspect.custom]: { enumerable: false, value: function (this: DeviceSample) { return plainDevice(this); } },
+};
+
+/** The device object as a plain object (what util.inspect shows). */
+function plainDevice(d: DeviceSample): DeviceSample {
+  return {
+    index: d.index,
+    uuid: d.uuid,
+    name: d.name,
+    state: d.state,
+    fields: d.fields,
+    status: d.status,
+    source: d.source,
+    reasons: d.reasons,
+    clockEventReasons: d.clockEventReasons,
+    nvlinks: d.nvlinks,
+    processes: d.processes,
+    processesTruncated: d.processesTruncated,
+    migMode: d.migMode,
+  };
+}
+
+/** What the parts of one device were last built from, and those parts (reused while unchanged). */
+class DeviceCache {
+  readonly statuses: Uint8Array;
+  readonly sources: Uint8Array;
+  readonly codes: Int32Array;
+  mig = NaN;
+  failedLink = NaN;
+  stale = false;
+  statusPart: StatusPart | null = null;
+  nvlinks: NvlinkSample[] | null = null;
+  nvlinksShared = false;
+  processes: ProcessSample[] | null = null;
+  processesShared = false;
+
+  constructor(fieldCount: number) {
+    this.statuses = new Uint8Array(fieldCount);
+    this.sources = new Uint8Array(fieldCount);
+    this.codes = new Int32Array(fieldCount);
+  }
+}
+
+/** Device objects made ahead of time, waiting for a sample. */
+interface DeviceSet {
+  readonly objects: readonly DeviceSample[];
+  readonly lazies: LazyDevice[];
+}
+
+/**
+ * Turns native samples into the frozen device objects snapshot() returns, doing no more than the
+ * reader asks for:
+ * - A device object's parts (fields; status, source and reasons; clock-event reasons; NVLink links;
+ *   processes) are decoded on their first read, from the block of the sample the object belongs
+ *   to. They are own enumerable accessor properties of a frozen object, so Object.keys, JSON,
+ *   spread, structuredClone and util.inspect see the same object as ever.
+ * - Defining accessors is slow in V8 (microseconds per object); the objects for the next sample
+ *   are made after snapshot() returns (setImmediate) and only bound to it when it arrives.
+ * - What did not change since it was last built is the same frozen object again: status, source
+ *   and reasons while no status, source or code changed; the link and process lists while no entry
+ *   changed; the clock-event reason names per mask.
+ *
+ * To add a part: a field in LazyDevice, a method `xxxOf(l)` that decodes it from l.block,
+ * memoises it and calls partDone(l), an accessor in DEVICE_ACCESSORS, plainDevice, and LAZY_PARTS.
+ */
+export class SnapshotDecoder {
   private readonly fieldCount: number;
-  private readonly scratchValues: (number | null)[] = [];
+  private readonly n: number;
+  /** Where the next sample is copied: never a block that a device object still decodes from. */
+  private landing: SampleBlock | null;
+  /** The block of the latest sample (null before the first). */
+  private current: SampleBlock | null = null;
+  private spare: DeviceSet | null = null;
+  private refillQueued = false;
   private readonly scratchStatuses: FieldStatus[] = [];
   private readonly scratchSources: FieldSource[] = [];
+  private readonly caches: DeviceCache[] = [];
+  private readonly clockReasons = new Map<number, readonly ClockEventReason[]>();
   // Reasons repeat sample after sample (same field, status, source and code): built once.
   private readonly reasonCache = new Map<string, string>();
+
+  constructor(
+    private readonly layout: NativeLayout,
+    private readonly constants: NativeConstants,
+    private readonly deviceInfo: readonly DeviceInfo[],
+    private readonly fieldNotes: (string | null)[][] = [],
+  ) {
+    this.fieldCount = constants.fieldCount;
+    this.n = deviceInfo.length;
+    this.landing = new SampleBlock(layout, constants);
+    for (let d = 0; d < this.n; d++) this.caches.push(new DeviceCache(this.fieldCount));
+    this.spare = this.newDeviceSet();
+  }
+
+  /**
+   * The buffer to copy the next sample into; a zero-length one when none is ready (the native side
+   * then fills only the header): then call ensureLanding() and read again.
+   */
+  get buffer(): ArrayBuffer {
+    return this.landing ? this.landing.buffer : NO_BUFFER;
+  }
+
+  get hasLanding(): boolean {
+    return this.landing !== null;
+  }
+
+  ensureLanding(): void {
+    this.landing ??= new SampleBlock(this.layout, this.constants);
+  }
+
+  /** The buffer returned by `buffer` holds a new sample: it becomes the current one. */
+  newSample(): void {
+    const prev = this.current;
+    const block = this.landing!;
+    block.undecoded = 0;
+    this.current = block;
+    this.landing = prev !== null && prev.undecoded === 0 ? prev : null;
+  }
+
+  /**
+   * Device objects for the current sample (`stale` overlays the stale status), frozen: bound to it,
+   * not decoded.
+   */
+  decodeDevices(stale: boolean): readonly DeviceSample[] {
+    const block = this.current;
+    if (!block) return EMPTY;
+    const set = this.spare ?? this.newDeviceSet();
+    this.spare = null;
+    const meta = block.deviceMeta;
+    const stride = this.constants.deviceMetaStride;
+    for (let d = 0; d < this.n; d++) {
+      const l = set.lazies[d];
+      const rawState = DEVICE_STATES[meta[d * stride + M_STATE]] ?? 'error';
+      const mig = meta[d * stride + M_MIG_MODE];
+      l.block = block;
+      l.d = d;
+      l.stale = stale;
+      l.left = LAZY_PARTS;
+      l.state = stale && rawState === 'ok' ? 'stale' : rawState;
+      l.processesTruncated = meta[d * stride + M_PROCESS_TRUNCATED] === 1;
+      l.migMode = mig === 1 ? true : mig === 0 ? false : null;
+    }
+    block.undecoded += this.n;
+    this.scheduleRefill();
+    return set.objects;
+  }
+
+  private newDeviceSet(): DeviceSet {
+    const objects: DeviceSample[] = [];
+    const lazies: LazyDevice[] = [];
+    for (const info of this.deviceInfo) {
+      const l = new LazyDevice(this);
+      const o = { index: info.index, uuid: info.uuid, name: info.name };
+      Hidden.attach(o, l);
+      Object.defineProperties(o, DEVICE_ACCESSORS);
+      objects.push(Object.freeze(o) as unknown as DeviceSample);
+      lazies.push(l);
+    }
+    return { objects: Object.freeze(objects), lazies };
+  }
+
+  /**
+   * Once the caller's synchronous code is done: device objects and a block ready for the next
+   * sample. A microtask, not setImmediate: that one makes two calls into Node's C++ (ref, unref),
+   * which cost more with cold caches than the rest of snapshot() (bench/ANALYSIS.md).
+   */
+  private scheduleRefill(): void {
+    if (this.refillQueued || (this.spare !== null && this.landing !== null)) return;
+    this.refillQueued = true;
+    // A promise reaction is queued by V8 itself; Node's queueMicrotask goes through its C++ too.
+    void RESOLVED.then(this.refill);
+  }
+
+  private readonly refill = (): void => {
+    this.refillQueued = false;
+    this.spare ??= this.newDeviceSet();
+    this.ensureLanding();
+  };
+
+  private partDone(l: LazyDevice): void {
+    if (--l.left > 0) return;
+    const block = l.block!;
+    l.block = null;
+    if (--block.undecoded === 0 && block !== this.current && this.landing === null) this.landing = block;
+  }
+
+  /** @internal Values: a number only for a real reading (a stale sample keeps its readings). */
+  fieldsOf(l: LazyDevice): FieldValues {
+    const block = l.block!;
+    l.fields = Object.freeze(BUILD_VALUES(block.values, block.statuses, l.d * this.fieldCount));
+    this.partDone(l);
+    return l.fields;
+  }
+
+  /** @internal Status, source and reasons: the previous ones while no status, source or code changed. */
+  statusOf(l: LazyDevice): StatusPart {
+    const block = l.block!;
+    const d = l.d;
+    const stale = l.stale;
+    const base = d * this.fieldCount;
+    const cache = this.caches[d];
+    const metaBase = d * this.constants.deviceMetaStride;
+    const mig = block.deviceMeta[metaBase + M_MIG_MODE];
+    const failedLink = block.deviceMeta[metaBase + M_NVLINK_FAILED_LINK];
+    const st = block.statuses;
+    const src = block.sources;
+    const codes = block.codes;
+    let same = cache.statusPart !== null && cache.stale === stale && Object.is(cache.mig, mig) && Object.is(cache.failedLink, failedLink);
+    for (let i = 0; i < this.fieldCount && same; i++) {
+      same = st[base + i] === cache.statuses[i] && src[base + i] === cache.sources[i] && codes[base + i] === cache.codes[i];
+    }
+    if (!same) {
+      const statuses = this.scratchStatuses;
+      const sources = this.scratchSources;
+      const reasons: Record<string, string> = {};
+      for (let i = 0; i < this.fieldCount; i++) {
+        let s: FieldStatus = FIELD_STATUSES[st[base + i]] ?? 'error';
+        const source: FieldSource = FIELD_SOURCES[src[base + i]] ?? 'none';
+        if (stale && (s === 'ok' || s === 'pending')) s = 'stale';
+        statuses[i] = s;
+        sources[i] = source;
+        if (s !== 'ok') reasons[FIELD_NAMES[i]] = this.reason(d, i, s, source, codes[base + i], mig === 1, failedLink);
+      }
+      cache.statuses.set(st.subarray(base, base + this.fieldCount));
+      cache.sources.set(src.subarray(base, base + this.fieldCount));
+      cache.codes.set(codes.subarray(base, base + this.fieldCount));
+      cache.mig = mig;
+      cache.failedLink = failedLink;
+      cache.stale = stale;
+      cache.statusPart = {
+        status: Object.freeze(BUILD_RECORD(statuses)) as FieldStatuses,
+        source: Object.freeze(BUILD_RECORD(sources)) as FieldSources,
+        reasons: Object.freeze(reasons),
+      };
+    }
+    l.statusPart = cache.statusPart;
+    this.partDone(l);
+    return l.statusPart!;
+  }
 
   private reason(d: number, i: number, st: FieldStatus, src: FieldSource, code: number, mig: boolean, failedLink: number): string {
     if (code === -2) {
@@ -241,106 +580,119 @@ export class SnapshotDecoder {
     return text;
   }
 
-  constructor(
-    layout: NativeLayout,
-    private readonly constants: NativeConstants,
-    private readonly deviceInfo: readonly DeviceInfo[],
-    private readonly fieldNotes: (string | null)[][] = [],
-  ) {
-    this.fieldCount = constants.fieldCount;
-    const n = layout.devices;
-    this.buffer = new ArrayBuffer(layout.byteLength);
-    this.values = new Float64Array(this.buffer, layout.valuesOffset, n * this.fieldCount);
-    this.links = new Float64Array(this.buffer, layout.linksOffset, n * constants.maxLinks * constants.linkStride);
-    this.processes = new Float64Array(this.buffer, layout.processesOffset, n * constants.maxProcesses * constants.processStride);
-    this.deviceMeta = new Float64Array(this.buffer, layout.deviceMetaOffset, n * constants.deviceMetaStride);
-    this.codes = new Int32Array(this.buffer, layout.codesOffset, n * this.fieldCount);
-    this.statuses = new Uint8Array(this.buffer, layout.statusOffset, n * this.fieldCount);
-    this.sources = new Uint8Array(this.buffer, layout.sourceOffset, n * this.fieldCount);
-  }
-
-  /** Builds the device samples from the buffer; `stale` overlays the stale status. */
-  decodeDevices(stale: boolean): DeviceSample[] {
-    const out: DeviceSample[] = [];
-    for (let d = 0; d < this.deviceInfo.length; d++) out.push(this.decodeDevice(d, stale));
-    return out;
-  }
-
-  private decodeDevice(d: number, stale: boolean): DeviceSample {
-    const info = this.deviceInfo[d];
-    const reasons: Record<string, string> = {};
-    const base = d * this.fieldCount;
-    const values = this.scratchValues;
-    const statuses = this.scratchStatuses;
-    const sources = this.scratchSources;
-    const metaBase = d * this.constants.deviceMetaStride;
-    const migRaw = this.deviceMeta[metaBase + M_MIG_MODE];
-    const failedLink = this.deviceMeta[metaBase + M_NVLINK_FAILED_LINK];
-    for (let i = 0; i < this.fieldCount; i++) {
-      let st: FieldStatus = FIELD_STATUSES[this.statuses[base + i]] ?? 'error';
-      const src: FieldSource = FIELD_SOURCES[this.sources[base + i]] ?? 'none';
-      const v = this.values[base + i];
-      const real = st === 'ok' && !Number.isNaN(v);
-      if (stale && (st === 'ok' || st === 'pending')) st = 'stale';
-      values[i] = real ? v : null;
-      statuses[i] = st;
-      sources[i] = src;
-      if (st !== 'ok') reasons[FIELD_NAMES[i]] = this.reason(d, i, st, src, this.codes[base + i], migRaw === 1, failedLink);
-    }
-    // One object literal per record (generated once for the field list): a fixed shape, built in
-    // one allocation, instead of 51 keyed insertions.
-    const fields = BUILD_RECORD(values) as Record<string, number | null>;
-    const status = BUILD_RECORD(statuses) as Record<string, FieldStatus>;
-    const source = BUILD_RECORD(sources) as Record<string, FieldSource>;
-    const rawState = DEVICE_STATES[this.deviceMeta[metaBase + M_STATE]] ?? 'error';
-    const state: DeviceState = stale && rawState === 'ok' ? 'stale' : rawState;
-
-    const nvlinks: NvlinkSample[] = [];
-    const linkCount = this.deviceMeta[metaBase + M_LINK_COUNT];
-    if (linkCount > 0) {
-      const linkBase = d * this.constants.maxLinks * this.constants.linkStride;
-      for (let l = 0; l < this.constants.maxLinks; l++) {
-        const o = linkBase + l * this.constants.linkStride;
-        const up = this.links[o];
-        const tx = this.links[o + 1];
-        const rx = this.links[o + 2];
-        if (Number.isNaN(up) && Number.isNaN(tx) && Number.isNaN(rx)) continue;
-        nvlinks.push({
-          link: l,
-          up: Number.isNaN(up) ? null : up === 1,
-          txBytesPerSecond: Number.isNaN(tx) ? null : tx,
-          rxBytesPerSecond: Number.isNaN(rx) ? null : rx,
-        });
+  /** @internal The clockEventReasons mask decoded to names: one frozen list per mask seen. */
+  clockEventReasonsOf(l: LazyDevice): readonly ClockEventReason[] | null {
+    const block = l.block!;
+    const i = l.d * this.fieldCount + I_CLOCK_EVENT_REASONS;
+    const mask = block.values[i];
+    let names: readonly ClockEventReason[] | null = null;
+    if (block.statuses[i] === STATUS_OK && mask === mask) {
+      names = this.clockReasons.get(mask) ?? null;
+      if (names === null) {
+        names = Object.freeze(decodeClockEventReasons(mask));
+        if (this.clockReasons.size >= 1024) this.clockReasons.clear();
+        this.clockReasons.set(mask, names);
       }
     }
+    l.clockEventReasons = names;
+    this.partDone(l);
+    return names;
+  }
 
-    const processes: ProcessSample[] = [];
-    const procCount = this.deviceMeta[metaBase + M_PROCESS_COUNT];
-    const procBase = d * this.constants.maxProcesses * this.constants.processStride;
-    for (let p = 0; p < procCount; p++) {
-      const o = procBase + p * this.constants.processStride;
-      const used = this.processes[o + 1];
-      processes.push({ pid: this.processes[o], usedMemoryBytes: Number.isNaN(used) ? null : used });
+  /** @internal Links that have any reading; the previous list again (entries frozen) when none changed. */
+  nvlinksOf(l: LazyDevice): readonly NvlinkSample[] {
+    l.nvlinks = this.nvlinkList(l.block!, l.d);
+    this.partDone(l);
+    return l.nvlinks;
+  }
+
+  private nvlinkList(block: SampleBlock, d: number): readonly NvlinkSample[] {
+    const c = this.constants;
+    const cache = this.caches[d];
+    if (!(block.deviceMeta[d * c.deviceMetaStride + M_LINK_COUNT] > 0)) return EMPTY;
+    const links = block.links;
+    const linkBase = d * c.maxLinks * c.linkStride;
+    const prev = cache.nvlinks;
+    let same = prev !== null;
+    let k = 0;
+    for (let l = 0; l < c.maxLinks && same; l++) {
+      const o = linkBase + l * c.linkStride;
+      const up = links[o];
+      const tx = links[o + 1];
+      const rx = links[o + 2];
+      if (up !== up && tx !== tx && rx !== rx) continue;
+      const p = prev![k++];
+      same =
+        p !== undefined &&
+        p.link === l &&
+        p.up === (up !== up ? null : up === 1) &&
+        p.txBytesPerSecond === (tx !== tx ? null : tx) &&
+        p.rxBytesPerSecond === (rx !== rx ? null : rx);
     }
+    if (same && k === prev!.length) {
+      if (!cache.nvlinksShared) {
+        for (const link of prev!) Object.freeze(link); // shared by two samples from now on
+        cache.nvlinksShared = true;
+      }
+      return prev!;
+    }
+    const out: NvlinkSample[] = [];
+    for (let l = 0; l < c.maxLinks; l++) {
+      const o = linkBase + l * c.linkStride;
+      const up = links[o];
+      const tx = links[o + 1];
+      const rx = links[o + 2];
+      if (up !== up && tx !== tx && rx !== rx) continue;
+      out.push({ link: l, up: up !== up ? null : up === 1, txBytesPerSecond: tx !== tx ? null : tx, rxBytesPerSecond: rx !== rx ? null : rx });
+    }
+    cache.nvlinks = out;
+    cache.nvlinksShared = false;
+    return Object.freeze(out);
+  }
 
-    const mask = fields.clockEventReasons;
-    return Object.freeze({
-      index: info.index,
-      uuid: info.uuid,
-      name: info.name,
-      state,
-      fields: Object.freeze(fields) as FieldValues,
-      status: Object.freeze(status) as FieldStatuses,
-      source: Object.freeze(source) as FieldSources,
-      reasons: Object.freeze(reasons),
-      clockEventReasons: mask === null || mask === undefined ? null : Object.freeze(decodeClockEventReasons(mask)),
-      nvlinks: Object.freeze(nvlinks),
-      processes: Object.freeze(processes),
-      processesTruncated: this.deviceMeta[metaBase + M_PROCESS_TRUNCATED] === 1,
-      migMode: migRaw === 1 ? true : migRaw === 0 ? false : null,
-    });
+  /** @internal The processes listed; the previous list again (entries frozen) when none changed. */
+  processesOf(l: LazyDevice): readonly ProcessSample[] {
+    l.processes = this.processList(l.block!, l.d);
+    this.partDone(l);
+    return l.processes;
+  }
+
+  private processList(block: SampleBlock, d: number): readonly ProcessSample[] {
+    const c = this.constants;
+    const cache = this.caches[d];
+    const count = block.deviceMeta[d * c.deviceMetaStride + M_PROCESS_COUNT];
+    const procBase = d * c.maxProcesses * c.processStride;
+    const procs = block.processes;
+    const prev = cache.processes;
+    if (prev !== null && count === prev.length) {
+      let same = true;
+      for (let p = 0; p < count && same; p++) {
+        const o = procBase + p * c.processStride;
+        const used = procs[o + 1];
+        same = prev[p].pid === procs[o] && prev[p].usedMemoryBytes === (used !== used ? null : used);
+      }
+      if (same) {
+        if (!cache.processesShared) {
+          for (const p of prev) Object.freeze(p); // shared by two samples from now on
+          cache.processesShared = true;
+        }
+        return prev;
+      }
+    }
+    const out: ProcessSample[] = [];
+    for (let p = 0; p < count; p++) {
+      const o = procBase + p * c.processStride;
+      const used = procs[o + 1];
+      out.push({ pid: procs[o], usedMemoryBytes: used !== used ? null : used });
+    }
+    cache.processes = out;
+    cache.processesShared = false;
+    return Object.freeze(out);
   }
 }
+
+const NO_BUFFER = new ArrayBuffer(0);
+const RESOLVED = Promise.resolve();
 
 export function headerSeq(header: Float64Array): number {
   return header[H_SEQ];
