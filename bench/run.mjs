@@ -23,7 +23,7 @@ const { loadNative } = await import(path.join(ROOT, 'dist', 'native.js'));
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has('--quick');
-// --only=snapshot,close runs just those sections (snapshot, sampler, scrape, capture, hung, close, cli, scale).
+// --only=snapshot,close runs just those sections (snapshot, sampler, scrape, series, capture, hung, close, cli, scale).
 const ONLY = [...args].find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? null;
 const want = (section) => ONLY === null || ONLY.includes(section);
 const WRITE = args.has('--write');
@@ -358,7 +358,7 @@ async function scrapeCosts(devices, withLoad) {
 async function benchScrape() {
   console.log('\n3. Scrape: /metrics for 8 GPUs, dcgm-exporter default counters');
   const r = await scrapeCosts(8, true);
-  notes.push(`scrape content: ours ${r.series.ours} series (the ${8 * 23}-odd dcgm value series plus the always-present health series: device_up, field_supported × 51 per GPU, …); the straightforward registry ${r.series.plain} value series only`);
+  notes.push(`scrape content: ours ${r.series.ours} series (the dcgm value series plus the health series: device_up, the field counts and a health series per field without a reading, the process-wide series); the straightforward registry ${r.series.plain} value series only`);
   row('scrape', 'render p50 (/metrics: renderText)', r.ours.p50, { name: 'a Gauge per field', value: r.plain.p50 });
   row('scrape', 'render p99 (/metrics: renderText)', r.ours.p99, { name: 'a Gauge per field', value: r.plain.p99 }, {
     goal: 'p99 < 1 ms and faster',
@@ -439,6 +439,48 @@ async function benchCapture() {
     goal: '≤ cap + 64 MiB',
     met: peak - rss0 <= 96 * 1048576,
   });
+  // arm() while CUPTI's first enable stalls its caller 2 s (a private copy of the simulator, so
+  // this is its first enable), then the same with capture.prewarm() first.
+  const { KernelCapture } = await import(path.join(ROOT, 'dist', 'capture', 'capture.js'));
+  const { simulatorLibraryPath, SCENARIO_DIR } = await import(path.join(ROOT, 'dist', 'paths.js'));
+  const slowSim = () => {
+    const libraryPath = path.join(TMP, `sim-${Math.random().toString(16).slice(2)}.so`);
+    fs.copyFileSync(simulatorLibraryPath('current'), libraryPath);
+    const text = JSON.parse(fs.readFileSync(path.join(SCENARIO_DIR, 'capture-decode-loop.json'), 'utf8'));
+    text.cupti.firstEnableDelayMs = 2000;
+    return new KernelCapture({ cuptiLibrary: null, simulator: { libraryPath, scenarioText: JSON.stringify(text) } });
+  };
+  const slow = slowSim();
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const ta = performance.now();
+  const c3 = slow.arm({ steps: 1 });
+  const armNs = (performance.now() - ta) * 1e6;
+  await c3.ready;
+  const armedMs = performance.now() - ta;
+  loop.disable();
+  c3.step();
+  await c3.done;
+  row('capture', 'arm() on the JS thread while CUPTI\'s first enable stalls 2 s', armNs, { name: 'a synchronous arm (the stall)', value: 2000e6 }, {
+    goal: '≤ 5 ms',
+    met: armNs <= 5e6,
+  });
+  row('capture', 'event-loop delay p99 during that stall', loop.percentile(99), { name: 'the stall', value: 2000e6 }, {
+    goal: '≤ 5 ms',
+    met: loop.percentile(99) <= 5e6,
+  });
+  notes.push(`first-enable stall 2 s: armed ${armedMs.toFixed(0)} ms after arm(); event-loop delay max meanwhile ${(loop.max / 1e6).toFixed(1)} ms`);
+  const warmed = slowSim();
+  const warm = await warmed.prewarm();
+  const tb = performance.now();
+  const c4 = warmed.arm({ steps: 1 });
+  await c4.ready;
+  const armedWarmMs = performance.now() - tb;
+  c4.step();
+  await c4.done;
+  row('capture', 'arm() → armed after capture.prewarm() (the stall paid ahead)', armedWarmMs * 1e6, { name: 'without prewarm()', value: armedMs * 1e6 });
+  notes.push(`capture.prewarm() with a 2 s first-enable stall: ${warm.elapsedMs} ms (set-up on the native thread ${warm.startMs.toFixed(0)} ms)`);
+
   // Dormant cost after the captures: nothing left enabled, and the event loop is not disturbed.
   const after = loadNative().captureCuptiState();
   const idleBefore = await eventLoopDelayWhile(() => sleep(1), 1000);
@@ -518,6 +560,41 @@ async function benchClose() {
   row('close', 'close() max', max, { name: 'the XID wait it used to join', value: 250e6 }, { goal: '< 20 ms', met: max < 20e6 });
 }
 
+// ---- 3b. series per GPU ------------------------------------------------------------------------
+
+// The series budget (issue #12): per GPU at most 64 (default names) / 32 (dcgm names) without
+// opt-ins; a MIG instance adds its own. Counted from one scrape; not a timing.
+async function benchSeries() {
+  console.log('\n3b. Series per GPU (budget: default ≤ 64, dcgm ≤ 32 without opt-ins; per MIG instance in parentheses)');
+  for (const scenario of ['h100-sxm-8', 'a100-pcie-2', 'gb10', 'h100-mig']) {
+    const gpu = await openGpuTelemetry({ simulate: scenario, intervalMs: 100, processUtilization: true });
+    try {
+      for (let i = 0; i < 4; i++) await nextSample(gpu);
+      const counts = (options) => {
+        const text = registerGpuMetrics(new Registry(), gpu, options).renderText();
+        const perGpu = new Map();
+        const perInstance = new Map();
+        for (const line of text.split('\n')) {
+          if (!line || line.startsWith('#')) continue;
+          const g = /[{,]gpu="(\d+)"/.exec(line)?.[1];
+          if (g === undefined) continue;
+          const gi = /[{,](?:gpu_instance|GPU_I_ID)="(\d+)"/.exec(line)?.[1];
+          const map = gi === undefined ? perGpu : perInstance;
+          const key = gi === undefined ? g : `${g}/${gi}`;
+          map.set(key, (map.get(key) ?? 0) + 1);
+        }
+        const max = (m) => (m.size ? Math.max(...m.values()) : 0);
+        return `${max(perGpu)}${perInstance.size ? ` (${max(perInstance)})` : ''}`;
+      };
+      const line = `${scenario.padEnd(14)} default ${counts({})}, dcgm ${counts({ names: 'dcgm' })}; default with --per-link --processes ${counts({ perLink: true, processes: true })}`;
+      console.log(`  ${line}`);
+      notes.push(`series per GPU: ${line}`);
+    } finally {
+      await gpu.close();
+    }
+  }
+}
+
 // ---- 5c. the CLI ----------------------------------------------------------------------------------
 
 /** Wall time of a whole process, spawn to exit, n runs of each command in turn (A B A B …) after a warm-up. */
@@ -583,6 +660,7 @@ try {
   if (want('snapshot')) await benchSnapshot();
   if (want('sampler')) await benchSampler();
   if (want('scrape')) await benchScrape();
+  if (want('series')) await benchSeries();
   if (want('capture')) await benchCapture();
   if (want('hung')) await benchHungDriver();
   if (want('close')) await benchClose();

@@ -88,8 +88,9 @@ class EventChannel {
   Napi::ThreadSafeFunction tsfn_;
 };
 
-// A capture's one event ('stopped', reason) into JS, from the capture thread. Same guards as
-// EventChannel: nothing is called after Node finalized the function.
+// A capture's events into JS, from the capture thread: 'started', then 'stopped' (reason); or
+// 'failed' alone. Same guards as EventChannel: nothing is called after Node finalized the
+// function; the last event releases it.
 class CaptureChannel {
  public:
   static std::shared_ptr<CaptureChannel> create(Napi::Env env, Napi::Function callback) {
@@ -107,26 +108,29 @@ class CaptureChannel {
     return channel;
   }
 
-  // From the capture thread: the stop event, then the function is released (one event per capture).
-  void stopped(const std::string& reason) {
+  // From the capture thread. `last` (failed, stopped): the function is released after it.
+  void post(const char* event, const std::string& reason, bool last) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (finalized_ || released_) return;
     // Raw Node-API, statuses ignored: node-addon-api's Call would build a JS Error when the
     // environment is going away (a worker terminated mid-delivery), and that aborts the process.
-    tsfn_.NonBlockingCall([reason](Napi::Env env, Napi::Function fn) {
+    std::string name = event;
+    tsfn_.NonBlockingCall([name, reason](Napi::Env env, Napi::Function fn) {
       if (env == nullptr || fn.IsEmpty()) return;
       napi_value args[2];
       napi_value recv;
       napi_value ignored;
-      if (napi_create_string_utf8(env, "stopped", NAPI_AUTO_LENGTH, &args[0]) != napi_ok ||
+      if (napi_create_string_utf8(env, name.data(), name.size(), &args[0]) != napi_ok ||
           napi_create_string_utf8(env, reason.data(), reason.size(), &args[1]) != napi_ok ||
           napi_get_undefined(env, &recv) != napi_ok) {
         return;
       }
       napi_call_function(env, recv, fn, 2, args, &ignored);
     });
-    released_ = true;
-    tsfn_.Release();
+    if (last) {
+      released_ = true;
+      tsfn_.Release();
+    }
   }
 
   // Referenced (keeps the process alive) only while a capture is live: a constructed but never
@@ -172,12 +176,18 @@ void cleanupEnvironment(void* arg) {
     live.swap(state->live);
     captures.swap(state->captures);
   }
-  // A live capture is stopped (every CUPTI kind disabled, the subscriber released) and freed.
+  // A live capture is asked to stop (it disables every CUPTI kind and releases the subscriber on
+  // its own thread) and its records are freed.
   for (const auto& c : captures) c->close();
   for (const auto& s : live) s->requestStop();
-  // Bounded: a thread stuck in a hung driver call is left to finish on its own (it owns what it
-  // uses); everything else is joined so a worker or the process exits cleanly.
+  // Bounded: a thread stuck in a hung driver call, or a capture thread inside a CUPTI call that
+  // stalls (the first enable can take seconds), is never joined: it finishes on its own (it owns
+  // what it uses); everything else is waited for so a worker or the process exits cleanly.
   const int64_t deadline = monoNowNs() + 2'000'000'000;
+  for (const auto& c : captures) {
+    const int64_t left = deadline - monoNowNs();
+    c->waitFinished(left > 0 ? left : 0);
+  }
   for (const auto& s : live) {
     const int64_t left = deadline - monoNowNs();
     s->waitFinished(left > 0 ? left : 0);
@@ -216,6 +226,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
                            InstanceMethod<&Handle::close>("close"),
                            InstanceMethod<&Handle::stats>("stats"),
                            InstanceMethod<&Handle::drainXids>("drainXids"),
+                           InstanceMethod<&Handle::migNames>("migNames"),
                        });
   }
 
@@ -248,6 +259,8 @@ class Handle : public Napi::ObjectWrap<Handle> {
     options.dcgmConnectTimeoutMs = static_cast<unsigned int>(numberOr(o, "dcgmConnectTimeoutMs", 5000));
     Napi::Value meminfo = o.Get("meminfoPath");
     if (meminfo.IsString()) options.meminfoPath = meminfo.As<Napi::String>().Utf8Value();
+    options.processUtilization = o.Get("processUtilization").ToBoolean().Value();
+    options.staleAfterNs = static_cast<int64_t>(numberOr(o, "staleAfterMs", 3000) * 1e6);
 
     channel_ = EventChannel::create(env, info[1].As<Napi::Function>());
     std::weak_ptr<EventChannel> weakChannel = channel_;
@@ -362,6 +375,11 @@ class Handle : public Napi::ObjectWrap<Handle> {
     o.Set("codesOffset", static_cast<double>(l.codesOffset));
     o.Set("statusOffset", static_cast<double>(l.statusOffset));
     o.Set("sourceOffset", static_cast<double>(l.sourceOffset));
+    o.Set("migValuesOffset", static_cast<double>(l.migValuesOffset));
+    o.Set("migMetaOffset", static_cast<double>(l.migMetaOffset));
+    o.Set("migCodesOffset", static_cast<double>(l.migCodesOffset));
+    o.Set("migStatusOffset", static_cast<double>(l.migStatusOffset));
+    o.Set("migSourceOffset", static_cast<double>(l.migSourceOffset));
     return o;
   }
 
@@ -418,6 +436,24 @@ class Handle : public Napi::ObjectWrap<Handle> {
     o.Set("vendorCalls", static_cast<double>(s.vendorCalls));
     o.Set("threadCpuNs", static_cast<double>(s.threadCpuNs));
     o.Set("lastSampleNs", static_cast<double>(s.lastSampleNs));
+    o.Set("migListings", static_cast<double>(s.migListings));
+    return o;
+  }
+
+  // migNames(device) -> { generation, uuids: string[], profiles: string[] } (slot order; JS asks
+  // again only when the frame's kDevMigGeneration changed).
+  Napi::Value migNames(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const size_t device = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+    const MigSource::Names n = sampler_->migNames(device);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("generation", static_cast<double>(n.generation));
+    Napi::Array uuids = Napi::Array::New(env, n.uuids.size());
+    Napi::Array profiles = Napi::Array::New(env, n.profiles.size());
+    for (size_t i = 0; i < n.uuids.size(); ++i) uuids.Set(static_cast<uint32_t>(i), n.uuids[i]);
+    for (size_t i = 0; i < n.profiles.size(); ++i) profiles.Set(static_cast<uint32_t>(i), n.profiles[i]);
+    o.Set("uuids", uuids);
+    o.Set("profiles", profiles);
     return o;
   }
 
@@ -456,6 +492,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     return DefineClass(env, "NativeCapture",
                        {
                            InstanceMethod<&Capture::start>("start"),
+                           InstanceMethod<&Capture::startResult>("startResult"),
                            InstanceMethod<&Capture::step>("step"),
                            InstanceMethod<&Capture::timestamp>("timestamp"),
                            InstanceMethod<&Capture::progress>("progress"),
@@ -489,6 +526,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     options.steps = count("steps", 1);
     options.startAfterSteps = count("startAfterSteps", 0);
     options.flushIntervalMs = static_cast<int64_t>(numberOr(o, "flushIntervalMs", 100));
+    options.drainTimeoutMs = static_cast<int64_t>(numberOr(o, "drainTimeoutMs", 1000));
     Napi::Value stepRange = o.Get("stepRange");
     if (stepRange.IsString()) {
       options.hasStepRange = true;
@@ -508,11 +546,18 @@ class Capture : public Napi::ObjectWrap<Capture> {
       options.kinds.driverApi = flag("driverApi", false);
       options.kinds.nvtx = flag("nvtx", true);
     }
+    options.prewarm = o.Get("prewarm").IsBoolean() && o.Get("prewarm").As<Napi::Boolean>().Value();
     channel_ = CaptureChannel::create(env, info[1].As<Napi::Function>());
     channel_->setRef(env, false);
     std::weak_ptr<CaptureChannel> weakChannel = channel_;
-    engine_ = capture::Engine::create(std::move(options), [weakChannel](const std::string& reason) {
-      if (auto ch = weakChannel.lock()) ch->stopped(reason);
+    engine_ = capture::Engine::create(std::move(options), [weakChannel](capture::Engine::Event event, const std::string& reason) {
+      auto ch = weakChannel.lock();
+      if (!ch) return;
+      switch (event) {
+        case capture::Engine::Event::Started: ch->post("started", reason, false); break;
+        case capture::Engine::Event::Failed: ch->post("failed", reason, true); break;
+        case capture::Engine::Event::Stopped: ch->post("stopped", reason, true); break;
+      }
     });
     state_ = *env.GetInstanceData<std::shared_ptr<AddonState>>();
     std::lock_guard<std::mutex> lock(state_->mutex);
@@ -522,6 +567,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
   ~Capture() override { shutdown(); }
 
  private:
+  // Never waits for the capture thread (the finalizer and close() run on the JS thread).
   void shutdown() {
     if (!engine_) return;
     engine_->close();
@@ -530,16 +576,15 @@ class Capture : public Napi::ObjectWrap<Capture> {
     state_->captures.erase(engine_);
   }
 
-  Napi::Value start(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    const bool first = !startCalled_;
-    startCalled_ = true;
-    const capture::StartResult r = engine_->start();
+  static Napi::Object startResultObject(Napi::Env env, const capture::StartResult& r) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("ok", r.ok);
     if (!r.libraryPath.empty()) o.Set("libraryPath", r.libraryPath);
     if (r.cuptiVersion != 0) o.Set("cuptiVersion", static_cast<double>(r.cuptiVersion));
-    if (r.ok) channel_->setRef(env, true);  // until the 'stopped' event
+    if (r.ok && !r.libraryPath.empty()) {  // the set-up's outcome (startResult()), not start()'s
+      o.Set("startMs", r.startMs);
+      o.Set("subscriberMode", r.sharedSubscriber ? "shared" : "exclusive");
+    }
     if (!r.ok) {
       o.Set("code", r.code);
       o.Set("message", r.message);
@@ -547,9 +592,25 @@ class Capture : public Napi::ObjectWrap<Capture> {
         o.Set("vendorCode", r.vendorCode);
         o.Set("vendorMessage", r.vendorMessage);
       }
-      if (first) channel_->release();  // no 'stopped' event follows a failed first start
     }
     return o;
+  }
+
+  // Returns at once; the capture thread reports 'started' or 'failed'.
+  Napi::Value start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const bool first = !startCalled_;
+    startCalled_ = true;
+    const capture::StartResult r = engine_->start();
+    if (r.ok) channel_->setRef(env, true);  // until the last event
+    if (!r.ok && first) channel_->release();  // refused at once: no event follows
+    return startResultObject(env, r);
+  }
+
+  Napi::Value startResult(const Napi::CallbackInfo& info) {
+    capture::StartResult r;
+    if (!engine_->startResult(&r)) return info.Env().Null();
+    return startResultObject(info.Env(), r);
   }
 
   Napi::Value step(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), engine_->step()); }
@@ -565,6 +626,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
     o.Set("bytes", static_cast<double>(p.bytes));
     o.Set("droppedByCupti", static_cast<double>(p.droppedByCupti));
     o.Set("droppedByUs", static_cast<double>(p.droppedByUs));
+    o.Set("droppedIncomplete", static_cast<double>(p.droppedIncomplete));
     return o;
   }
 
@@ -603,6 +665,8 @@ class Capture : public Napi::ObjectWrap<Capture> {
     o.Set("strings", strings);
     o.Set("droppedByCupti", static_cast<double>(r.droppedByCupti));
     o.Set("droppedByUs", static_cast<double>(r.droppedByUs));
+    o.Set("droppedIncomplete", static_cast<double>(r.droppedIncomplete));
+    o.Set("subscriberMode", r.sharedSubscriber ? "shared" : "exclusive");
     o.Set("peakBytes", static_cast<double>(r.peakBytes));
     o.Set("buffersCompleted", static_cast<double>(r.buffersCompleted));
     return o;
@@ -630,8 +694,7 @@ Napi::Value captureCuptiState(const Napi::CallbackInfo& info) {
   o.Set("libraryPath", s.libraryPath);
   if (s.hasSimulatorCounters) {
     Napi::Object c = Napi::Object::New(env);
-    const char* names[6] = {"recordsProduced", "recordsDropped", "nullBuffers", "unsafeNullBuffers", "buffersCompleted", "buffersHeld"};
-    for (int i = 0; i < 6; ++i) c.Set(names[i], s.simulatorCounters[i]);
+    for (size_t i = 0; i < capture::kSimulatorCounterCount; ++i) c.Set(capture::kSimulatorCounterNames[i], s.simulatorCounters[i]);
     o.Set("simulator", c);
   }
   return o;
@@ -663,6 +726,14 @@ Napi::Value constants(const Napi::CallbackInfo& info) {
   o.Set("maxProcesses", static_cast<double>(kMaxProcesses));
   o.Set("processStride", static_cast<double>(kProcessStride));
   o.Set("deviceMetaStride", static_cast<double>(kDevMetaStride));
+  o.Set("maxMigDevices", static_cast<double>(kMaxMigDevices));
+  o.Set("migMetaStride", static_cast<double>(kMigMetaStride));
+  Napi::Array migFields = Napi::Array::New(env, kMigFieldCount);
+  uint32_t i = 0;
+#define GT_MIG_NAME(f) migFields.Set(i++, fieldName(Field::f));
+  GT_MIG_FIELDS(GT_MIG_NAME)
+#undef GT_MIG_NAME
+  o.Set("migFields", migFields);
   return o;
 }
 

@@ -5,7 +5,11 @@ import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const ds = { type: 'prometheus', uid: '${datasource}' };
-const sel = 'instance=~"$instance",gpu=~"$gpu"';
+// Whole GPUs: series without a MIG instance (gpu_instance="" also matches series that have no such label).
+const sel = 'instance=~"$instance",gpu=~"$gpu",gpu_instance=""';
+// MIG instances: the same metric names, with gpu_instance / gpu_instance_profile.
+const mig = 'instance=~"$instance",gpu=~"$gpu",gpu_instance!=""';
+const any = 'instance=~"$instance",gpu=~"$gpu"';
 let nextId = 1;
 let y = 0;
 const panels = [];
@@ -56,7 +60,18 @@ endRow();
 row('Memory');
 panel('timeseries', 'Memory used / total', [[`gpu_memory_used_bytes{${sel}}`, 'used GPU {{gpu}}'], [`gpu_memory_total_bytes{${sel}}`, 'total GPU {{gpu}}']], { unit: 'bytes', min: 0 });
 panel('timeseries', 'GPU processes\' memory', [[`gpu_process_memory_bytes{${sel}}`, 'GPU {{gpu}} {{instance}}']], { unit: 'bytes', min: 0, description: 'What the GPU itself holds; on unified-memory GPUs (GB10) this is the number to watch beside system memory.' });
-panel('table', 'Memory source (meminfo = unified memory, e.g. GB10)', [[`gpu_telemetry_field_supported{field="memoryUsedBytes",${sel}}`, '{{source}}']], { options: { showHeader: true } });
+panel('table', 'Fields readable per GPU', [[`gpu_telemetry_fields{${sel}}`, '{{gpu}} {{state}}']], { options: { showHeader: true }, description: 'Fields with a reading (readable) and without (unreadable); the unreadable ones are listed under Exporter health.' });
+endRow();
+
+row('MIG instances (GPUs in MIG mode)');
+panel('timeseries', 'MIG memory used / total', [[`gpu_memory_used_bytes{${mig}}`, 'used GPU {{gpu}} GI {{gpu_instance}} {{gpu_instance_profile}}'], [`gpu_memory_total_bytes{${mig}}`, 'total GPU {{gpu}} GI {{gpu_instance}}']], { unit: 'bytes', min: 0 });
+panel('timeseries', 'MIG tensor-pipe active', [[`gpu_tensor_pipe_active_ratio{${mig}}`, 'GPU {{gpu}} GI {{gpu_instance}} {{gpu_instance_profile}}']], { unit: 'percentunit', min: 0, max: 1, description: 'Per GPU instance, from NVML GPM (nvmlGpmMigSampleGet, Hopper and later).' });
+panel('table', 'MIG devices', [[`gpu_telemetry_mig_device_info{${any}}`, '{{gpu}} {{gpu_instance}} {{gpu_instance_profile}} {{mig_uuid}}']], { options: { showHeader: true } });
+endRow();
+
+row('Processes (serve --processes)');
+panel('timeseries', 'Per-process SM utilisation', [[`gpu_process_sm_utilization_ratio{${any}}`, 'GPU {{gpu}} pid {{pid}} {{namespace}}/{{pod}}']], { unit: 'percentunit', min: 0, max: 1, description: "Each process's share of the GPU's SM time (opt-in: serve --processes; not reported in MIG mode)." });
+panel('timeseries', 'Per-process memory', [[`gpu_process_used_memory_bytes{${any}}`, 'GPU {{gpu}} pid {{pid}} {{namespace}}/{{pod}}']], { unit: 'bytes', min: 0 });
 endRow();
 
 row('Clocks and throttling');
@@ -85,7 +100,7 @@ endRow();
 row('Exporter health');
 panel('timeseries', 'Sample age', [[`gpu_telemetry_sample_age_seconds{instance=~"$instance"}`, '{{instance}}']], { unit: 's' });
 panel('timeseries', 'Devices up', [[`gpu_telemetry_device_up{${sel}}`, 'GPU {{gpu}} {{instance}}']], { min: 0, max: 1 });
-panel('table', 'Fields not readable', [[`gpu_telemetry_field_supported{${sel}} == 0`, '{{gpu}} {{field}}']]);
+panel('table', 'Fields not readable', [[`gpu_telemetry_field_unavailable{${any}}`, '{{gpu}} {{gpu_instance}} {{field}} {{status}} ({{source}})']]);
 panel('table', 'Build and driver', [[`gpu_telemetry_build_info{instance=~"$instance"}`, '{{instance}}']], { w: 24 });
 endRow();
 

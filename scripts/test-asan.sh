@@ -58,7 +58,7 @@ if [ ${#FILES[@]} -eq 0 ]; then
   FILES=(test/lifecycle.test.ts test/options.test.ts test/simulator-roundtrip.test.ts test/simulator-faults.test.ts
     test/unified-memory.test.ts test/xid.test.ts test/server.test.ts test/prometheus.test.ts test/otel.test.ts
     test/cli.test.ts test/real-nvml.test.ts test/serve-faults.test.ts test/serve-dcgm.test.ts
-    test/service-capture-faults.test.ts test/hostile-input.test.ts test/gpm.test.ts)
+    test/service-capture-faults.test.ts test/hostile-input.test.ts test/gpm.test.ts test/mig.test.ts test/process-util.test.ts)
   for f in test/capture*.test.ts test/dcgm*.test.ts; do [ -f "$f" ] && FILES+=("$f"); done
 fi
 

@@ -11,7 +11,15 @@ export type {
   GpuSnapshot,
   NvlinkSample,
   ProcessSample,
+  ProcessUtilizationState,
+  MigInstanceSample,
+  MigComputeInstance,
+  MigFieldName,
+  MigFieldValues,
+  MigFieldStatuses,
+  MigFieldSources,
 } from './snapshot.js';
+export { MIG_FIELD_NAMES } from './snapshot.js';
 export {
   FIELDS,
   FIELD_NAMES,
@@ -53,6 +61,7 @@ export type {
   CaptureState,
   CaptureProgress,
   CaptureStats,
+  PrewarmResult,
   CaptureOptions,
   CaptureKinds,
   KernelTraceMeta,

@@ -30,6 +30,10 @@ export interface NativeOptions {
   /** 0 auto (a running nv-hostengine, else embedded), 1 hostengine only, 2 embedded only */
   dcgmEngine: number;
   dcgmConnectTimeoutMs: number;
+  /** Per-process utilisation on a thread of its own (off: not asked). */
+  processUtilization: boolean;
+  /** A per-process utilisation call in flight longer than this is reported hung. */
+  staleAfterMs: number;
 }
 
 export interface NativeDeviceInfo {
@@ -75,6 +79,11 @@ export interface NativeLayout {
   codesOffset: number;
   statusOffset: number;
   sourceOffset: number;
+  migValuesOffset: number;
+  migMetaOffset: number;
+  migCodesOffset: number;
+  migStatusOffset: number;
+  migSourceOffset: number;
 }
 
 export interface NativeStats {
@@ -82,6 +91,8 @@ export interface NativeStats {
   vendorCalls: number;
   threadCpuNs: number;
   lastSampleNs: number;
+  /** MIG device listings attempted since open (every GPU). */
+  migListings: number;
 }
 
 export interface NativeHandle {
@@ -96,6 +107,8 @@ export interface NativeHandle {
   setRef(ref: boolean): void;
   close(): void;
   stats(): NativeStats;
+  /** The UUIDs and profile names of a GPU's MIG devices, in frame slot order. */
+  migNames(device: number): { generation: number; uuids: string[]; profiles: string[] };
   drainXids(max: number): {
     events: { device: number; xid: number; atEpochMs: number; gpuInstanceId: number; computeInstanceId: number }[];
     dropped: number;
@@ -109,14 +122,15 @@ export interface NativeConstants {
   maxProcesses: number;
   processStride: number;
   deviceMetaStride: number;
+  maxMigDevices: number;
+  migMetaStride: number;
+  /** The device field names a MIG device slot holds, in slot order. */
+  migFields: string[];
 }
 
 export interface NativeBinding {
   NativeHandle: new (options: NativeOptions, onEvent: (event: NativeEvent) => void) => NativeHandle;
-  NativeCapture: new (
-    options: NativeCaptureOptions,
-    onEvent: (event: 'stopped', reason: string) => void,
-  ) => NativeCapture;
+  NativeCapture: new (options: NativeCaptureOptions, onEvent: NativeCaptureEventListener) => NativeCapture;
   captureCuptiState(): NativeCuptiState;
   /** Buffers lent to CUPTI and not yet returned, across every capture of the process. */
   captureBuffersWithCupti?(): { buffers: number; bytes: number };
@@ -178,27 +192,56 @@ export interface NativeCaptureOptions {
   stepRange: string | null;
   kinds: NativeCaptureKinds;
   flushIntervalMs: number;
+  /**
+   * At the end of a capture, how long to keep asking CUPTI (default flushes) for the buffers it
+   * still holds (records in flight: kernels still running) before the one forced flush (ms).
+   */
+  drainTimeoutMs: number;
+  /** Pre-warm: set CUPTI up (its first enable is the slow one), then stop at once. */
+  prewarm?: boolean;
 }
 
+/**
+ * The capture's events, from its thread: 'started' (CUPTI is set up: startResult() says ok, the
+ * capture is waiting or capturing), 'failed' (it could not be: startResult() says why; nothing
+ * follows), 'stopped' (with the stop reason; result() is ready; the last event). A capture stopped
+ * before CUPTI was enabled sends 'stopped' without 'started'.
+ */
+export type NativeCaptureEventListener = (event: 'started' | 'failed' | 'stopped', reason?: string) => void;
+
 export interface NativeCaptureProgress {
-  state: 'waiting' | 'capturing' | 'stopping' | 'finished';
+  /** 'starting': start() was called, the capture thread is loading and enabling CUPTI. */
+  state: 'starting' | 'waiting' | 'capturing' | 'stopping' | 'finished';
   steps: number;
   records: number;
   /** Capture memory held now (bytes). */
   bytes: number;
   droppedByCupti: number;
   droppedByUs: number;
+  droppedIncomplete: number;
 }
 
+/**
+ * start(): ok (the capture thread is starting; the outcome follows as 'started' or 'failed'), or a
+ * refusal known without touching CUPTI (CAPTURE_BUSY, CLOSED). startResult(): the outcome of the
+ * start, with the library and CUPTI version, or one of LIBRARY_NOT_FOUND | SYMBOL_MISSING |
+ * UNSUPPORTED_CUPTI_VERSION | CUPTI_BUSY | CUPTI_ERROR | INVALID_SCENARIO.
+ */
 export interface NativeCaptureStartResult {
   ok: boolean;
-  /** LIBRARY_NOT_FOUND | SYMBOL_MISSING | UNSUPPORTED_CUPTI_VERSION | CUPTI_BUSY | CUPTI_ERROR | CAPTURE_BUSY | INVALID_SCENARIO */
   code?: string;
   message?: string;
   vendorCode?: number;
   vendorMessage?: string;
   libraryPath?: string;
   cuptiVersion?: number;
+  /** How long the set-up took on the capture thread (ms): loading CUPTI, subscribing, enabling. */
+  startMs?: number;  /**
+   * 'shared': subscribed with cuptiSubscribe_v2 allowing other subscribers (CUPTI 13.3+
+   * multi-subscriber mode, through the subscriber-scoped activity calls); 'exclusive': CUPTI's one
+   * subscriber.
+   */
+  subscriberMode?: 'shared' | 'exclusive';
 }
 
 /** Record columns (Float64Array, fixed stride; times in ns on the CUPTI clock relative to baseNs). */
@@ -226,12 +269,19 @@ export interface NativeCaptureResult {
   strings: string[];
   droppedByCupti: number;
   droppedByUs: number;
+  /** Records CUPTI handed back incomplete (cuptiActivityGetNextRecord: INVALID_KIND): lost. */
+  droppedIncomplete: number;
+  /** How the capture subscribed to CUPTI (see NativeCaptureStartResult.subscriberMode). */
+  subscriberMode: 'shared' | 'exclusive';
   peakBytes: number;
   buffersCompleted: number;
 }
 
 export interface NativeCapture {
+  /** Returns at once: the vendor work (dlopen, subscribe, enable) happens on the capture thread. */
   start(): NativeCaptureStartResult;
+  /** The start's outcome once the capture thread knows it ('started' / 'failed'), else null. */
+  startResult(): NativeCaptureStartResult | null;
   /** Manual step boundary; returns its CUPTI timestamp relative to baseNs (ns). */
   step(): number;
   timestamp(): number;
@@ -257,6 +307,22 @@ export interface NativeCuptiState {
     /** Null buffers handed to a CUPTI older than API version 27 (where that is unsafe). */
     unsafeNullBuffers: number;
     buffersCompleted: number;
+    /** Buffers the simulated CUPTI holds now. */
     buffersHeld: number;
+    /** Records handed back while still in flight (cuptiActivityGetNextRecord: INVALID_KIND). */
+    incompleteRecordsReturned: number;
+    /** GPU records reserved in a buffer and not yet complete, now. */
+    recordsInFlight: number;
+    /** Kernel records written complete (each is delivered: as a record, or never handed back). */
+    kernelRecordsCompleted: number;
+    /** Kernels the simulated application launched while a kernel kind was enabled. */
+    kernelsLaunched: number;
+    /** How long cuptiActivityEnable stalled (the library's first: firstEnableDelayMs). */
+    enableStalledMs: number;
+    /** Subscriptions made through cuptiSubscribe_v2, and those allowing other subscribers (CUPTI 13.3). */
+    v2Subscriptions: number;
+    sharedSubscriptions: number;
+    /** Global activity calls made while sharing CUPTI with another subscriber (should be 0: the _v2 calls are for that). */
+    globalCallsWhileShared: number;
   };
 }

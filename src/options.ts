@@ -78,6 +78,12 @@ export interface GpuTelemetryOptions {
    * said: { mode: 'embedded' }, { host: 'localhost:5555' }, { mode: 'hostengine' }.
    */
   dcgm?: DcgmConnection;
+  /**
+   * Read each process's SM / memory / encoder / decoder utilisation (snapshot `processes[i]`), on a
+   * thread of its own (default false: one more NVML call per GPU per interval; a hung one then
+   * stalls only this).
+   */
+  processUtilization?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -101,6 +107,7 @@ export interface ResolvedOptions {
   dcgmConnectTimeoutMs: number;
   /** libraries.cupti, for kernel-trace capture (null: $GPU_TELEMETRY_CUPTI_LIB or the defaults). */
   cuptiLibrary: string | null;
+  processUtilization: boolean;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -114,6 +121,7 @@ const KNOWN_OPTIONS = new Set([
   'meminfoPath',
   'sources',
   'dcgm',
+  'processUtilization',
 ]);
 const KNOWN_SOURCES = new Set(['dcgm', 'gpm']);
 const KNOWN_LIBRARIES = new Set(['nvml', 'dcgm', 'cupti']);
@@ -281,7 +289,11 @@ export function resolveOptions(options: GpuTelemetryOptions | undefined): Resolv
       dcgmConnectTimeoutMs = checkNumber('dcgm.connectTimeoutMs', o.dcgm.connectTimeoutMs, 100, 60_000, true);
     }
   }
+  if (o.processUtilization !== undefined && typeof o.processUtilization !== 'boolean') {
+    throw invalidOption('processUtilization', `must be true or false, not ${describe(o.processUtilization)}`);
+  }
   return {
+    processUtilization: o.processUtilization === true,
     dcgmCandidates,
     dcgmFromNvmlLibrary,
     dcgmAbsentReason,

@@ -1,12 +1,13 @@
 /**
- * The HTTP side: /metrics (Prometheus text or OpenMetrics by Accept header), /healthz, /readyz.
+ * The HTTP side: /metrics (Prometheus text, or OpenMetrics by Accept header in default naming; always
+ * the text format in dcgm naming, as dcgm-exporter), /healthz, /readyz.
  * node:http only: the handler is small, and every request path is bounded (timeouts, body size).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry, type OpenMetricsContentType } from 'prom-client';
 import { describeValue, invalidOption } from './errors.js';
-import { checkDcgmCombination, deviceUsable, registerGpuMetrics, type PrometheusExportOptions } from './exporters/prometheus.js';
+import { checkDcgmCombination, checkFleetOptions, deviceUsable, registerGpuMetrics, type PrometheusExportOptions } from './exporters/prometheus.js';
 import type { DeviceSample } from './snapshot.js';
 import { asProvider, type GpuMetricsSource } from './exporters/source.js';
 import { createCaptureEndpoint, type CaptureEndpointOptions, type CaptureRoute } from './capture/endpoint.js';
@@ -26,7 +27,7 @@ export interface TelemetryServerOptions extends PrometheusExportOptions {
   capture?: CaptureEndpointOptions;
 }
 
-const SERVER_OPTIONS = new Set(['names', 'perLink', 'processes', 'hostname', 'requestTimeoutMs', 'capture', 'kubernetes']);
+const SERVER_OPTIONS = new Set(['names', 'perLink', 'processes', 'maxProcesses', 'hostname', 'dcgmHostnameLabel', 'requestTimeoutMs', 'capture', 'kubernetes']);
 
 /** Checks server / exporter options; every mistake is an INVALID_OPTION naming the option. */
 export function checkServerOptions(options: unknown): TelemetryServerOptions {
@@ -46,6 +47,7 @@ export function checkServerOptions(options: unknown): TelemetryServerOptions {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw invalidOption(key, `must be true or false, not ${describeValue(o[key])}`);
   }
   checkDcgmCombination(o);
+  checkFleetOptions(o);
   if (o.hostname !== undefined && (typeof o.hostname !== 'string' || o.hostname.length > 253)) {
     throw invalidOption('hostname', `must be a host name of up to 253 characters, not ${describeValue(o.hostname)}`);
   }
@@ -96,7 +98,10 @@ export function createTelemetryServer(source: GpuMetricsSource, options: Telemet
   const routes: Record<string, Record<string, Handler>> = {
     '/metrics': {
       GET: async (req, res) => {
-        if (wantsOpenMetrics(req.headers.accept)) {
+        // dcgm naming answers the text format whatever the scraper prefers, as dcgm-exporter does: in
+        // OpenMetrics its counters (DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION, …) would have to be named
+        // …_total, and every dashboard and alert written for dcgm-exporter would find nothing.
+        if (metricOptions.names !== 'dcgm' && wantsOpenMetrics(req.headers.accept)) {
           const body = await openMetrics.metrics();
           res.writeHead(200, { 'content-type': openMetrics.contentType, 'cache-control': 'no-store' });
           res.end(body);

@@ -18,6 +18,19 @@ import {
   type FieldStatus,
 } from './fields.js';
 import type { NativeConstants, NativeLayout } from './native.js';
+import { FleetDecoder, MigViews, type MigInstanceSample, type MigNames, type ProcessSample, type ProcessUtilizationState } from './snapshot-fleet.js';
+
+export type {
+  MigComputeInstance,
+  MigFieldName,
+  MigFieldSources,
+  MigFieldStatuses,
+  MigFieldValues,
+  MigInstanceSample,
+  ProcessSample,
+  ProcessUtilizationState,
+} from './snapshot-fleet.js';
+export { MIG_FIELD_NAMES } from './snapshot-fleet.js';
 
 /** Static facts about a device, read once at open. */
 export interface DeviceInfo {
@@ -54,12 +67,6 @@ export interface NvlinkSample {
   readonly rxBytesPerSecond: number | null;
 }
 
-export interface ProcessSample {
-  readonly pid: number;
-  /** null when the driver cannot tell (NVML_VALUE_NOT_AVAILABLE). */
-  readonly usedMemoryBytes: number | null;
-}
-
 export type DeviceState = 'ok' | 'gpu_lost' | 'error' | 'stale';
 
 export interface DeviceSample {
@@ -77,9 +84,24 @@ export interface DeviceSample {
   /** clockEventReasons decoded to names; null when not readable. */
   readonly clockEventReasons: readonly ClockEventReason[] | null;
   readonly nvlinks: readonly NvlinkSample[];
+  /**
+   * Compute processes on the GPU: the 64 using the most memory (more: processesTruncated). In MIG
+   * mode without the privileges the GPU-wide list needs, the MIG devices' processes.
+   */
   readonly processes: readonly ProcessSample[];
   /** True when the driver listed more processes than are kept (64). */
   readonly processesTruncated: boolean;
+  /** Whether `processes[i].*UtilizationRatio` are read, and why not. */
+  readonly processUtilization: ProcessUtilizationState;
+  /**
+   * The GPU instances of a GPU in MIG mode ([] otherwise), each with its own memory, activity and
+   * processes.
+   */
+  readonly migInstances: readonly MigInstanceSample[];
+  /** Why `migInstances` is empty although MIG mode is on (a failed listing); else null. */
+  readonly migInstancesReason: string | null;
+  /** More MIG devices than are kept (8). */
+  readonly migInstancesTruncated: boolean;
   /**
    * Whether the GPU is in MIG mode (nvmlDeviceGetMigMode, read every sample); null when the GPU or
    * driver has no MIG. In MIG mode the whole-device utilisation is not supported and its memory and
@@ -122,6 +144,18 @@ const M_NVLINK_FAILED_LINK = 6;
 const MIG_REASON =
   'MIG mode is enabled on this GPU: whole-device utilisation is not supported, and its memory and process figures need privileges (per-instance figures come from its MIG devices)';
 const NVLINK_TOTALS = new Set<FieldName>(['nvlinkTxBytesPerSecond', 'nvlinkRxBytesPerSecond']);
+// The whole-GPU figures NVIDIA's driver does not give in MIG mode (utilisation) or gives only with
+// privileges (memory, processes): only their reasons name MIG mode (a fan-less board's fan is not MIG's doing).
+const MIG_AFFECTED = new Set<FieldName>([
+  'gpuUtilizationRatio',
+  'memoryUtilizationRatio',
+  'memoryTotalBytes',
+  'memoryUsedBytes',
+  'memoryFreeBytes',
+  'memoryReservedBytes',
+  'gpuProcessMemoryBytes',
+  'processCount',
+]);
 
 const PROFILING_REASON = 'needs DCGM (libdcgm.so.4/.3) or a Hopper-or-newer GPU with NVML GPM';
 const NOT_PROBED_REASON: Partial<Record<FieldName, string>> = {
@@ -237,6 +271,7 @@ class SampleBlock {
   readonly codes: Int32Array;
   readonly statuses: Uint8Array;
   readonly sources: Uint8Array;
+  readonly mig: MigViews;
 
   constructor(layout: NativeLayout, c: NativeConstants) {
     const n = layout.devices;
@@ -248,6 +283,7 @@ class SampleBlock {
     this.codes = new Int32Array(this.buffer, layout.codesOffset, n * c.fieldCount);
     this.statuses = new Uint8Array(this.buffer, layout.statusOffset, n * c.fieldCount);
     this.sources = new Uint8Array(this.buffer, layout.sourceOffset, n * c.fieldCount);
+    this.mig = new MigViews(this.buffer, layout, c);
   }
 }
 
@@ -258,8 +294,15 @@ interface StatusPart {
   readonly reasons: { readonly [K in FieldName]?: string };
 }
 
+/** The MIG instances of a device, with why there are none and whether some were left out. */
+interface MigPart {
+  readonly instances: readonly MigInstanceSample[];
+  readonly reason: string | null;
+  readonly truncated: boolean;
+}
+
 /** The parts of a device object, each decoded on its first read (LAZY_PARTS counts them). */
-const LAZY_PARTS = 5; // fields, statusPart, clockEventReasons, nvlinks, processes
+const LAZY_PARTS = 7; // fields, statusPart, clockEventReasons, nvlinks, processes, processUtilization, mig
 
 /** What stands behind one device object: the sample it belongs to and the parts decoded so far. */
 class LazyDevice {
@@ -276,6 +319,8 @@ class LazyDevice {
   clockEventReasons: readonly ClockEventReason[] | null | undefined = undefined;
   nvlinks: readonly NvlinkSample[] | null = null;
   processes: readonly ProcessSample[] | null = null;
+  processUtilization: ProcessUtilizationState | null = null;
+  mig: MigPart | null = null;
   constructor(readonly decoder: SnapshotDecoder) {}
 }
 
@@ -319,7 +364,14 @@ const DEVICE_ACCESSORS: PropertyDescriptorMap = {
   nvlinks: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return l.nvlinks ?? l.decoder.nvlinksOf(l); } },
   processes: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return l.processes ?? l.decoder.processesOf(l); } },
   processesTruncated: { enumerable: true, get: function (this: object) { return Hidden.of(this).processesTruncated; } },
+  processUtilization: {
+    enumerable: true,
+    get: function (this: object) { const l = Hidden.of(this); return l.processUtilization ?? l.decoder.processUtilizationOf(l); },
+  },
   migMode: { enumerable: true, get: function (this: object) { return Hidden.of(this).migMode; } },
+  migInstances: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.mig ?? l.decoder.migOf(l)).instances; } },
+  migInstancesReason: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.mig ?? l.decoder.migOf(l)).reason; } },
+  migInstancesTruncated: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.mig ?? l.decoder.migOf(l)).truncated; } },
   // console.log / util.inspect show the values, as for a plain object (not "[Getter]").
   [inspect.custom]: { enumerable: false, value: function (this: DeviceSample) { return plainDevice(this); } },
 };
@@ -339,7 +391,11 @@ function plainDevice(d: DeviceSample): DeviceSample {
     nvlinks: d.nvlinks,
     processes: d.processes,
     processesTruncated: d.processesTruncated,
+    processUtilization: d.processUtilization,
     migMode: d.migMode,
+    migInstances: d.migInstances,
+    migInstancesReason: d.migInstancesReason,
+    migInstancesTruncated: d.migInstancesTruncated,
   };
 }
 
@@ -354,8 +410,9 @@ class DeviceCache {
   statusPart: StatusPart | null = null;
   nvlinks: NvlinkSample[] | null = null;
   nvlinksShared = false;
-  processes: ProcessSample[] | null = null;
-  processesShared = false;
+  /** The process slots the list was built from (count, then the raw slots). */
+  processSlots: Float64Array | null = null;
+  processes: readonly ProcessSample[] | null = null;
 
   constructor(fieldCount: number) {
     this.statuses = new Uint8Array(fieldCount);
@@ -402,12 +459,17 @@ export class SnapshotDecoder {
   // Reasons repeat sample after sample (same field, status, source and code): built once.
   private readonly reasonCache = new Map<string, string>();
 
+  private readonly fleet: FleetDecoder;
+
   constructor(
     private readonly layout: NativeLayout,
     private readonly constants: NativeConstants,
     private readonly deviceInfo: readonly DeviceInfo[],
     private readonly fieldNotes: (string | null)[][] = [],
+    migNames: (device: number) => MigNames = () => ({ generation: 0, uuids: [], profiles: [] }),
+    processUtilSymbol = '',
   ) {
+    this.fleet = new FleetDecoder(constants, migNames, processUtilSymbol);
     this.fieldCount = constants.fieldCount;
     this.n = deviceInfo.length;
     this.landing = new SampleBlock(layout, constants);
@@ -570,7 +632,9 @@ export class SnapshotDecoder {
     let text = this.reasonCache.get(key);
     if (text === undefined) {
       text = reasonFor(FIELD_NAMES[i], st, src, code);
-      if (mig && (st === 'not_supported' || st === 'no_permission') && src === 'nvml') text = `${MIG_REASON} (${text})`;
+      if (mig && (st === 'not_supported' || st === 'no_permission') && src === 'nvml' && MIG_AFFECTED.has(FIELD_NAMES[i])) {
+        text = `${MIG_REASON} (${text})`;
+      }
       if (failedLink >= 0 && NVLINK_TOTALS.has(FIELD_NAMES[i]) && st !== 'ok' && st !== 'pending' && st !== 'stale') {
         text = `NVLink link ${failedLink}: ${text}`;
       }
@@ -650,7 +714,7 @@ export class SnapshotDecoder {
     return Object.freeze(out);
   }
 
-  /** @internal The processes listed; the previous list again (entries frozen) when none changed. */
+  /** @internal The processes listed; the previous list again when no slot changed. */
   processesOf(l: LazyDevice): readonly ProcessSample[] {
     l.processes = this.processList(l.block!, l.d);
     this.partDone(l);
@@ -661,33 +725,42 @@ export class SnapshotDecoder {
     const c = this.constants;
     const cache = this.caches[d];
     const count = block.deviceMeta[d * c.deviceMetaStride + M_PROCESS_COUNT];
-    const procBase = d * c.maxProcesses * c.processStride;
-    const procs = block.processes;
-    const prev = cache.processes;
-    if (prev !== null && count === prev.length) {
+    const n = count > 0 ? count * c.processStride : 0;
+    const base = d * c.maxProcesses * c.processStride;
+    const slots = block.processes;
+    const prev = cache.processSlots;
+    if (prev !== null && cache.processes !== null && prev[0] === n) {
       let same = true;
-      for (let p = 0; p < count && same; p++) {
-        const o = procBase + p * c.processStride;
-        const used = procs[o + 1];
-        same = prev[p].pid === procs[o] && prev[p].usedMemoryBytes === (used !== used ? null : used);
+      for (let i = 0; i < n && same; i++) {
+        const a = slots[base + i];
+        const b = prev[i + 1];
+        same = a === b || (a !== a && b !== b);
       }
-      if (same) {
-        if (!cache.processesShared) {
-          for (const p of prev) Object.freeze(p); // shared by two samples from now on
-          cache.processesShared = true;
-        }
-        return prev;
-      }
+      if (same) return cache.processes;
     }
-    const out: ProcessSample[] = [];
-    for (let p = 0; p < count; p++) {
-      const o = procBase + p * c.processStride;
-      const used = procs[o + 1];
-      out.push({ pid: procs[o], usedMemoryBytes: used !== used ? null : used });
-    }
-    cache.processes = out;
-    cache.processesShared = false;
-    return Object.freeze(out);
+    const list = this.fleet.processes(slots, block.deviceMeta, d, count); // entries frozen
+    cache.processes = list.length ? Object.freeze(list) : EMPTY;
+    cache.processSlots ??= new Float64Array(c.maxProcesses * c.processStride + 1);
+    cache.processSlots[0] = n;
+    cache.processSlots.set(slots.subarray(base, base + n), 1);
+    return cache.processes;
+  }
+
+  /** @internal Whether per-process utilisation is read on the device, and why not. */
+  processUtilizationOf(l: LazyDevice): ProcessUtilizationState {
+    l.processUtilization = this.fleet.processUtilization(l.block!.deviceMeta, l.d, l.stale);
+    this.partDone(l);
+    return l.processUtilization;
+  }
+
+  /** @internal The MIG instances (they take their processes from the device's list). */
+  migOf(l: LazyDevice): MigPart {
+    const processes = l.processes ?? this.processesOf(l);
+    const block = l.block!;
+    const mig = this.fleet.migInstances(block.mig, block.deviceMeta, l.d, processes, l.stale);
+    l.mig = { instances: mig.instances.length ? Object.freeze(mig.instances) : EMPTY, reason: mig.reason, truncated: mig.truncated };
+    this.partDone(l);
+    return l.mig;
   }
 }
 

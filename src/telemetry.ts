@@ -54,6 +54,11 @@ export interface SamplerStats {
   readonly lastSampleNs: number;
   /** XID events dropped because JS did not drain them fast enough (the counts stay exact). */
   readonly xidEventsDropped: number;
+  /**
+   * MIG device listings attempted (every GPU): once when a GPU enters MIG mode, then every 10 s;
+   * a failed one is not repeated until the MIG mode changes or 60 s passed.
+   */
+  readonly migListings: number;
 }
 
 export interface GpuTelemetryEvents {
@@ -129,7 +134,14 @@ export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
       undefined,
       () => this.closed,
     );
-    this.decoder = new SnapshotDecoder(handle.layout(), loadNative().constants(), devices, fieldNotes);
+    this.decoder = new SnapshotDecoder(
+      handle.layout(),
+      loadNative().constants(),
+      devices,
+      fieldNotes,
+      (device) => handle.migNames(device),
+      driver.resolvedSymbols.deviceGetProcessesUtilizationInfo ?? driver.resolvedSymbols.deviceGetProcessUtilization ?? '',
+    );
     // Sampling notifications cost nothing until someone listens for them.
     const plain = this as EventEmitter;
     plain.on('newListener', (event: string | symbol) => {
@@ -465,6 +477,8 @@ export async function openGpuTelemetry(options?: GpuTelemetryOptions): Promise<G
         dcgmHostIsUnixSocket: resolved.dcgmHostIsUnixSocket,
         dcgmEngine: DCGM_ENGINE[resolved.dcgmEngine],
         dcgmConnectTimeoutMs: resolved.dcgmConnectTimeoutMs,
+        processUtilization: resolved.processUtilization,
+        staleAfterMs: resolved.staleAfterMs,
       },
       onEvent,
     );

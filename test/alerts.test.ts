@@ -41,6 +41,7 @@ it('every alert has a for: and a runbook, and only uses metric names the exporte
     'gpu_telemetry_sample_stale',
     'gpu_telemetry_sample_age_seconds',
     'gpu_telemetry_backend_up',
+    'gpu_telemetry_field_unavailable',
     'up',
   ]);
   const exprs = [...text.matchAll(/expr: (.*)/g)].map((m) => m[1]);

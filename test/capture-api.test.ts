@@ -43,6 +43,7 @@ describe('capture options', () => {
       timeoutMs: 60_000,
       kinds: { kernels: true, memcpy: true, memset: true, runtimeApi: true, driverApi: false, nvtx: true },
       flushIntervalMs: 100,
+      drainTimeoutMs: 1000,
     });
     // A small maxBytes shrinks the default buffer so that four fit.
     expect(resolveCaptureOptions({ maxBytes: 1 << 20 }).bufferBytes).toBe(256 << 10);
@@ -128,6 +129,10 @@ describe('CUPTI library candidates', () => {
 describe('CaptureHandle', () => {
   it('captures the requested steps, tags records, and leaves nothing enabled', async () => {
     const cap = capture.arm({ steps: 3, maxBytes: 8 << 20, kinds: { driverApi: true } });
+    // arm() returns at once: CUPTI is set up on the capture thread.
+    expect(cap.state).toBe('starting');
+    expect(cap.progress.state).toBe('starting');
+    await cap.ready;
     const native = FakeNative.last;
     expect(native.options).toMatchObject({
       cuptiCandidates: ['/opt/fake/libcupti.so'],
@@ -138,6 +143,7 @@ describe('CaptureHandle', () => {
       startAfterSteps: 0,
       stepRange: null,
       flushIntervalMs: 100,
+      drainTimeoutMs: 1000,
       kinds: { kernels: true, memcpy: true, memset: true, runtimeApi: true, driverApi: true, nvtx: true },
     });
     expect(native.options.simulatorScenario).toBeUndefined();
@@ -168,10 +174,12 @@ describe('CaptureHandle', () => {
     capture.step(); // nothing live: nothing happens
     expect(FakeNative.instances).toHaveLength(0);
     const cap = capture.arm({ steps: 2 });
+    await cap.ready;
     capture.step();
     capture.step();
     expect((await cap.done).meta.stepsCaptured).toBe(2);
     const ranged = capture.arm({ steps: 2, stepRange: 'decode_step' });
+    await ranged.ready;
     expect(() => capture.step()).not.toThrow();
     expect(FakeNative.last.stepCalls).toBe(0);
     await ranged.cancel();
@@ -179,6 +187,7 @@ describe('CaptureHandle', () => {
 
   it('startAfterSteps: waits for that many boundaries first', async () => {
     const cap = capture.arm({ steps: 2, startAfterSteps: 3 });
+    await cap.ready;
     expect(cap.state).toBe('waiting');
     for (let i = 0; i < 5; i++) cap.step();
     const t = await cap.done;
@@ -190,6 +199,9 @@ describe('CaptureHandle', () => {
 
   it('a second arm while one is live is CAPTURE_BUSY; after it ends, arming works again', async () => {
     const first = capture.arm({ steps: 1 });
+    // Busy from arm() on, while still starting too.
+    expect(errorOf(() => capture.arm({ steps: 1 })).code).toBe('CAPTURE_BUSY');
+    await first.ready;
     const e = errorOf(() => capture.arm({ steps: 1 }));
     expect(e.code).toBe('CAPTURE_BUSY');
     expect(e.message).toContain(first.id);
@@ -199,6 +211,7 @@ describe('CaptureHandle', () => {
     first.step();
     await first.done;
     const second = capture.arm({ steps: 1 });
+    await second.ready;
     expect(second.id).not.toBe(first.id);
     second.step();
     expect((await second.done).meta.reason).toBe('steps');
@@ -206,6 +219,7 @@ describe('CaptureHandle', () => {
 
   it('cancel() resolves done with what was captured (truncated), then a new arm works', async () => {
     const cap = capture.arm({ steps: 5 });
+    await cap.ready;
     cap.step();
     cap.step();
     const t = await cap.cancel();
@@ -215,12 +229,15 @@ describe('CaptureHandle', () => {
     expect(FakeNative.last.closed).toBe(true);
     expect(await cap.cancel()).toBe(t); // idempotent
     const again = capture.arm({ steps: 1 });
+    await again.ready;
     again.step();
     await again.done;
   });
 
   it('timeoutMs: stop("timeout"), done resolves with a timed-out trace', async () => {
-    const cap = capture.arm({ steps: 5, timeoutMs: 100 });
+    // The timeout counts from arm(); 1 s leaves room for the step below on a loaded machine.
+    const cap = capture.arm({ steps: 5, timeoutMs: 1000 });
+    await cap.ready;
     cap.step();
     const t = await cap.done;
     expect(FakeNative.last.stopCalls).toEqual(['timeout']);
@@ -231,6 +248,7 @@ describe('CaptureHandle', () => {
 
   it('a timeout while still waiting for startAfterSteps gives an empty trace, not an error', async () => {
     const cap = capture.arm({ steps: 5, startAfterSteps: 100, timeoutMs: 100 });
+    await cap.ready;
     const t = await cap.done;
     expect(t.meta).toMatchObject({ reason: 'timeout', stepsCaptured: 0, truncated: true });
     expect(t.kernels).toEqual([]);
@@ -242,8 +260,9 @@ describe('CaptureHandle', () => {
     ['LIBRARY_NOT_FOUND', 'LIBRARY_NOT_FOUND'],
     ['SYMBOL_MISSING', 'SYMBOL_MISSING'],
     ['CUPTI_ERROR', 'CUPTI_ERROR'],
+    ['INVALID_SCENARIO', 'INVALID_SCENARIO'],
     ['SOMETHING_NEW', 'CUPTI_ERROR'],
-  ])('start() failing with %s → arm() throws %s with the vendor details; nothing stays live', (nativeCode, code) => {
+  ])('a start failing with %s (on the capture thread) → ready and done reject with %s and the vendor details; nothing stays live', async (nativeCode, code) => {
     FakeNative.nextStart = {
       ok: false,
       code: nativeCode,
@@ -252,16 +271,47 @@ describe('CaptureHandle', () => {
       vendorMessage: 'CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED',
       libraryPath: '/opt/fake/libcupti.so',
     };
-    const e = errorOf(() => capture.arm({ steps: 1 }));
-    expect(e.code).toBe(code);
-    expect(e.message).toMatch(/^capture\.arm\(\): cuptiSubscribe failed/);
-    expect(e.vendorCode).toBe(39);
-    expect(e.vendorMessage).toBe('CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED');
-    expect(e.libraryPath).toBe('/opt/fake/libcupti.so');
+    const cap = capture.arm({ steps: 1 }); // returns at once
+    expect(cap.state).toBe('starting');
+    expect(capture.active).toBe(cap);
+    const e = await cap.ready.then(
+      () => null,
+      (err: unknown) => err as GpuTelemetryError,
+    );
+    expect(e).toBeInstanceOf(GpuTelemetryError);
+    expect(e!.code).toBe(code);
+    expect(e!.message).toMatch(/^capture\.arm\(\): cuptiSubscribe failed/);
+    expect(e!.vendorCode).toBe(39);
+    expect(e!.vendorMessage).toBe('CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED');
+    expect(e!.libraryPath).toBe('/opt/fake/libcupti.so');
+    await expect(cap.done).rejects.toBe(e);
+    expect(cap.state).toBe('failed');
     expect(FakeNative.last.closed).toBe(true);
     expect(capture.active).toBeNull();
     FakeNative.nextStart = { ok: true };
-    expect(() => capture.arm({ steps: 1 })).not.toThrow();
+    const next = capture.arm({ steps: 1 });
+    await next.ready;
+    await next.cancel();
+  });
+
+  it('a refusal start() knows at once (another capture live elsewhere in the process) still throws from arm()', () => {
+    FakeNative.nextRefusal = { ok: false, code: 'CAPTURE_BUSY', message: 'another kernel-trace capture is live in this process' };
+    const e = errorOf(() => capture.arm({ steps: 1 }));
+    expect(e.code).toBe('CAPTURE_BUSY');
+    expect(capture.active).toBeNull();
+  });
+
+  it('a stop while the capture is starting takes effect once it has started; done resolves (cancelled)', async () => {
+    FakeNative.holdStart = true;
+    const cap = capture.arm({ steps: 5 });
+    cap.step(); // ignored while starting
+    const done = cap.cancel();
+    expect(cap.state).toBe('stopping');
+    FakeNative.last.finishStart();
+    const t = await done;
+    expect(t.meta).toMatchObject({ reason: 'cancelled', stepsCaptured: 0 });
+    await cap.ready; // settled: the start is over
+    expect(capture.active).toBeNull();
   });
 
   it('an addon without NativeCapture is ADDON_LOAD_FAILED', () => {
@@ -276,6 +326,7 @@ describe('CaptureHandle', () => {
   it('a CUPTI error before any record rejects done with CAPTURE_FAILED', async () => {
     FakeNative.forceReason = 'error';
     const cap = capture.arm({ steps: 2, timeoutMs: 100 });
+    await cap.ready;
     await expect(cap.done).rejects.toMatchObject({ code: 'CAPTURE_FAILED' });
     expect(cap.state).toBe('failed');
     expect(FakeNative.last.closed).toBe(true);
@@ -289,16 +340,28 @@ describe('CaptureHandle', () => {
     errorOf(() => capture.arm({ steps: 0 }));
     expect(capture.stats().armed).toBe(before.armed);
 
+    FakeNative.holdStart = true;
     const a = capture.arm({ steps: 1 });
+    // Live (busy) while starting, armed once CUPTI is set up.
+    expect(capture.stats()).toMatchObject({ active: true, armed: before.armed });
+    FakeNative.holdStart = false;
+    FakeNative.last.finishStart();
+    await a.ready;
     expect(capture.stats()).toMatchObject({ active: true, armed: before.armed + 1 });
     a.step();
     const t = await a.done;
     const cancelled = capture.arm({ steps: 5 });
+    await cancelled.ready;
     cancelled.step();
     const tc = await cancelled.cancel();
     FakeNative.forceReason = 'error';
     const failed = capture.arm({ steps: 2, timeoutMs: 100 });
+    await failed.ready;
     await expect(failed.done).rejects.toMatchObject({ code: 'CAPTURE_FAILED' });
+    // A start that fails on the capture thread is neither armed nor ended.
+    FakeNative.nextStart = { ok: false, code: 'CUPTI_BUSY', message: 'held' };
+    await expect(capture.arm({ steps: 1 }).done).rejects.toMatchObject({ code: 'CUPTI_BUSY' });
+    FakeNative.nextStart = { ok: true, cuptiVersion: 130001 };
 
     const after = capture.stats();
     expect(after.active).toBe(false);
@@ -315,8 +378,9 @@ describe('CaptureHandle', () => {
     expect(captureStats()).toEqual(after);
   });
 
-  it('step() is refused when steps are counted by NVTX ranges', () => {
+  it('step() is refused when steps are counted by NVTX ranges', async () => {
     const cap = capture.arm({ steps: 2, stepRange: 'decode_step' });
+    await cap.ready;
     expect(FakeNative.last.options.stepRange).toBe('decode_step');
     expect(errorOf(() => cap.step()).message).toMatch(/counts NVTX ranges named "decode_step"/);
   });
@@ -325,6 +389,7 @@ describe('CaptureHandle', () => {
     let closed = false;
     const owned = new KernelCapture(config, fakeFactory, () => closed);
     const cap = owned.arm({ steps: 3 });
+    await cap.ready;
     cap.step();
     closed = true;
     owned.closeInstance();
@@ -347,6 +412,7 @@ describe('nvtx from JS', () => {
 
   it('records sync and async ranges, push/pop and marks on the capture clock, tagged with steps', async () => {
     const cap = capture.arm({ steps: 2 });
+    await cap.ready;
     nvtx.range('prefill', () => undefined);
     const slow = nvtx.range('async-work', () => new Promise<string>((r) => setTimeout(() => r('done'), 5)));
     expect(nvtx.push('outer')).toBe(0);
@@ -387,16 +453,19 @@ describe('nvtx from JS', () => {
     // After the capture: free again.
     nvtx.range('after', () => undefined);
     const next = capture.arm({ steps: 1 });
+    await next.ready;
     next.step();
     expect((await next.done).ranges).toEqual([]);
   });
 
   it('a range that outlives its capture is dropped, not mixed into the next', async () => {
     const cap = capture.arm({ steps: 1 });
+    await cap.ready;
     nvtx.push('long');
     cap.step();
     await cap.done;
     const next = capture.arm({ steps: 1 });
+    await next.ready;
     nvtx.pop();
     next.step();
     expect((await next.done).ranges).toEqual([]);
@@ -404,6 +473,7 @@ describe('nvtx from JS', () => {
 
   it('JS ranges beyond maxRecords are counted as dropped', async () => {
     const cap = capture.arm({ steps: 1, maxRecords: 3 });
+    await cap.ready;
     for (let i = 0; i < 5; i++) nvtx.mark(`m${i}`);
     expect(cap.progress.droppedByUs).toBe(2);
     cap.step();
@@ -497,6 +567,7 @@ describe('OpenTelemetry', () => {
   it('puts the active span ids into meta and records a gpu.kernel_capture child span', async () => {
     const request = tracer.startSpan('handle request');
     const cap = context.with(trace.setSpan(context.active(), request), () => capture.arm({ steps: 2 }));
+    await cap.ready;
     cap.step();
     cap.step();
     const t = await cap.done;
@@ -519,6 +590,7 @@ describe('OpenTelemetry', () => {
 
   it('with no active span: the capture span is a root span, meta.otel has its trace and spanId null', async () => {
     const cap = capture.arm({ steps: 1 });
+    await cap.ready; // a step before the capture is armed is ignored
     cap.step();
     const t = await cap.done;
     const span = spans.filter((s) => s.name === 'gpu.kernel_capture').at(-1)!;
@@ -526,9 +598,9 @@ describe('OpenTelemetry', () => {
     expect(t.meta.otel).toEqual({ traceId: span.ctx.traceId, spanId: null, captureSpanId: span.ctx.spanId });
   });
 
-  it('a failed start ends the span with an error status', () => {
+  it('a failed start ends the span with an error status', async () => {
     FakeNative.nextStart = { ok: false, code: 'CUPTI_BUSY', message: 'another profiler holds CUPTI' };
-    expect(() => capture.arm()).toThrow(/another profiler/);
+    await expect(capture.arm().done).rejects.toThrow(/another profiler/);
     const span = spans[spans.length - 1];
     expect(span.name).toBe('gpu.kernel_capture');
     expect(span.ended).toBe(true);
@@ -539,6 +611,7 @@ describe('OpenTelemetry', () => {
 describe('without an OpenTelemetry SDK', () => {
   it('meta.otel is null', async () => {
     const cap = capture.arm({ steps: 1 });
+    await cap.ready;
     cap.step();
     expect((await cap.done).meta.otel).toBeNull();
   });

@@ -6,6 +6,7 @@
 import { expect } from 'vitest';
 import type {
   CaptureNative,
+  CaptureNativeEventListener,
   CaptureNativeFactory,
   CaptureNativeOptions,
   CaptureNativeProgress,
@@ -96,6 +97,8 @@ export function fixtureResult(overrides: Partial<CaptureNativeResult> = {}): Cap
     strings: [...FIXTURE_STRINGS],
     droppedByCupti: 3,
     droppedByUs: 4,
+    droppedIncomplete: 0,
+    subscriberMode: 'exclusive',
     peakBytes: 8 << 20,
     buffersCompleted: 2,
     ...overrides,
@@ -128,11 +131,13 @@ export function fixtureMeta(overrides: Partial<KernelTraceMeta> = {}): KernelTra
     stepRange: null,
     cuptiVersion: 130001,
     layout: 'cuda13',
+    subscriberMode: 'exclusive',
     libraryPath: '/fake/libcupti.so.13',
     simulated: true,
     baseNs: '1763851234567890123',
     droppedByCupti: 3,
     droppedByUs: 4,
+    droppedIncomplete: 0,
     peakBytes: 8 << 20,
     buffersCompleted: 2,
     limits: { maxBytes: 64 << 20, maxRecords: 1_000_000, bufferBytes: 4 << 20, timeoutMs: 60_000 },
@@ -151,15 +156,22 @@ export function fixtureTrace(raw = fixtureResult(), meta = fixtureMeta()): Kerne
 }
 
 /**
- * A NativeCapture that follows the contract: steps are the intervals between step() calls (the
- * first begins at start(), or at the startAfterSteps-th boundary); each captured step holds one
+ * A NativeCapture that follows the contract: start() returns at once and the start's outcome
+ * ('started' or 'failed', startResult()) follows asynchronously, as from the capture thread; steps
+ * are the intervals between step() calls once started (the first begins at the start, or at the
+ * startAfterSteps-th boundary; step() while starting is ignored); each captured step holds one
  * 'fake_kernel' launched by a cudaLaunchKernel; it stops by itself after `steps` steps, and on
- * stop(reason); 'stopped' always arrives asynchronously.
+ * stop(reason); 'stopped' always arrives asynchronously (a stop while starting takes effect once
+ * the start is over).
  */
 export class FakeNative implements CaptureNative {
   static instances: FakeNative[] = [];
-  /** What the next start() returns. */
+  /** The outcome of the next start, reported by the capture thread ('started' or 'failed'). */
   static nextStart: CaptureNativeStartResult = { ok: true, cuptiVersion: 130001 };
+  /** What the next start() itself returns when set: a refusal known at once (CAPTURE_BUSY, CLOSED). */
+  static nextRefusal: CaptureNativeStartResult | null = null;
+  /** Hold the next start's outcome until the test calls finishStart() (a CUPTI enable that stalls). */
+  static holdStart = false;
   /** Reason the native side reports in result() when set (e.g. 'error'). */
   static forceReason: string | null = null;
   /** Never send 'stopped' (a hung native side). */
@@ -172,12 +184,15 @@ export class FakeNative implements CaptureNative {
   closed = false;
   stopCalls: string[] = [];
   stepCalls = 0;
+  /** start() was called and the outcome has not been reported yet. */
+  starting = false;
+  private outcome: CaptureNativeStartResult | null = null;
   private reason: string | null = null;
   private stoppedSent = false;
 
   constructor(
     readonly options: CaptureNativeOptions,
-    private readonly onEvent: (event: 'stopped', reason: string) => void,
+    private readonly onEvent: CaptureNativeEventListener,
   ) {
     FakeNative.instances.push(this);
   }
@@ -185,6 +200,8 @@ export class FakeNative implements CaptureNative {
   static reset(): void {
     FakeNative.instances = [];
     FakeNative.nextStart = { ok: true, cuptiVersion: 130001 };
+    FakeNative.nextRefusal = null;
+    FakeNative.holdStart = false;
     FakeNative.forceReason = null;
     FakeNative.neverStop = false;
   }
@@ -194,10 +211,30 @@ export class FakeNative implements CaptureNative {
   }
 
   start(): CaptureNativeStartResult {
+    if (FakeNative.nextRefusal) return FakeNative.nextRefusal;
     this.started = true;
-    const r = FakeNative.nextStart;
-    if (r.ok) this.enabled = true;
-    return r;
+    this.starting = true;
+    if (!FakeNative.holdStart) setImmediate(() => this.finishStart());
+    return { ok: true };
+  }
+
+  /** The capture thread's answer: 'started' (then a stop requested meanwhile takes effect) or 'failed'. */
+  finishStart(): void {
+    if (!this.starting || this.closed) return;
+    this.starting = false;
+    this.outcome = FakeNative.nextStart;
+    if (!this.outcome.ok) {
+      this.reason = 'error';
+      this.onEvent('failed');
+      return;
+    }
+    this.enabled = true;
+    this.onEvent('started');
+    if (this.stopCalls.length > 0) this.sendStopped(this.stopCalls[0]);
+  }
+
+  startResult(): CaptureNativeStartResult | null {
+    return this.outcome;
   }
 
   timestamp(): number {
@@ -212,7 +249,7 @@ export class FakeNative implements CaptureNative {
   step(): number {
     this.stepCalls++;
     const t = this.timestamp();
-    if (!this.enabled) return t;
+    if (!this.enabled || this.reason !== null) return t;
     this.boundaries.push(t);
     if (this.capturedSteps() >= this.options.steps) this.sendStopped('steps');
     return t;
@@ -221,17 +258,25 @@ export class FakeNative implements CaptureNative {
   progress(): CaptureNativeProgress {
     const steps = Math.min(this.capturedSteps(), this.options.steps);
     return {
-      state: this.reason !== null ? 'finished' : this.boundaries.length < this.options.startAfterSteps ? 'waiting' : 'capturing',
+      state: this.starting
+        ? 'starting'
+        : this.reason !== null
+          ? 'finished'
+          : this.boundaries.length < this.options.startAfterSteps
+            ? 'waiting'
+            : 'capturing',
       steps,
       records: steps * 2,
       bytes: this.enabled ? this.options.bufferBytes : 0,
       droppedByCupti: 0,
       droppedByUs: 0,
+      droppedIncomplete: 0,
     };
   }
 
   stop(reason: string): void {
     this.stopCalls.push(reason);
+    if (this.starting) return; // takes effect once the start is over
     this.sendStopped(reason);
   }
 

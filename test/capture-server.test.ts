@@ -170,8 +170,9 @@ describe('capture endpoint', () => {
     gpu.capture.active!.step();
     const file = path.join(dir, `gpu-capture-${posted.id}.trace.json`);
     await waitFor(() => fs.existsSync(file));
+    // The file exists: the entry turns 200 once the save has settled (a condition, not a time budget).
     let served = await request(port, `/capture/${posted.id}`, { headers: auth });
-    for (let i = 0; i < 100 && served.status !== 200; i++) {
+    for (const deadline = Date.now() + 30_000; served.status !== 200 && Date.now() < deadline; ) {
       await new Promise((r) => setTimeout(r, 20));
       served = await request(port, `/capture/${posted.id}`, { headers: auth });
     }

@@ -152,7 +152,7 @@ describe('summary()', () => {
     ]);
     expect(s.memset).toEqual({ count: 1, bytes: 256 });
     expect(s.records).toEqual({ kernels: 8, memcpys: 3, memsets: 1, apiCalls: 6, ranges: 2, steps: 3 });
-    expect(s.drops).toEqual({ byCupti: 3, byUs: 4, total: 7 });
+    expect(s.drops).toEqual({ byCupti: 3, byUs: 4, incomplete: 0, total: 7 });
   });
 
   it('without steps the window is the span of the GPU records and step figures are absent', () => {

@@ -240,6 +240,35 @@ describe('gpu-telemetry serve', () => {
     }
   });
 
+  it('--dcgm-hostname-label and --max-processes are checked, and only go with what they apply to', async () => {
+    for (const [args, message] of [
+      [['--names', 'dcgm', '--dcgm-hostname-label', 'HOSTNAME'], /--dcgm-hostname-label must be Hostname or hostname, not "HOSTNAME"/],
+      [['--dcgm-hostname-label', 'hostname'], /--dcgm-hostname-label applies to --names dcgm only/],
+      [['--max-processes', '8'], /--max-processes needs --processes/],
+      [['--processes', '--max-processes', '65'], /max-processes/],
+    ] as const) {
+      const r = await run(['serve', '--simulate', 'a100-pcie-2', '--port', '0', ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err, args.join(' ')).toMatch(message);
+    }
+  });
+
+  it('--names dcgm --dcgm-hostname-label hostname: the label dcgm-exporter\'s main uses', async () => {
+    const { serveCommand } = await import('../src/cli/serve.js');
+    const { EventEmitter } = await import('node:events');
+    let out = '';
+    const signals = new EventEmitter();
+    const done = serveCommand(['--simulate', 'a100-pcie-2', '--port', '0', '--names', 'dcgm', '--dcgm-hostname-label', 'hostname'], { out: (t) => (out += t), err: (t) => (out += t) }, signals);
+    const deadline = Date.now() + 15_000;
+    while (!out.includes('serving http://') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const url = /serving (http:\/\/\S+\/metrics)/.exec(out)![1];
+    const body = await (await fetch(url)).text();
+    signals.emit('SIGTERM');
+    expect(await done).toBe(0);
+    expect(body).toMatch(/^DCGM_FI_DEV_SM_CLOCK\{[^}]*,hostname="[^"]+"/m);
+    expect(body).not.toMatch(/Hostname=/);
+  });
+
   it('--dcgm-host reaches that nv-hostengine; an unreachable one is a stated fallback in the start-up line; --dcgm-mode picks the engine', async () => {
     const { serveCommand } = await import('../src/cli/serve.js');
     const { EventEmitter } = await import('node:events');

@@ -57,6 +57,7 @@ describe('CUPTI ABI', () => {
     expect(Number(/(\d+) checks/.exec(out)![1])).toBeGreaterThan(250);
     expect(out).toContain('Kernel10 216');
     expect(out).toContain('Kernel9 208');
+    expect(out).toContain('cuptiSubscribe_v2: CUpti_SubscriberParams_STRUCT_SIZE 32');
   });
 
   it.skipIf(!DEBIAN_HEADER || !CUDA_H_DIR)('CUDA 11.8 record structs and constants match Debian libcupti-dev (/usr/include)', () => {

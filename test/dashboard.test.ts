@@ -24,7 +24,11 @@ it('every panel query uses metric names the exporter emits, through the datasour
     'gpu_telemetry_device_up',
     'gpu_telemetry_sample_stale',
     'gpu_telemetry_sample_age_seconds',
-    'gpu_telemetry_field_supported',
+    'gpu_telemetry_field_unavailable',
+    'gpu_telemetry_fields',
+    'gpu_telemetry_mig_device_info',
+    'gpu_process_used_memory_bytes',
+    'gpu_process_sm_utilization_ratio',
     'gpu_telemetry_build_info',
   ]);
   const panels = dash.panels.filter((p: { type: string }) => p.type !== 'row');
@@ -36,7 +40,8 @@ it('every panel query uses metric names the exporter emits, through the datasour
   for (const p of panels) {
     expect(p.datasource.uid).toBe('${datasource}');
     for (const t of p.targets) {
-      for (const name of t.expr.match(/\bgpu_[a-z0-9_]+/g) ?? []) expect(known.has(name), `${name} in ${p.title}`).toBe(true);
+      // Metric names, not label names (gpu_instance="" selects whole GPUs).
+      for (const name of t.expr.match(/\bgpu_[a-z0-9_]+\b(?!\s*(?:=|!=|=~|!~))/g) ?? []) expect(known.has(name), `${name} in ${p.title}`).toBe(true);
     }
   }
 });

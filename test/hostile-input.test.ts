@@ -70,7 +70,7 @@ const nasty = fc.oneof(
   fc.constant(undefined),
 );
 
-const optionKeys = ['intervalMs', 'simulate', 'libraries', 'staleAfterMs', 'openTimeoutMs', 'lostRetryMs', 'closeTimeoutMs', 'meminfoPath', 'sources', 'dcgm'];
+const optionKeys = ['intervalMs', 'simulate', 'libraries', 'staleAfterMs', 'openTimeoutMs', 'lostRetryMs', 'closeTimeoutMs', 'meminfoPath', 'sources', 'dcgm', 'processUtilization'];
 
 describe('openGpuTelemetry options', () => {
   it('random option objects: a typed error or an instance, never a crash or hang', async () => {
@@ -99,6 +99,7 @@ describe('openGpuTelemetry options', () => {
           meminfoPath: nasty,
           sources,
           dcgm,
+          processUtilization: nasty,
         },
         { requiredKeys: [] },
       ),

@@ -22,6 +22,7 @@ const ROOT = PACKAGE_ROOT;
 const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
 /** README "Development": paths under these are in the git repository only (for working on the package). */
+// deploy/: the Kubernetes manifests and Dockerfile, used from a clone (docker build runs at its root).
 const REPO_ONLY = ['src/', 'test/', 'bench/', 'fuzz/', 'scripts/', '.ci/', 'deploy/'];
 /** Build output folders the README names (created by builds, ignored by git). */
 const BUILD_DIRS = ['build/', '.asan/'];

@@ -26,11 +26,18 @@ describe('registerGpuMetrics (default names)', () => {
       expect(types.get('gpu_power_watts')).toBe('gauge');
       // A field with no real reading has no value series, and its health series says so.
       expect(byName(lines, 'gpu_fan_speed_ratio')).toHaveLength(0);
-      const fan = byName(lines, 'gpu_telemetry_field_supported').filter((l) => l.labels.field === 'fanSpeedRatio');
+      const fan = byName(lines, 'gpu_telemetry_field_unavailable').filter((l) => l.labels.field === 'fanSpeedRatio');
       expect(fan).toHaveLength(8);
-      expect(fan.every((l) => l.value === 0 && l.labels.source === 'nvml')).toBe(true);
-      const tensor = byName(lines, 'gpu_telemetry_field_supported').find((l) => l.labels.field === 'tensorActiveRatio' && l.labels.gpu === '0')!;
-      expect(tensor).toMatchObject({ value: 1, labels: { source: 'dcgm' } });
+      expect(fan.every((l) => l.value === 1 && l.labels.source === 'nvml' && l.labels.status === 'not_supported' && l.labels.metric === 'gpu_fan_speed_ratio')).toBe(true);
+      // A readable field has no health series (the budget), only its value series and the counts.
+      expect(byName(lines, 'gpu_telemetry_field_unavailable').some((l) => l.labels.field === 'tensorActiveRatio')).toBe(false);
+      const unreadable = snap.devices[0].fields;
+      const readable = FIELDS.filter((f) => ['ok', 'pending', 'stale'].includes(snap.devices[0].status[f.name])).length;
+      expect(byName(lines, 'gpu_telemetry_fields').filter((l) => l.labels.gpu === '0').map((l) => [l.labels.state, l.value])).toEqual([
+        ['readable', readable],
+        ['unreadable', FIELDS.length - readable],
+      ]);
+      expect(unreadable).toBeDefined();
       // Every ok field of the snapshot is exported, once per GPU.
       for (const f of FIELDS) {
         const okCount = snap.devices.filter((d) => d.status[f.name] === 'ok').length;
@@ -165,6 +172,9 @@ describe('names: dcgm', () => {
       }
       expect.soft(ours.get(c.name), c.name).toMatchObject({ type: c.type, help: c.help });
     }
+    // Every row but vGPU licensing: 24 metrics, and the driver version as a label.
+    expect(DCGM_DEFAULT_METRICS).toHaveLength(published.counters.filter((c) => c.type !== 'label').length - Object.keys(published.notEmitted).length);
+    expect(DCGM_DEFAULT_METRICS).toHaveLength(24);
     // Nothing of ours claims a dcgm-exporter name the file does not have.
     const publishedNames = new Set(published.counters.map((c) => c.name));
     for (const m of DCGM_DEFAULT_METRICS) expect.soft(publishedNames.has(m.name), m.name).toBe(true);

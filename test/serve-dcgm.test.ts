@@ -49,7 +49,7 @@ describe('serve while the DCGM host engine dies and comes back', () => {
     }
     expect(valuesOf(lines, 'gpu_telemetry_backend_up', { backend: 'dcgm' })).toEqual([0]);
     expect(valuesOf(lines, 'gpu_tensor_pipe_active_ratio')).toHaveLength(0);
-    expect(valuesOf(lines, 'gpu_telemetry_field_supported', { field: 'tensorActiveRatio', source: 'dcgm' })).toEqual([0]);
+    expect(valuesOf(lines, 'gpu_telemetry_field_unavailable', { field: 'tensorActiveRatio', source: 'dcgm', status: 'error' })).toEqual([1]);
     expect(valuesOf(lines, 'gpu_telemetry_device_up')).toEqual([1]);
     expect(valuesOf(lines, 'gpu_power_watts')).toHaveLength(1);
     expect(child.exitCode).toBeNull();

@@ -147,7 +147,7 @@ describe('an older driver (legacy simulator library)', () => {
         }
         expect(d.fields.temperatureGpuCelsius).toBeGreaterThan(0);
         expect(d.fields.memoryUsedBytes).toBe(268435456 + 21474836480); // v1: used includes reserved
-        expect(d.processes).toEqual([{ pid: 901, usedMemoryBytes: 21474836480 }]);
+        expect(d.processes).toMatchObject([{ pid: 901, usedMemoryBytes: 21474836480, gpuInstanceId: null }]);
         // No PCIe byte counters: the (slow, rate-limited) throughput call answers instead.
         expect(d.fields.pcieTxBytesPerSecond).toBeGreaterThan(0);
         expect(d.nvlinks).toHaveLength(12);

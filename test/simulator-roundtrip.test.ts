@@ -58,11 +58,15 @@ describe('simulator round trip (constant load 0.5)', () => {
       expect(f.memoryFreeBytes).toBe(85520809984 - 556793856 - 11 * GiB);
       expect(f.gpuProcessMemoryBytes).toBe(11 * GiB);
       expect(f.processCount).toBe(3);
+      // Outside MIG no instance ids; utilisation not read unless asked for (processUtilization).
+      const none = { gpuInstanceId: null, computeInstanceId: null, smUtilizationRatio: null, memoryUtilizationRatio: null, encoderUtilizationRatio: null, decoderUtilizationRatio: null };
       expect(d.processes).toEqual([
-        { pid: 1111, usedMemoryBytes: 10 * GiB },
-        { pid: 2222, usedMemoryBytes: GiB },
-        { pid: 3333, usedMemoryBytes: null },
+        { pid: 1111, usedMemoryBytes: 10 * GiB, ...none },
+        { pid: 2222, usedMemoryBytes: GiB, ...none },
+        { pid: 3333, usedMemoryBytes: null, ...none },
       ]);
+      expect(d.processUtilization.status).toBe('off');
+      expect(d.migInstances).toEqual([]);
       expect(d.processesTruncated).toBe(false);
       expect(f.pcieLinkGeneration).toBe(5);
       expect(f.pcieLinkWidth).toBe(16);

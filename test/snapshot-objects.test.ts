@@ -23,7 +23,11 @@ const KEYS = [
   'nvlinks',
   'processes',
   'processesTruncated',
+  'processUtilization',
   'migMode',
+  'migInstances',
+  'migInstancesReason',
+  'migInstancesTruncated',
 ];
 
 async function newSample(gpu: { stats(): { samples: number } }, after: number): Promise<void> {
@@ -42,6 +46,7 @@ describe('snapshot objects', () => {
       expect(Object.isFrozen(d)).toBe(true);
       for (const part of [d.fields, d.status, d.source, d.reasons, d.nvlinks, d.processes]) expect(Object.isFrozen(part)).toBe(true);
       expect(Object.keys(d.fields)).toEqual([...FIELD_NAMES]);
+      expect(Object.isFrozen(d.migInstances)).toBe(true);
       expect(() => {
         (d as { state: string }).state = 'gpu_lost';
       }).toThrow(TypeError);

@@ -51,6 +51,7 @@ constexpr int32_t kCodeHung = -4;           // the call did not return in time (
 constexpr int32_t kCodeUnifiedMemory = -5;  // meaningless on a unified-memory part (GB10 on NVLink-C2C)
 constexpr int32_t kCodeMeminfoError = -6;   // /proc/meminfo could not be read or parsed
 constexpr int32_t kCodeNotFinite = -7;      // a source answered success with NaN or infinity
+constexpr int32_t kCodeNoReadingYet = -8;   // asked, no answer yet (per-process utilisation's first poll)
 // NVML answered a field value in a value type this build does not know (a newer driver): the code
 // is kCodeUnknownValueTypeBase - type, so the reason can name the type.
 constexpr int32_t kCodeUnknownValueTypeBase = -100;
@@ -65,8 +66,41 @@ constexpr int32_t kCodeGpmPairPending = 1100;
 
 constexpr size_t kMaxLinks = 36;       // NVLink links per device (NVML_NVLINK_MAX_LINKS, NVML 13.3)
 constexpr size_t kLinkStride = 3;      // state, txBytesPerSecond, rxBytesPerSecond
-constexpr size_t kMaxProcesses = 64;   // processes reported per device; more sets `truncated`
-constexpr size_t kProcessStride = 2;   // pid, usedMemoryBytes
+constexpr size_t kMaxProcesses = 64;   // processes reported per device (the 64 using the most memory); more sets `truncated`
+// One process: pid, usedMemoryBytes, the MIG GPU/compute instance it runs in (-1: none), then its
+// SM / memory / encoder / decoder utilisation (0-1; NaN: not read, see kDevProcessUtilCode).
+enum ProcessSlot : size_t {
+  kProcPid = 0, kProcUsedMemory, kProcGpuInstance, kProcComputeInstance, kProcSmUtil, kProcMemUtil, kProcEncUtil,
+  kProcDecUtil, kProcessStride
+};
+
+// MIG devices (one per compute instance) kept per GPU: NVML has at most 7 GPU instances on the
+// parts shipped so far (8-slice profiles exist in NVML 13): more sets kDevMigTruncated.
+constexpr size_t kMaxMigDevices = 8;
+// What a frame holds per MIG device: the instance's own readings (the names are the device
+// fields' of the same meaning, so JS reads them with the device catalogue).
+#define GT_MIG_FIELDS(X)                                                                      \
+  X(MemoryTotalBytes) X(MemoryUsedBytes) X(MemoryFreeBytes) X(ProcessCount) X(GpuProcessMemoryBytes) \
+  X(GrEngineActiveRatio) X(SmActiveRatio) X(SmOccupancyRatio) X(TensorActiveRatio) X(DramActiveRatio) \
+  X(Fp64ActiveRatio) X(Fp32ActiveRatio) X(Fp16ActiveRatio)
+enum class MigField : uint16_t {
+#define GT_MIG_ENUM(f) f,
+  GT_MIG_FIELDS(GT_MIG_ENUM)
+#undef GT_MIG_ENUM
+  Count
+};
+constexpr size_t kMigFieldCount = static_cast<size_t>(MigField::Count);
+constexpr size_t idx(MigField f) { return static_cast<size_t>(f); }
+// Per MIG device, beside its fields.
+enum MigMeta : size_t {
+  kMigPresent = 0,        // 1 when this slot holds a MIG device
+  kMigGpuInstanceId,      // NVML's GPU instance id (GPU_I_ID)
+  kMigComputeInstanceId,  // NVML's compute instance id
+  kMigSliceCount,         // GPU instance slices (the "1g" of 1g.10gb; -1 unknown)
+  kMigMemorySizeMB,       // the instance's memory size in MiB (the "10gb": rounded up to GiB; -1 unknown)
+  kMigIndex,              // the index nvmlDeviceGetMigDeviceHandleByIndex answered for
+  kMigMetaStride
+};
 
 // Per-device health, beside the fields.
 enum class DeviceState : uint8_t { Ok = 0, Lost = 1, Error = 2 };
@@ -78,6 +112,12 @@ enum DeviceMeta : size_t {
   kDevLostCode,          // vendor code that marked it lost/errored
   kDevMigMode,           // 1 MIG enabled, 0 disabled, -1 unknown (no MIG on this GPU or driver)
   kDevNvlinkFailedLink,  // the first up link whose counters failed this sample (-1: none)
+  kDevProcessUtilCode,   // per-process utilisation: 0 read, else why not (vendor code, kCodeHung, kCodeNotProbed: off)
+  kDevProcessUtilMs,     // how long the utilisation call has been in flight (kCodeHung), else the age of its last answer
+  kDevMigCount,          // MIG devices in the frame (0..kMaxMigDevices)
+  kDevMigCode,           // why the MIG devices could not be listed (0: listed; vendor code of the failed call)
+  kDevMigGeneration,     // +1 each time the MIG devices were listed anew (their UUIDs: Sampler::migNames)
+  kDevMigTruncated,      // 1 when the GPU has more MIG devices than the frame keeps
   kDevMetaStride
 };
 
@@ -93,6 +133,11 @@ struct SampleFrame {
   std::vector<double> links;       // devices × kMaxLinks × kLinkStride
   std::vector<double> processes;   // devices × kMaxProcesses × kProcessStride
   std::vector<double> deviceMeta;  // devices × kDevMetaStride
+  std::vector<double> migValues;   // devices × kMaxMigDevices × kMigFieldCount
+  std::vector<int32_t> migCodes;   // the same shape: vendor return code of the last read
+  std::vector<uint8_t> migStatus;  // the same shape: Status
+  std::vector<uint8_t> migSource;  // the same shape: Source
+  std::vector<double> migMeta;     // devices × kMaxMigDevices × kMigMetaStride
 
   void resize(size_t deviceCount) {
     devices = deviceCount;
@@ -103,6 +148,11 @@ struct SampleFrame {
     links.assign(devices * kMaxLinks * kLinkStride, kNaN);
     processes.assign(devices * kMaxProcesses * kProcessStride, kNaN);
     deviceMeta.assign(devices * kDevMetaStride, 0.0);
+    migValues.assign(devices * kMaxMigDevices * kMigFieldCount, kNaN);
+    migCodes.assign(devices * kMaxMigDevices * kMigFieldCount, kCodeNotProbed);
+    migStatus.assign(devices * kMaxMigDevices * kMigFieldCount, static_cast<uint8_t>(Status::NotSupported));
+    migSource.assign(devices * kMaxMigDevices * kMigFieldCount, static_cast<uint8_t>(Source::None));
+    migMeta.assign(devices * kMaxMigDevices * kMigMetaStride, 0.0);
   }
 };
 
@@ -134,8 +184,26 @@ class DeviceRow {
   double& meta(DeviceMeta m) { return frame_.deviceMeta[device_ * kDevMetaStride + m]; }
   size_t device() const { return device_; }
 
+  // MIG device slot `m` of this GPU.
+  void setMig(size_t m, MigField f, double value, Source src) {
+    const size_t i = migSlot(m, f);
+    frame_.migValues[i] = value;
+    frame_.migStatus[i] = static_cast<uint8_t>(Status::Ok);
+    frame_.migSource[i] = static_cast<uint8_t>(src);
+    frame_.migCodes[i] = 0;
+  }
+  void failMig(size_t m, MigField f, Status st, Source src, int32_t code) {
+    const size_t i = migSlot(m, f);
+    frame_.migValues[i] = kNaN;
+    frame_.migStatus[i] = static_cast<uint8_t>(st);
+    frame_.migSource[i] = static_cast<uint8_t>(src);
+    frame_.migCodes[i] = code;
+  }
+  double& migMeta(size_t m, MigMeta k) { return frame_.migMeta[(device_ * kMaxMigDevices + m) * kMigMetaStride + k]; }
+
  private:
   size_t slot(Field f) const { return device_ * kFieldCount + idx(f); }
+  size_t migSlot(size_t m, MigField f) const { return (device_ * kMaxMigDevices + m) * kMigFieldCount + idx(f); }
   SampleFrame& frame_;
   size_t device_;
 };

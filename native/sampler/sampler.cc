@@ -51,6 +51,16 @@ SnapshotLayout SnapshotLayout::forDevices(size_t devices) {
   off += align8(devices * kFieldCount);
   l.sourceOffset = off;
   off += align8(devices * kFieldCount);
+  l.migValuesOffset = off;
+  off += devices * kMaxMigDevices * kMigFieldCount * sizeof(double);
+  l.migMetaOffset = off;
+  off += devices * kMaxMigDevices * kMigMetaStride * sizeof(double);
+  l.migCodesOffset = off;
+  off += align8(devices * kMaxMigDevices * kMigFieldCount * sizeof(int32_t));
+  l.migStatusOffset = off;
+  off += align8(devices * kMaxMigDevices * kMigFieldCount);
+  l.migSourceOffset = off;
+  off += align8(devices * kMaxMigDevices * kMigFieldCount);
   l.byteLength = off;
   return l;
 }
@@ -202,6 +212,7 @@ bool Sampler::openBackend() {
   }
   if (!openDcgm()) return false;
   if (!openGpm()) return false;
+  openFleet();
   planSources();
   working_.resize(devices_.size());
   {
@@ -275,6 +286,39 @@ bool Sampler::openDcgm() {
     return false;
   }
   return true;
+}
+
+// MIG devices and per-process utilisation: their own sources (mig_source, process_util).
+void Sampler::openFleet() {
+  std::vector<nvml::Device> handles;
+  for (size_t d = 0; d < devices_.size(); ++d) handles.push_back(nvmlSource_->handle(d));
+  MigSource::Options migOptions;
+  {
+    std::lock_guard<std::mutex> lock(migMutex_);
+    mig_ = std::make_unique<MigSource>(session_->api, tracker_, handles, migOptions);
+  }
+  if (options_.processUtilization) {
+    processUtil_ = ProcessUtilWatcher::create(session_, handles, options_.intervalNs, options_.staleAfterNs);
+    processUtil_->start();
+  }
+}
+
+void Sampler::sampleFleet(size_t d, DeviceRow& row, int64_t nowNs) {
+  const int migMode = static_cast<int>(row.meta(kDevMigMode));
+  mig_->sample(d, row, migMode, nvmlSource_->deviceLost(d), nowNs);
+  migListings_.store(mig_->listings(), std::memory_order_relaxed);
+  if (processUtil_) {
+    processUtil_->setMigMode(d, migMode);
+    processUtil_->apply(d, row);
+  } else {
+    row.meta(kDevProcessUtilCode) = kCodeNotProbed;
+    row.meta(kDevProcessUtilMs) = 0;
+  }
+}
+
+MigSource::Names Sampler::migNames(size_t device) const {
+  std::lock_guard<std::mutex> lock(migMutex_);
+  return mig_ ? mig_->names(device) : MigSource::Names{};
 }
 
 void Sampler::planSources() {
@@ -429,6 +473,7 @@ void Sampler::sampleOnce() {
         row.set(Field::LastXid, static_cast<double>(xid_->lastXid(d)), Source::Nvml);
       }
     }
+    sampleFleet(d, row, now);
     // Whatever a source answered, a number that is not finite is never published as a reading.
     for (size_t f = 0; f < kFieldCount; ++f) {
       const Field field = static_cast<Field>(f);
@@ -449,6 +494,11 @@ void Sampler::publish(int64_t durationNs) {
     published_.links = working_.links;
     published_.processes = working_.processes;
     published_.deviceMeta = working_.deviceMeta;
+    published_.migValues = working_.migValues;
+    published_.migCodes = working_.migCodes;
+    published_.migStatus = working_.migStatus;
+    published_.migSource = working_.migSource;
+    published_.migMeta = working_.migMeta;
     ++seq_;
     takenAtWallMs_ = wallNowMs();
     takenAtMonoNs_ = monoNowNs();
@@ -483,6 +533,11 @@ void Sampler::readSnapshot(double knownSeq, uint8_t* dest, size_t destLength, Sn
   copy(layout.codesOffset, published_.codes);
   copy(layout.statusOffset, published_.status);
   copy(layout.sourceOffset, published_.source);
+  copy(layout.migValuesOffset, published_.migValues);
+  copy(layout.migMetaOffset, published_.migMeta);
+  copy(layout.migCodesOffset, published_.migCodes);
+  copy(layout.migStatusOffset, published_.migStatus);
+  copy(layout.migSourceOffset, published_.migSource);
 }
 
 SamplerStats Sampler::stats() const {
@@ -491,6 +546,7 @@ SamplerStats Sampler::stats() const {
   s.vendorCalls = tracker_.calls();
   s.threadCpuNs = threadCpuNs_.load(std::memory_order_relaxed);
   s.lastSampleNs = lastSampleNs_.load(std::memory_order_relaxed);
+  s.migListings = migListings_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -499,6 +555,12 @@ void Sampler::closeBackend() {
   // not waited for. It holds its own share of the NVML session, so NVML is shut down (and a
   // private simulator copy released) by whichever of us lets go last, never under its wait.
   if (xid_) xid_->requestStop();
+  if (processUtil_) processUtil_->requestStop();  // like the XID thread: not waited for
+  processUtil_.reset();
+  {
+    std::lock_guard<std::mutex> lock(migMutex_);
+    mig_.reset();  // frees its GPM buffers while NVML is still up
+  }
   gpm_.reset();  // frees its sample buffers while NVML is still up
   dcgm_.reset();  // may use the NVML library's handle (the simulator): before it closes
   nvmlSource_.reset();

@@ -16,7 +16,9 @@
 #include "../sources/device_info.h"
 #include "../sources/gpm_source.h"
 #include "../sources/meminfo.h"
+#include "../sources/mig_source.h"
 #include "../sources/nvml_source.h"
+#include "../sources/process_util.h"
 #include "../sources/xid_watcher.h"
 #include "../vendor/dynlib.h"
 #include "../vendor/nvml_api.h"
@@ -46,6 +48,8 @@ struct SamplerOptions {
   std::string dcgmHost;                     // empty: look for a local nv-hostengine (unless embedded)
   bool dcgmHostIsUnixSocket = false;
   unsigned int dcgmConnectTimeoutMs = 5000;
+  bool processUtilization = false;          // per-process SM/memory/encoder/decoder utilisation (own thread)
+  int64_t staleAfterNs = 3'000'000'000;     // a per-process utilisation call in flight longer is reported hung
 };
 
 // What became of each optional backend at open, for users and logs.
@@ -73,6 +77,7 @@ struct SnapshotLayout {
   size_t devices = 0;
   size_t valuesOffset = 0, codesOffset = 0, linksOffset = 0, processesOffset = 0, deviceMetaOffset = 0,
          statusOffset = 0, sourceOffset = 0, byteLength = 0;
+  size_t migValuesOffset = 0, migMetaOffset = 0, migCodesOffset = 0, migStatusOffset = 0, migSourceOffset = 0;
   static SnapshotLayout forDevices(size_t devices);
 };
 
@@ -89,6 +94,7 @@ struct SnapshotHeader {
 };
 
 struct SamplerStats {
+  uint64_t migListings = 0;  // MIG device listings attempted (every GPU)
   uint64_t samples = 0;
   uint64_t vendorCalls = 0;
   int64_t threadCpuNs = 0;   // CPU time of the sampling thread spent sampling
@@ -122,6 +128,9 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   // sequence number equals `knownSeq`; always fills `header`. Never calls the driver.
   void readSnapshot(double knownSeq, uint8_t* dest, size_t destLength, SnapshotHeader& header);
 
+  // The UUIDs and profile names of a GPU's MIG devices, in frame slot order (any thread).
+  MigSource::Names migNames(size_t device) const;
+
   // XID events queued for JS (clears the "notified" flag first, so none is missed).
   uint64_t drainXids(std::vector<XidEvent>& out, size_t max);
 
@@ -139,6 +148,8 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   void planSources();
   bool openGpm();
   bool openDcgm();
+  void openFleet();                                            // MIG devices, per-process utilisation
+  void sampleFleet(size_t device, DeviceRow& row, int64_t nowNs);
   void applyFixed(size_t device, DeviceRow& row);
   void sampleMeminfo(DeviceRow& row, const FieldMask& mask, const MeminfoReading& reading);
   void failOpen(std::string code, std::string message);
@@ -170,6 +181,8 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   std::vector<std::vector<std::pair<Field, int32_t>>> fixed_;
   std::unique_ptr<MeminfoSource> meminfo_;
   std::shared_ptr<XidWatcher> xid_;
+  std::unique_ptr<MigSource> mig_;
+  std::shared_ptr<ProcessUtilWatcher> processUtil_;
   std::mutex xidMutex_;  // guards xid_ against drainXids racing the thread's teardown
   std::atomic<bool> xidNotified_{false};
   bool anyUnified_ = false;
@@ -196,6 +209,8 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
 
   std::atomic<uint64_t> samples_{0};
   std::atomic<int64_t> threadCpuNs_{0};
+  std::atomic<uint64_t> migListings_{0};
+  mutable std::mutex migMutex_;  // guards mig_ against migNames racing the thread's teardown
   std::atomic<int64_t> lastSampleNs_{0};
 };
 

@@ -3,13 +3,29 @@
 // the scenario's kernels (and memcpys, memsets, API calls, NVTX step ranges), writes records in
 // the layout of the CUPTI version it reports into buffers obtained from the registered
 // buffer-requested callback, and hands them back through buffer-completed, as CUPTI does.
+//
+// Records in flight, as NVIDIA documents them (cupti_activity.h, cuptiActivityFlushAll and
+// cuptiActivityGetNextRecord): a GPU record (kernel, memcpy, memset) takes its slot in the buffer
+// when the work is launched and completes `recordCompletionLagMs` after the work ends; API and
+// NVTX records are complete when written. A buffer with a record still in flight is not handed
+// back by a default flush (flag 0) nor when it fills up; a forced flush hands every buffer back,
+// and cuptiActivityGetNextRecord then answers CUPTI_ERROR_INVALID_KIND for each record that was
+// still in flight (with *record pointing at it when `invalidKindAdvances`, else left where it
+// was). The GPU work completes whether or not kinds are still enabled (the producer keeps
+// completing in-flight records after every kind is disabled, and only then ends), and nothing is
+// ever written into a buffer once it has been handed back: a record handed back incomplete stays
+// incomplete.
+//
 // Scenario key "cupti" (see scenario.h); test hooks: gtsim_cupti_configure, gtsim_cupti_state,
 // gtsim_cupti_counters.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -37,32 +53,70 @@ uint64_t simNowNs() {
                                                     .count());
 }
 
+// A client buffer CUPTI holds: the one being filled (current) or a closed one waiting to go back.
+struct SimBuffer {
+  size_t size = 0, used = 0;
+  size_t inFlight = 0;  // records reserved in it and not yet complete
+};
+
+// A record in flight: its slot in a buffer and the bytes it will have once complete.
+struct InFlight {
+  uint64_t completeAtNs = 0;
+  uint8_t* buffer = nullptr;
+  size_t offset = 0, bytes = 0;
+  bool kernel = false;
+  alignas(8) std::array<uint8_t, 256> record{};
+};
+// Orders the in-flight heap: the record that completes first on top.
+struct CompletesLater {
+  bool operator()(const InFlight& a, const InFlight& b) const { return a.completeAtNs > b.completeAtNs; }
+};
+
 struct CuptiSim {
   // Configuration and subscription (guarded by configMutex).
   std::mutex configMutex;
   gtsim::CuptiSpec spec;
-  bool subscribed = false;
+  bool subscribed = false;     // the client (one: ours) holds a subscription
+  bool clientShared = false;   // ... made with cuptiSubscribe_v2 allowing other subscribers
+  bool firstEnableDone = false;  // CUPTI's lazy initialisation happens once per loaded library
   std::atomic<uint64_t> enabledMask{0};  // bit per activity kind
+  // The buffer callbacks (guarded by bufferMutex): global (cuptiActivityRegisterCallbacks) or
+  // subscriber-scoped (cuptiActivityRegisterCallbacks_v2); the last registration wins.
   simCuptiRequestFn request = nullptr;
   simCuptiCompleteFn complete = nullptr;
+  simCuptiRequestFnV2 request2 = nullptr;
+  simCuptiCompleteFnV2 complete2 = nullptr;
 
-  // The buffer being filled and the ones held back (guarded by bufferMutex; callbacks are called
-  // with it held, as CUPTI serialises them).
+  // The buffers CUPTI holds and the records in flight (guarded by bufferMutex; the client's
+  // callbacks are called with it held, as CUPTI serialises them).
   std::mutex bufferMutex;
+  std::map<uint8_t*, SimBuffer> lent;
   uint8_t* current = nullptr;
-  size_t currentSize = 0, currentUsed = 0;
-  std::vector<std::pair<uint8_t*, size_t>> held;
+  std::deque<uint8_t*> closed;  // full (or flushed but kept) buffers, in the order they closed
+  // A min-heap by completion time, in a vector: no allocation per record once it has grown (a
+  // flood writes millions).
+  std::vector<InFlight> inFlight;
+  std::atomic<uint64_t> inFlightCount{0};
   std::atomic<uint64_t> dropped{0};
 
-  // Producer thread.
+  // Offsets of the records each handed-back buffer holds incomplete (guarded by incompleteMutex);
+  // forgotten when the client hands that buffer to CUPTI again.
+  std::mutex incompleteMutex;
+  std::map<const uint8_t*, std::set<size_t>> incomplete;
+
+  // Producer thread (guarded by threadMutex). It ends by itself once every kind is disabled and
+  // nothing is in flight; `restart` makes a running one take the current spec afresh.
   std::mutex threadMutex;
   std::condition_variable threadCv;
   std::thread producer;
+  bool producerRunning = false;
   bool producerStop = false;
+  bool producerRestart = false;
 
-  // Counters for tests.
+  // Counters for tests (reset by gtsim_cupti_configure).
   std::atomic<uint64_t> recordsProduced{0}, recordsDropped{0}, nullBuffers{0}, unsafeNullBuffers{0},
-      buffersCompleted{0};
+      buffersCompleted{0}, incompleteRecordsReturned{0}, kernelRecordsCompleted{0}, kernelsLaunched{0},
+      enableStalledMs{0}, v2Subscriptions{0}, sharedSubscriptions{0}, globalCallsWhileShared{0};
 
   uint32_t correlation = 0;
   uint32_t markerId = 0;
@@ -95,30 +149,95 @@ bool keepingBuffers(const gtsim::CuptiSpec& spec) {
   return !spec.holdBuffersWhenFileExists.empty() && ::access(spec.holdBuffersWhenFileExists.c_str(), F_OK) == 0;
 }
 
-// With bufferMutex held: hand the current buffer back (or hold it).
-void completeCurrentLocked(bool forceRelease) {
+bool isKernelKind(int kind) { return kind == SIM_CUPTI_KIND_KERNEL || kind == SIM_CUPTI_KIND_CONCURRENT_KERNEL; }
+
+// With bufferMutex held: hands `buffer` back to the client. Records still in flight in it stay
+// incomplete for good (they are forgotten here, so nothing is ever written into it again).
+void handBackLocked(uint8_t* buffer) {
+  CuptiSim& s = sim();
+  auto it = s.lent.find(buffer);
+  if (it == s.lent.end()) return;
+  const size_t size = it->second.size, used = it->second.used;
+  if (it->second.inFlight > 0) {
+    std::set<size_t> offsets;
+    for (const InFlight& f : s.inFlight) {
+      if (f.buffer == buffer) offsets.insert(f.offset);
+    }
+    s.inFlight.erase(std::remove_if(s.inFlight.begin(), s.inFlight.end(), [&](const InFlight& f) { return f.buffer == buffer; }),
+                     s.inFlight.end());
+    std::make_heap(s.inFlight.begin(), s.inFlight.end(), CompletesLater());
+    s.inFlightCount.fetch_sub(offsets.size());
+    s.incompleteRecordsReturned.fetch_add(offsets.size());
+    std::lock_guard<std::mutex> lock(s.incompleteMutex);
+    s.incomplete[buffer] = std::move(offsets);
+  }
+  s.lent.erase(it);
+  if (s.current == buffer) s.current = nullptr;
+  s.closed.erase(std::remove(s.closed.begin(), s.closed.end(), buffer), s.closed.end());
+  s.buffersCompleted.fetch_add(1);
+  if (s.complete2) s.complete2(buffer, size, used, nullptr);
+  else if (s.complete) s.complete(nullptr, 0, buffer, size, used);
+}
+
+// With bufferMutex held: the closed buffers whose records are all complete go back, as CUPTI's
+// own delivery of full buffers does (unless a hold mode keeps them).
+void deliverCompleteLocked() {
+  CuptiSim& s = sim();
+  if (s.spec.holdBuffers || keepingBuffers(s.spec)) return;
+  std::vector<uint8_t*> ready;
+  for (uint8_t* b : s.closed) {
+    if (s.lent[b].inFlight == 0) ready.push_back(b);
+  }
+  for (uint8_t* b : ready) handBackLocked(b);
+}
+
+// With bufferMutex held: the current buffer takes no more records.
+void closeCurrentLocked() {
   CuptiSim& s = sim();
   if (s.current == nullptr) return;
-  uint8_t* buffer = s.current;
-  const size_t size = s.currentSize, used = s.currentUsed;
+  s.closed.push_back(s.current);
   s.current = nullptr;
-  s.currentSize = s.currentUsed = 0;
-  if ((s.spec.holdBuffers && !forceRelease) || keepingBuffers(s.spec)) {
-    s.held.emplace_back(buffer, used);
-    return;
+}
+
+// With bufferMutex held: every in-flight record due by `now` is written into its buffer.
+void completeDueLocked(uint64_t now) {
+  CuptiSim& s = sim();
+  bool any = false;
+  while (!s.inFlight.empty() && s.inFlight.front().completeAtNs <= now) {
+    std::pop_heap(s.inFlight.begin(), s.inFlight.end(), CompletesLater());
+    const InFlight& f = s.inFlight.back();
+    auto it = s.lent.find(f.buffer);
+    if (it == s.lent.end()) {  // cannot happen: handBackLocked forgets a buffer's records
+      s.inFlight.pop_back();
+      continue;
+    }
+    std::memcpy(f.buffer + f.offset, f.record.data(), f.bytes);
+    const bool kernel = f.kernel;
+    s.inFlight.pop_back();
+    --it->second.inFlight;
+    s.inFlightCount.fetch_sub(1);
+    s.recordsProduced.fetch_add(1);
+    if (kernel) s.kernelRecordsCompleted.fetch_add(1);
+    any = true;
   }
-  s.buffersCompleted.fetch_add(1);
-  if (s.complete) s.complete(nullptr, 0, buffer, size, used);
+  if (any) deliverCompleteLocked();
 }
 
 // With bufferMutex held: room for `bytes` more, asking the client for a buffer when needed.
 uint8_t* reserveLocked(size_t bytes, uint32_t version) {
   CuptiSim& s = sim();
-  if (s.current != nullptr && s.currentUsed + bytes > s.currentSize) completeCurrentLocked(false);
+  if (s.current != nullptr) {
+    SimBuffer& cur = s.lent[s.current];
+    if (cur.used + bytes > cur.size) {
+      closeCurrentLocked();
+      deliverCompleteLocked();
+    }
+  }
   if (s.current == nullptr) {
     uint8_t* buffer = nullptr;
     size_t size = 0, maxRecords = 0;
-    if (s.request) s.request(&buffer, &size, &maxRecords);
+    if (s.request2) s.request2(&buffer, &size, &maxRecords, nullptr);
+    else if (s.request) s.request(&buffer, &size, &maxRecords);
     if (buffer == nullptr || size < bytes) {
       s.nullBuffers.fetch_add(1);
       // Before CUPTI API 27 a null buffer is not a supported answer (real CUPTI may misbehave):
@@ -126,18 +245,27 @@ uint8_t* reserveLocked(size_t bytes, uint32_t version) {
       if (version < 27) s.unsafeNullBuffers.fetch_add(1);
       return nullptr;
     }
+    {
+      std::lock_guard<std::mutex> lock(s.incompleteMutex);
+      s.incomplete.erase(buffer);  // the client may reuse a buffer it had back
+    }
     s.current = buffer;
-    s.currentSize = size;
-    s.currentUsed = 0;
+    SimBuffer& b = s.lent[buffer];
+    b.size = size;
+    b.used = 0;
+    b.inFlight = 0;
   }
-  uint8_t* at = s.current + s.currentUsed;
+  SimBuffer& cur = s.lent[s.current];
+  uint8_t* at = s.current + cur.used;
   std::memset(at, 0, bytes);
-  s.currentUsed += bytes;
+  cur.used += bytes;
   return at;
 }
 
+// Writes a record of `kind`: complete now when `completeAtNs` <= `nowNs`, else its slot is
+// reserved (holding only the kind, zeros elsewhere) and it completes at `completeAtNs`.
 template <typename Fill>
-void emit(int kind, uint32_t version, Fill fill) {
+void emit(int kind, uint32_t version, uint64_t nowNs, uint64_t completeAtNs, Fill fill) {
   CuptiSim& s = sim();
   const size_t size = simCuptiRecordSize(kind, version);
   std::lock_guard<std::mutex> lock(s.bufferMutex);
@@ -147,8 +275,24 @@ void emit(int kind, uint32_t version, Fill fill) {
     s.recordsDropped.fetch_add(1);
     return;
   }
-  fill(at);
-  s.recordsProduced.fetch_add(1);
+  if (completeAtNs <= nowNs) {
+    fill(at);
+    s.recordsProduced.fetch_add(1);
+    if (isKernelKind(kind)) s.kernelRecordsCompleted.fetch_add(1);
+    return;
+  }
+  *reinterpret_cast<int32_t*>(at) = kind;
+  InFlight& f = s.inFlight.emplace_back();
+  f.completeAtNs = completeAtNs;
+  f.buffer = s.current;
+  f.offset = static_cast<size_t>(at - s.current);
+  f.bytes = size;
+  f.kernel = isKernelKind(kind);
+  f.record.fill(0);
+  fill(f.record.data());
+  std::push_heap(s.inFlight.begin(), s.inFlight.end(), CompletesLater());
+  ++s.lent[s.current].inFlight;
+  s.inFlightCount.fetch_add(1);
 }
 
 struct Rng {
@@ -163,39 +307,59 @@ struct Rng {
 
 const char* const kDomainName = "gpu-telemetry-sim";
 
-void produce() {
-  CuptiSim& s = sim();
+// What one run of the simulated application does, from the spec at (re)start.
+struct Workload {
   gtsim::CuptiSpec spec;
-  {
-    std::lock_guard<std::mutex> lock(s.configMutex);
-    spec = s.spec;
-  }
-  if (spec.kernels.empty()) spec.kernels.push_back(gtsim::CuptiKernelSpec());
-  const uint32_t version = spec.version;
-  const uint32_t pid = static_cast<uint32_t>(getpid());
-  const uint32_t tid = static_cast<uint32_t>(syscall(SYS_gettid));
-  Rng rng{spec.seed * 0x9e3779b97f4a7c15ull + 1};
-  uint64_t lastNs = simNowNs();
+  uint32_t version = 0, pid = 0, tid = 0;
+  Rng rng{1};
+  uint64_t lastNs = 0, lagNs = 0;
   double kernelDebt = 0, memcpyDebt = 0, memsetDebt = 0;
-  uint64_t floodLeft = spec.flood ? static_cast<uint64_t>(spec.floodRecords) : 0;
+  uint64_t floodLeft = 0;
   size_t kernelIndex = 0;
   std::vector<const char*> kernelNames;
-  for (const auto& k : spec.kernels) kernelNames.push_back(permanentName(k.name));
-  const char* stepRangeName = permanentName(spec.stepRangeName);
-  const uint64_t rangeEveryNs = static_cast<uint64_t>(spec.stepRangeEveryMs * 1e6);
-  uint64_t nextRangeNs = lastNs + rangeEveryNs;
+  const char* stepRangeName = nullptr;
+  uint64_t rangeEveryNs = 0, nextRangeNs = 0, rangeEndNs = 0;
   bool rangeOpen = false;
   uint32_t rangeId = 0;
-  uint64_t rangeEndNs = 0;
 
-  auto kernel = [&](uint64_t endNs) {
+  void reset() {
+    CuptiSim& s = sim();
+    {
+      std::lock_guard<std::mutex> lock(s.configMutex);
+      spec = s.spec;
+    }
+    if (spec.kernels.empty()) spec.kernels.push_back(gtsim::CuptiKernelSpec());
+    version = spec.version;
+    pid = static_cast<uint32_t>(getpid());
+    tid = static_cast<uint32_t>(syscall(SYS_gettid));
+    rng = Rng{spec.seed * 0x9e3779b97f4a7c15ull + 1};
+    lastNs = simNowNs();
+    lagNs = static_cast<uint64_t>(spec.recordCompletionLagMs * 1e6);
+    kernelDebt = memcpyDebt = memsetDebt = 0;
+    floodLeft = spec.flood ? static_cast<uint64_t>(spec.floodRecords) : 0;
+    kernelIndex = 0;
+    kernelNames.clear();
+    for (const auto& k : spec.kernels) kernelNames.push_back(permanentName(k.name));
+    stepRangeName = permanentName(spec.stepRangeName);
+    rangeEveryNs = static_cast<uint64_t>(spec.stepRangeEveryMs * 1e6);
+    nextRangeNs = lastNs + rangeEveryNs;
+    rangeOpen = false;
+    rangeId = 0;
+    rangeEndNs = 0;
+  }
+
+  // A kernel launched at `now`: its runtime (and driver) API call ends at `now`, the kernel starts
+  // 2 µs later, runs its duration and its record completes lagNs after it ends.
+  void kernel(uint64_t now) {
+    CuptiSim& s = sim();
     const size_t which = kernelIndex++ % spec.kernels.size();
     const gtsim::CuptiKernelSpec& k = spec.kernels[which];
     const uint64_t dur = static_cast<uint64_t>(k.durationUs * 1000.0);
-    const uint64_t start = endNs - dur;
+    const uint64_t start = now + 2000;
+    const uint64_t end = start + dur;
     const uint32_t corr = ++s.correlation;
     if (kindEnabled(SIM_CUPTI_KIND_RUNTIME)) {
-      emit(SIM_CUPTI_KIND_RUNTIME, version, [&](uint8_t* at) {
+      emit(SIM_CUPTI_KIND_RUNTIME, version, now, now, [&](uint8_t* at) {
         auto* a = reinterpret_cast<simCuptiApiRecord*>(at);
         a->kind = SIM_CUPTI_KIND_RUNTIME;
         a->cbid = 211;  // cudaLaunchKernel_v7000
@@ -207,7 +371,7 @@ void produce() {
       });
     }
     if (kindEnabled(SIM_CUPTI_KIND_DRIVER)) {
-      emit(SIM_CUPTI_KIND_DRIVER, version, [&](uint8_t* at) {
+      emit(SIM_CUPTI_KIND_DRIVER, version, now, now, [&](uint8_t* at) {
         auto* a = reinterpret_cast<simCuptiApiRecord*>(at);
         a->kind = SIM_CUPTI_KIND_DRIVER;
         a->cbid = 307;  // cuLaunchKernel
@@ -220,13 +384,14 @@ void produce() {
     }
     const int kind = kindEnabled(SIM_CUPTI_KIND_CONCURRENT_KERNEL) ? SIM_CUPTI_KIND_CONCURRENT_KERNEL : SIM_CUPTI_KIND_KERNEL;
     if (!kindEnabled(kind)) return;
-    emit(kind, version, [&](uint8_t* at) {
+    s.kernelsLaunched.fetch_add(1);
+    emit(kind, version, now, end + lagNs, [&](uint8_t* at) {
       auto* r = reinterpret_cast<simCuptiKernelRecord*>(at);
       r->kind = kind;
       r->registersPerThread = static_cast<uint16_t>(k.registers);
       r->start = start;
-      r->end = endNs;
-      r->completed = endNs;
+      r->end = end;
+      r->completed = end;
       r->deviceId = 0;
       r->contextId = 1;
       r->streamId = 7 + static_cast<uint32_t>(rng.next() % 2);
@@ -242,43 +407,38 @@ void produce() {
       r->queued = start - 3000;
       r->submitted = start - 1000;
     });
-  };
+  }
 
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(s.threadMutex);
-      if (s.producerStop) break;
-      if (!spec.flood || floodLeft == 0) {
-        s.threadCv.wait_for(lock, std::chrono::milliseconds(1), [&] { return s.producerStop; });
-        if (s.producerStop) break;
-      }
-    }
+  // One MARKER record of the current NVTX range: its start (with the name) or its end (no name).
+  void marker(uint32_t flags, uint64_t now, uint64_t timestamp, const char* name) {
+    emit(SIM_CUPTI_KIND_MARKER, version, now, now, [&](uint8_t* at) {
+      auto* m = reinterpret_cast<simCuptiMarkerRecord*>(at);
+      m->kind = SIM_CUPTI_KIND_MARKER;
+      m->flags = flags;
+      m->timestamp = timestamp;
+      m->id = rangeId;
+      m->objectKind = SIM_CUPTI_OBJECT_THREAD;
+      m->objectId[0] = pid;
+      m->objectId[1] = tid;
+      m->name = name;
+      m->domain = kDomainName;
+    });
+  }
+
+  // Everything due by now. Returns whether a flood is still running (no pause wanted).
+  bool tick() {
+    CuptiSim& s = sim();
     const uint64_t now = simNowNs();
     const double elapsedS = static_cast<double>(now - lastNs) / 1e9;
     lastNs = now;
     if (spec.flood && floodLeft > 0) {
       for (int i = 0; i < 512 && floodLeft > 0; ++i, --floodLeft) kernel(now);
-      continue;
+      return floodLeft > 0;
     }
     // NVTX step ranges (MARKER records), back to back, each 90% of the period.
     if (rangeEveryNs > 0 && kindEnabled(SIM_CUPTI_KIND_MARKER)) {
-      // One MARKER record of the current range: its start (with the name) or its end (no name).
-      auto marker = [&](uint32_t flags, uint64_t timestamp, const char* name) {
-        emit(SIM_CUPTI_KIND_MARKER, version, [&](uint8_t* at) {
-          auto* m = reinterpret_cast<simCuptiMarkerRecord*>(at);
-          m->kind = SIM_CUPTI_KIND_MARKER;
-          m->flags = flags;
-          m->timestamp = timestamp;
-          m->id = rangeId;
-          m->objectKind = SIM_CUPTI_OBJECT_THREAD;
-          m->objectId[0] = pid;
-          m->objectId[1] = tid;
-          m->name = name;
-          m->domain = kDomainName;
-        });
-      };
       if (rangeOpen && now >= rangeEndNs) {
-        marker(SIM_CUPTI_MARKER_END, rangeEndNs, nullptr);
+        marker(SIM_CUPTI_MARKER_END, now, rangeEndNs, nullptr);
         rangeOpen = false;
       }
       if (!rangeOpen && now >= nextRangeNs) {
@@ -287,7 +447,7 @@ void produce() {
         rangeEndNs = startNs + rangeEveryNs * 9 / 10;
         nextRangeNs += rangeEveryNs;
         if (nextRangeNs < now) nextRangeNs = now + rangeEveryNs;  // fell behind: skip, never burst
-        marker(SIM_CUPTI_MARKER_START, startNs, stepRangeName);
+        marker(SIM_CUPTI_MARKER_START, now, startNs, stepRangeName);
         rangeOpen = true;
       }
     }
@@ -298,7 +458,7 @@ void produce() {
     for (; memcpyDebt >= 1; memcpyDebt -= 1) {
       if (!kindEnabled(SIM_CUPTI_KIND_MEMCPY)) continue;
       const uint32_t corr = ++s.correlation;
-      emit(SIM_CUPTI_KIND_MEMCPY, version, [&](uint8_t* at) {
+      emit(SIM_CUPTI_KIND_MEMCPY, version, now, now + lagNs, [&](uint8_t* at) {
         auto* m = reinterpret_cast<simCuptiMemcpyRecord*>(at);
         m->kind = SIM_CUPTI_KIND_MEMCPY;
         m->copyKind = (corr % 2) ? 1 : 2;  // HtoD, DtoH
@@ -317,7 +477,7 @@ void produce() {
     for (; memsetDebt >= 1; memsetDebt -= 1) {
       if (!kindEnabled(SIM_CUPTI_KIND_MEMSET)) continue;
       const uint32_t corr = ++s.correlation;
-      emit(SIM_CUPTI_KIND_MEMSET, version, [&](uint8_t* at) {
+      emit(SIM_CUPTI_KIND_MEMSET, version, now, now + lagNs, [&](uint8_t* at) {
         auto* m = reinterpret_cast<simCuptiMemsetRecord*>(at);
         m->kind = SIM_CUPTI_KIND_MEMSET;
         m->value = 0;
@@ -330,27 +490,55 @@ void produce() {
         m->correlationId = corr;
       });
     }
+    return false;
+  }
+};
+
+void produce() {
+  CuptiSim& s = sim();
+  Workload w;
+  w.reset();
+  bool busy = false;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(s.threadMutex);
+      if (!busy) s.threadCv.wait_for(lock, std::chrono::milliseconds(1), [&] { return s.producerStop || s.producerRestart; });
+      if (s.producerStop) {
+        s.producerRunning = false;
+        break;
+      }
+      if (s.producerRestart) {
+        s.producerRestart = false;
+        w.reset();
+      }
+      // Every kind disabled and nothing in flight: the GPU is idle, the producer ends (decided
+      // with threadMutex held, so an enable that comes now starts a new one).
+      if (s.enabledMask.load() == 0 && s.inFlightCount.load() == 0) {
+        s.producerRunning = false;
+        break;
+      }
+    }
+    busy = s.enabledMask.load() != 0 && w.tick();
+    std::lock_guard<std::mutex> lock(s.bufferMutex);
+    completeDueLocked(simNowNs());
   }
 }
 
-void startProducerLocked() {
+// Starts the producer, or has the running one (perhaps still completing the last session's
+// records) take the current spec afresh.
+void startProducer() {
   CuptiSim& s = sim();
   std::lock_guard<std::mutex> lock(s.threadMutex);
-  if (s.producer.joinable()) return;
-  s.producerStop = false;
-  s.producer = std::thread(produce);
-}
-
-void stopProducer() {
-  CuptiSim& s = sim();
-  std::thread t;
-  {
-    std::lock_guard<std::mutex> lock(s.threadMutex);
-    s.producerStop = true;
-    t = std::move(s.producer);
+  if (s.producerRunning) {
+    s.producerRestart = true;
+    s.threadCv.notify_all();
+    return;
   }
-  s.threadCv.notify_all();
-  if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
+  if (s.producer.joinable()) s.producer.join();  // it has ended (producerRunning is false)
+  s.producerStop = false;
+  s.producerRestart = false;
+  s.producerRunning = true;
+  s.producer = std::thread(produce);
 }
 
 [[maybe_unused]] const char* resultString(simCuptiResult r) {
@@ -361,6 +549,7 @@ void stopProducer() {
     case SIM_CUPTI_ERROR_MAX_LIMIT_REACHED: return "CUPTI_ERROR_MAX_LIMIT_REACHED";
     case SIM_CUPTI_ERROR_NOT_INITIALIZED: return "CUPTI_ERROR_NOT_INITIALIZED";
     case SIM_CUPTI_ERROR_INVALID_KIND: return "CUPTI_ERROR_INVALID_KIND";
+    case SIM_CUPTI_ERROR_NOT_SUPPORTED: return "CUPTI_ERROR_NOT_SUPPORTED";
     case SIM_CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED: return "CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED";
     default: return "CUPTI_ERROR_UNKNOWN";
   }
@@ -400,7 +589,16 @@ SIM_EXPORT int gtsim_cupti_configure(const char* scenarioJson, char* error, unsi
   s.nullBuffers = 0;
   s.unsafeNullBuffers = 0;
   s.buffersCompleted = 0;
+  s.incompleteRecordsReturned = 0;
+  s.kernelRecordsCompleted = 0;
+  s.kernelsLaunched = 0;
+  s.enableStalledMs = 0;
+  s.v2Subscriptions = 0;
+  s.sharedSubscriptions = 0;
+  s.globalCallsWhileShared = 0;
   s.dropped = 0;
+  std::lock_guard<std::mutex> incompleteLock(s.incompleteMutex);
+  s.incomplete.clear();
   return 0;
 }
 
@@ -421,19 +619,34 @@ SIM_EXPORT int gtsim_cupti_state(int* kinds, unsigned int capacity, unsigned int
   return 0;
 }
 
-// [recordsProduced, recordsDropped, nullBuffers, unsafeNullBuffers, buffersCompleted, buffersHeld]
+// Since the last gtsim_cupti_configure: [recordsProduced (complete records written),
+// recordsDropped (no buffer to write into), nullBuffers, unsafeNullBuffers (null buffers handed to
+// a CUPTI older than API 27), buffersCompleted (handed back), buffersHeld (buffers CUPTI holds
+// now), incompleteRecordsReturned (records handed back still in flight: INVALID_KIND),
+// recordsInFlight (now), kernelRecordsCompleted, kernelsLaunched (with a kernel kind enabled),
+// enableStalledMs (how long a cuptiActivityEnable stalled: the library's first, firstEnableDelayMs),
+// v2Subscriptions (through cuptiSubscribe_v2), sharedSubscriptions (allowing other subscribers),
+// globalCallsWhileShared (global activity calls — enable, disable, register, next record,
+// timestamp — made while the client shares CUPTI with another subscriber: a contract violation,
+// the subscriber-scoped _v2 calls are the ones for that mode)].
+// Returns how many counters there are.
 SIM_EXPORT int gtsim_cupti_counters(double* out, unsigned int n) {
   CuptiSim& s = sim();
   size_t held = 0;
   {
     std::lock_guard<std::mutex> lock(s.bufferMutex);
-    held = s.held.size() + (s.current ? 1 : 0);
+    held = s.lent.size();
   }
-  const double v[6] = {static_cast<double>(s.recordsProduced.load()), static_cast<double>(s.recordsDropped.load()),
-                       static_cast<double>(s.nullBuffers.load()), static_cast<double>(s.unsafeNullBuffers.load()),
-                       static_cast<double>(s.buffersCompleted.load()), static_cast<double>(held)};
-  for (unsigned int i = 0; i < n && i < 6; ++i) out[i] = v[i];
-  return 0;
+  const double v[] = {static_cast<double>(s.recordsProduced.load()), static_cast<double>(s.recordsDropped.load()),
+                      static_cast<double>(s.nullBuffers.load()), static_cast<double>(s.unsafeNullBuffers.load()),
+                      static_cast<double>(s.buffersCompleted.load()), static_cast<double>(held),
+                      static_cast<double>(s.incompleteRecordsReturned.load()), static_cast<double>(s.inFlightCount.load()),
+                      static_cast<double>(s.kernelRecordsCompleted.load()), static_cast<double>(s.kernelsLaunched.load()),
+                      static_cast<double>(s.enableStalledMs.load()), static_cast<double>(s.v2Subscriptions.load()),
+                      static_cast<double>(s.sharedSubscriptions.load()), static_cast<double>(s.globalCallsWhileShared.load())};
+  constexpr unsigned int kCount = sizeof(v) / sizeof(v[0]);
+  for (unsigned int i = 0; out != nullptr && i < n && i < kCount; ++i) out[i] = v[i];
+  return static_cast<int>(kCount);
 }
 
 // ---- CUPTI -----------------------------------------------------------------------------------------
@@ -454,84 +667,76 @@ SIM_EXPORT simCuptiResult cuptiGetResultString(simCuptiResult result, const char
 }
 #endif
 
-SIM_EXPORT simCuptiResult cuptiGetTimestamp(uint64_t* timestamp) {
-  if (timestamp == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
-  *timestamp = simNowNs();
-  return SIM_CUPTI_SUCCESS;
+namespace {
+
+// With configMutex held: the client shares CUPTI with another subscriber right now.
+bool sharedWithOtherLocked() {
+  CuptiSim& s = sim();
+  return s.subscribed && s.clientShared && s.spec.otherSubscriber;
 }
 
-SIM_EXPORT simCuptiResult cuptiSubscribe(void** subscriber, simCuptiCallbackFn, void*) {
-  if (subscriber == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+// A call of the global activity API: counted when the client shares CUPTI (multi-subscriber mode
+// wants the subscriber-scoped calls; whose subscriber a global call configures is not defined).
+void noteGlobalCall() {
   CuptiSim& s = sim();
   std::lock_guard<std::mutex> lock(s.configMutex);
-  if (s.spec.multipleSubscribers || s.subscribed) return SIM_CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED;
-  s.subscribed = true;
-  *subscriber = &s;
-  return SIM_CUPTI_SUCCESS;
+  if (sharedWithOtherLocked()) s.globalCallsWhileShared.fetch_add(1);
 }
 
-SIM_EXPORT simCuptiResult cuptiUnsubscribe(void* subscriber) {
+[[maybe_unused]] bool isClient(void* subscriber) {
   CuptiSim& s = sim();
   std::lock_guard<std::mutex> lock(s.configMutex);
-  if (subscriber != &s || !s.subscribed) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
-  s.subscribed = false;
-  return SIM_CUPTI_SUCCESS;
+  return subscriber == &s && s.subscribed;
 }
 
-SIM_EXPORT simCuptiResult cuptiActivityRegisterCallbacks(simCuptiRequestFn request, simCuptiCompleteFn complete) {
-  if (request == nullptr || complete == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
-  CuptiSim& s = sim();
-  std::lock_guard<std::mutex> lock(s.bufferMutex);
-  s.request = request;
-  s.complete = complete;
-  return SIM_CUPTI_SUCCESS;
-}
+[[maybe_unused]] uint32_t versionNow() { return currentVersion(); }
 
-SIM_EXPORT simCuptiResult cuptiActivityEnable(int kind) {
+simCuptiResult enableKind(int kind) {
   if (kind <= 0 || kind >= SIM_CUPTI_KIND_LIMIT) return SIM_CUPTI_ERROR_INVALID_KIND;
   CuptiSim& s = sim();
+  double stallMs = 0;
+  {
+    std::lock_guard<std::mutex> lock(s.configMutex);
+    if (!s.firstEnableDone) {
+      s.firstEnableDone = true;
+      stallMs = s.spec.firstEnableDelayMs;
+    }
+  }
+  // CUPTI's lazy initialisation: the first enable of the library's life blocks its caller.
+  if (stallMs > 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(stallMs * 1000)));
+    s.enableStalledMs.fetch_add(static_cast<uint64_t>(stallMs));
+  }
   {
     std::lock_guard<std::mutex> lock(s.configMutex);
     s.enabledMask.fetch_or(uint64_t{1} << kind);
   }
-  startProducerLocked();
+  startProducer();
   return SIM_CUPTI_SUCCESS;
 }
 
-SIM_EXPORT simCuptiResult cuptiActivityDisable(int kind) {
+simCuptiResult disableKind(int kind) {
   if (kind <= 0 || kind >= SIM_CUPTI_KIND_LIMIT) return SIM_CUPTI_ERROR_INVALID_KIND;
   CuptiSim& s = sim();
-  bool none = false;
+  // No new work is recorded for this kind; what is in flight still completes (the producer ends
+  // by itself once every kind is disabled and nothing is in flight).
+  std::lock_guard<std::mutex> lock(s.configMutex);
+  s.enabledMask.fetch_and(~(uint64_t{1} << kind));
+  return SIM_CUPTI_SUCCESS;
+}
+
+// INVALID_KIND for a record that was handed back still in flight; *record then points at it
+// (invalidKindAdvances, so a client can step past it) or stays where it was.
+simCuptiResult nextRecord(uint8_t* buffer, size_t validBufferSizeBytes, void** record) {
+  if (buffer == nullptr || record == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  CuptiSim& s = sim();
+  uint32_t version = 0;
+  bool advances = true;
   {
     std::lock_guard<std::mutex> lock(s.configMutex);
-    none = (s.enabledMask.fetch_and(~(uint64_t{1} << kind)) & ~(uint64_t{1} << kind)) == 0;
+    version = s.spec.version;
+    advances = s.spec.invalidKindAdvances;
   }
-  if (none) stopProducer();
-  return SIM_CUPTI_SUCCESS;
-}
-
-SIM_EXPORT simCuptiResult cuptiActivityFlushAll(uint32_t flag) {
-  CuptiSim& s = sim();
-  std::lock_guard<std::mutex> lock(s.bufferMutex);
-  const bool allDisabled = s.enabledMask.load() == 0;
-  if (s.spec.holdBuffers && !allDisabled) return SIM_CUPTI_SUCCESS;  // the pool-exhaustion mode
-  if (keepingBuffers(s.spec)) {  // CUPTI keeps every buffer, even the last partial one
-    if ((flag & SIM_CUPTI_FLUSH_FORCED) != 0 || allDisabled) completeCurrentLocked(true);
-    return SIM_CUPTI_SUCCESS;
-  }
-  if ((flag & SIM_CUPTI_FLUSH_FORCED) != 0 || allDisabled) completeCurrentLocked(true);
-  std::vector<std::pair<uint8_t*, size_t>> held;
-  held.swap(s.held);
-  for (auto& [buffer, used] : held) {
-    s.buffersCompleted.fetch_add(1);
-    if (s.complete) s.complete(nullptr, 0, buffer, used, used);
-  }
-  return SIM_CUPTI_SUCCESS;
-}
-
-SIM_EXPORT simCuptiResult cuptiActivityGetNextRecord(uint8_t* buffer, size_t validBufferSizeBytes, void** record) {
-  if (buffer == nullptr || record == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
-  const uint32_t version = currentVersion();
   size_t offset = 0;
   if (*record != nullptr) {
     auto* at = static_cast<uint8_t*>(*record);
@@ -544,7 +749,171 @@ SIM_EXPORT simCuptiResult cuptiActivityGetNextRecord(uint8_t* buffer, size_t val
   const int kind = *reinterpret_cast<const int32_t*>(buffer + offset);
   const size_t size = simCuptiRecordSize(kind, version);
   if (size == 0 || offset + size > validBufferSizeBytes) return SIM_CUPTI_ERROR_MAX_LIMIT_REACHED;
+  {
+    std::lock_guard<std::mutex> lock(s.incompleteMutex);
+    auto it = s.incomplete.find(buffer);
+    if (it != s.incomplete.end() && it->second.count(offset) != 0) {
+      if (advances) *record = buffer + offset;
+      return SIM_CUPTI_ERROR_INVALID_KIND;
+    }
+  }
   *record = buffer + offset;
+  return SIM_CUPTI_SUCCESS;
+}
+
+}  // namespace
+
+SIM_EXPORT simCuptiResult cuptiGetTimestamp(uint64_t* timestamp) {
+  if (timestamp == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  noteGlobalCall();
+  *timestamp = simNowNs();
+  return SIM_CUPTI_SUCCESS;
+}
+
+// One subscriber per process, as before CUDA 13.3 (and, from 13.3, whenever a subscriber did not
+// allow others: cuptiSubscribe cannot say it does).
+SIM_EXPORT simCuptiResult cuptiSubscribe(void** subscriber, simCuptiCallbackFn, void*) {
+  if (subscriber == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.configMutex);
+  if (s.spec.multipleSubscribers || s.spec.otherSubscriber || s.subscribed) return SIM_CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED;
+  s.subscribed = true;
+  s.clientShared = false;
+  *subscriber = &s;
+  return SIM_CUPTI_SUCCESS;
+}
+
+SIM_EXPORT simCuptiResult cuptiUnsubscribe(void* subscriber) {
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.configMutex);
+  if (subscriber != &s || !s.subscribed) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  s.subscribed = false;
+  s.clientShared = false;
+  return SIM_CUPTI_SUCCESS;
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityRegisterCallbacks(simCuptiRequestFn request, simCuptiCompleteFn complete) {
+  if (request == nullptr || complete == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  noteGlobalCall();
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.bufferMutex);
+  s.request = request;
+  s.complete = complete;
+  s.request2 = nullptr;
+  s.complete2 = nullptr;
+  return SIM_CUPTI_SUCCESS;
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityEnable(int kind) {
+  noteGlobalCall();
+  return enableKind(kind);
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityDisable(int kind) {
+  noteGlobalCall();
+  return disableKind(kind);
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityGetNextRecord(uint8_t* buffer, size_t validBufferSizeBytes, void** record) {
+  noteGlobalCall();
+  return nextRecord(buffer, validBufferSizeBytes, record);
+}
+
+// The subscriber-scoped API of CUPTI 13.x (absent from the legacy build, as from CUPTI 12 and
+// older): cuptiSubscribe_v2 from 13.0, the _v2 activity calls a shared subscriber uses from 13.3.
+#ifndef GTSIM_LEGACY_DRIVER
+SIM_EXPORT simCuptiResult cuptiSubscribe_v2(void** subscriber, simCuptiCallbackFn, void*, simCuptiSubscriberParams* params) {
+  if (subscriber == nullptr) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.configMutex);
+  const gtsim::CuptiSpec& spec = s.spec;
+  if (spec.version < 130000) return SIM_CUPTI_ERROR_NOT_SUPPORTED;  // no such entry point before 13.0
+  if (params != nullptr && params->structSize < SIM_CUPTI_SUBSCRIBER_PARAMS_SIZE_13_0) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  // A CUPTI older than 13.3 does not know allowMultipleSubscribers: it reads only what it knows.
+  const bool allow = spec.version >= SIM_CUPTI_VERSION_MULTI_SUBSCRIBER && params != nullptr &&
+                     params->structSize >= SIM_CUPTI_SUBSCRIBER_PARAMS_SIZE_13_2 && params->allowMultipleSubscribers != 0;
+  auto refuse = [&](const std::string& holder) {
+    if (params != nullptr && params->oldSubscriberName != nullptr && params->oldSubscriberSize > 0) {
+      const size_t n = std::min(holder.size(), params->oldSubscriberSize - 1);
+      std::memcpy(params->oldSubscriberName, holder.data(), n);
+      params->oldSubscriberName[n] = '\0';
+    }
+    return SIM_CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED;
+  };
+  const std::string other = spec.otherSubscriber ? spec.otherSubscriberName : spec.multipleSubscribers ? "another CUPTI client" : "";
+  if (allow && !spec.sharingSupported) return refuse(other);  // the request cannot be fulfilled (driver)
+  if (s.subscribed) return refuse("CUPTI for gpu-telemetry");
+  if (spec.multipleSubscribers) return refuse(other);
+  if (spec.otherSubscriber && !(allow && spec.otherSubscriberAllowsSharing)) return refuse(other);
+  if (spec.otherSubscriber) refuse(other);  // shared: oldSubscriberName is the first subscriber's name
+  s.subscribed = true;
+  s.clientShared = allow;
+  s.v2Subscriptions.fetch_add(1);
+  if (allow) s.sharedSubscriptions.fetch_add(1);
+  *subscriber = &s;
+  return SIM_CUPTI_SUCCESS;
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityRegisterCallbacks_v2(void* subscriber, simCuptiRequestFnV2 request, simCuptiCompleteFnV2 complete) {
+  if (request == nullptr || complete == nullptr || !isClient(subscriber)) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  if (versionNow() < 130200) return SIM_CUPTI_ERROR_NOT_SUPPORTED;
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.bufferMutex);
+  s.request2 = request;
+  s.complete2 = complete;
+  s.request = nullptr;
+  s.complete = nullptr;
+  return SIM_CUPTI_SUCCESS;
+}
+
+// The trailing config (CUpti_ActivityConfig: user-defined records) is not played: NULL or not, the
+// predefined record layouts are written.
+SIM_EXPORT simCuptiResult cuptiActivityEnable_v2(void* subscriber, int kind, void* /*config*/) {
+  if (!isClient(subscriber)) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  if (versionNow() < 130200) return SIM_CUPTI_ERROR_NOT_SUPPORTED;
+  return enableKind(kind);
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityDisable_v2(void* subscriber, int kind, void* /*config*/) {
+  if (!isClient(subscriber)) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  if (versionNow() < 130200) return SIM_CUPTI_ERROR_NOT_SUPPORTED;
+  return disableKind(kind);
+}
+
+SIM_EXPORT simCuptiResult cuptiActivityGetNextRecord_v2(void* subscriber, uint8_t* buffer, size_t validBufferSizeBytes, void** record) {
+  // The subscriber may have unsubscribed already (buffers come back after the end): any handle
+  // this library gave out is accepted.
+  if (subscriber != &sim()) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  if (versionNow() < SIM_CUPTI_VERSION_MULTI_SUBSCRIBER) return SIM_CUPTI_ERROR_NOT_SUPPORTED;
+  return nextRecord(buffer, validBufferSizeBytes, record);
+}
+
+SIM_EXPORT simCuptiResult cuptiGetTimestamp_v2(void* subscriber, uint64_t* timestamp) {
+  if (timestamp == nullptr || subscriber != &sim()) return SIM_CUPTI_ERROR_INVALID_PARAMETER;
+  if (versionNow() < SIM_CUPTI_VERSION_MULTI_SUBSCRIBER) return SIM_CUPTI_ERROR_NOT_SUPPORTED;
+  *timestamp = simNowNs();
+  return SIM_CUPTI_SUCCESS;
+}
+#endif
+
+SIM_EXPORT simCuptiResult cuptiActivityFlushAll(uint32_t flag) {
+  CuptiSim& s = sim();
+  std::lock_guard<std::mutex> lock(s.bufferMutex);
+  const bool forced = (flag & SIM_CUPTI_FLUSH_FORCED) != 0;
+  const bool allDisabled = s.enabledMask.load() == 0;
+  completeDueLocked(simNowNs());  // whatever the GPU has finished by now, however busy the producer
+  if (s.spec.holdBuffers && !allDisabled) return SIM_CUPTI_SUCCESS;  // the pool-exhaustion mode
+  if (keepingBuffers(s.spec)) {  // CUPTI keeps every buffer, even the last partial one
+    if (forced || allDisabled) closeCurrentLocked();
+    return SIM_CUPTI_SUCCESS;
+  }
+  // Default flush: the buffers whose records are all complete (full or not); forced: every buffer.
+  if (s.current != nullptr && (forced || s.lent[s.current].inFlight == 0)) closeCurrentLocked();
+  std::vector<uint8_t*> back;
+  for (uint8_t* b : s.closed) {
+    if (forced || s.lent[b].inFlight == 0) back.push_back(b);
+  }
+  for (uint8_t* b : back) handBackLocked(b);
   return SIM_CUPTI_SUCCESS;
 }
 

@@ -16,6 +16,7 @@ typedef int simCuptiResult;
 #define SIM_CUPTI_ERROR_NOT_INITIALIZED 15
 #define SIM_CUPTI_ERROR_QUEUE_EMPTY 18
 #define SIM_CUPTI_ERROR_INVALID_KIND 21
+#define SIM_CUPTI_ERROR_NOT_SUPPORTED 27
 #define SIM_CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED 39
 #define SIM_CUPTI_ERROR_UNKNOWN 999
 
@@ -41,6 +42,25 @@ typedef int simCuptiResult;
 typedef void (*simCuptiRequestFn)(uint8_t** buffer, size_t* size, size_t* maxNumRecords);
 typedef void (*simCuptiCompleteFn)(void* context, uint32_t streamId, uint8_t* buffer, size_t size, size_t validSize);
 typedef void (*simCuptiCallbackFn)(void* userdata, int domain, uint32_t cbid, const void* cbdata);
+// The subscriber-scoped buffer callbacks (cuptiActivityRegisterCallbacks_v2): no context/stream,
+// a trailing info pointer (CUpti_BufferCallbackRequestInfo / CompleteInfo) instead.
+typedef void (*simCuptiRequestFnV2)(uint8_t** buffer, size_t* size, size_t* maxNumRecords, void* info);
+typedef void (*simCuptiCompleteFnV2)(uint8_t* buffer, size_t size, size_t validSize, void* info);
+
+// CUpti_SubscriberParams (cuptiSubscribe_v2, CUDA 13.0: the first four fields, 32 bytes); CUPTI
+// 13.2 appended allowMultipleSubscribers (a client that sets it says so with a larger structSize).
+struct simCuptiSubscriberParams {
+  size_t structSize;
+  const char* subscriberName;
+  char* oldSubscriberName;
+  size_t oldSubscriberSize;
+  uint8_t allowMultipleSubscribers;
+};
+#define SIM_CUPTI_SUBSCRIBER_PARAMS_SIZE_13_0 (offsetof(simCuptiSubscriberParams, oldSubscriberSize) + sizeof(size_t))
+#define SIM_CUPTI_SUBSCRIBER_PARAMS_SIZE_13_2 (offsetof(simCuptiSubscriberParams, allowMultipleSubscribers) + 1)
+#define SIM_CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN 64
+// Multi-subscriber mode (and the subscriber-scoped activity API it needs) from CUPTI 13.3.
+#define SIM_CUPTI_VERSION_MULTI_SUBSCRIBER 130300
 
 // The kernel record of CUDA 13 (CUpti_ActivityKernel10); CUDA 12 writes its first 208 bytes
 // (Kernel9), CUDA 11.8 its first 200 (Kernel8).

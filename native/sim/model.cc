@@ -43,7 +43,7 @@ int64_t wallNowUs() {
       .count();
 }
 
-Model::Model(Scenario scenario) : scenario_(std::move(scenario)), startNs_(monoNowNs()) {
+Model::Model(Scenario scenario) : scenario_(std::move(scenario)), startNs_(monoNowNs()), startWallUs_(wallNowUs()) {
   counters_.resize(scenario_.devices.size());
   for (size_t d = 0; d < counters_.size(); ++d) {
     // Devices have been up a while: counters start at plausible, distinct, non-zero values.
@@ -320,6 +320,48 @@ bool Model::migOn(size_t d) const {
   const DeviceSpec& s = spec(d);
   if (!s.migEnabled) return false;
   return s.migWhenFileExists.empty() || ::access(s.migWhenFileExists.c_str(), F_OK) == 0;
+}
+
+const std::vector<MigInstanceSpec>& Model::migLayout(size_t d, int* layout) const {
+  static const std::vector<MigInstanceSpec> kNone;
+  const DeviceSpec& s = spec(d);
+  if (layout != nullptr) *layout = 0;
+  if (!migOn(d)) return kNone;
+  if (!s.migReconfigureWhenFileExists.empty() && ::access(s.migReconfigureWhenFileExists.c_str(), F_OK) == 0) {
+    if (layout != nullptr) *layout = 1;
+    return s.migReconfigured;
+  }
+  return s.migInstances;
+}
+
+double Model::migLoad(size_t d, const MigInstanceSpec& m, int64_t k) const {
+  if (!m.hasLoad) return load(d, k);
+  double v = rawShape(m.load, static_cast<double>(k) * scenario_.tickMs);
+  if (m.load.noise > 0) v += m.load.noise * (2 * unit(scenario_.seed, d * 64 + m.index, static_cast<uint64_t>(k) + 9000) - 1);
+  return std::clamp(v, 0.0, 1.0);
+}
+
+double Model::migActivity(size_t d, const MigInstanceSpec& m, Activity a, int64_t k) const {
+  static constexpr double kShare[] = {1.0, 0.9, 0.45, 0.7, 0.55, 0.0, 0.12, 0.06};
+  return std::clamp(migLoad(d, m, k) * kShare[static_cast<int>(a)], 0.0, 1.0);
+}
+
+double Model::processBytes(const ProcessSpec& p, double load) {
+  if (p.usedMemoryBytes < 0) return -1;
+  return p.usedMemoryBytes + p.growthBytes * load;
+}
+
+std::vector<double> Model::utilShares(const std::vector<ProcessSpec>& procs) {
+  std::vector<double> out(procs.size(), 0);
+  double memory = 0;
+  for (const ProcessSpec& p : procs) {
+    if (p.utilShare < 0 && p.usedMemoryBytes > 0) memory += p.usedMemoryBytes;
+  }
+  for (size_t i = 0; i < procs.size(); ++i) {
+    if (procs[i].utilShare >= 0) out[i] = procs[i].utilShare;
+    else if (memory > 0 && procs[i].usedMemoryBytes > 0) out[i] = procs[i].usedMemoryBytes / memory;
+  }
+  return out;
 }
 
 bool Model::deviceLost(int d) const {

@@ -82,6 +82,17 @@ class Model {
   bool deviceLost(int d) const;
   // Whether device d is in MIG mode right now (its scenario's "mig", possibly switched by a file).
   bool migOn(size_t d) const;
+  // The MIG devices of device d right now (empty when MIG mode is off), and which layout that is
+  // (0: mig.instances; 1: mig.reconfigure.instances while its file exists).
+  const std::vector<MigInstanceSpec>& migLayout(size_t d, int* layout = nullptr) const;
+  double migLoad(size_t d, const MigInstanceSpec& m, int64_t k) const;
+  double migActivity(size_t d, const MigInstanceSpec& m, Activity a, int64_t k) const;
+  // A process's memory at load `load` (growthBytes follows the load); < 0: the driver cannot tell.
+  static double processBytes(const ProcessSpec& p, double load);
+  // The processes' share of the utilisation (utilShare, else by memory), same order as `procs`.
+  static std::vector<double> utilShares(const std::vector<ProcessSpec>& procs);
+  // Wall clock (µs since the epoch) when the scenario started: NVML's CPU timestamps.
+  int64_t startWallUs() const { return startWallUs_; }
 
   std::mutex& mutex() { return mutex_; }
 
@@ -93,6 +104,7 @@ class Model {
 
   Scenario scenario_;
   int64_t startNs_;
+  int64_t startWallUs_;
   std::vector<Counters> counters_;
   std::vector<Counters> initial_;  // counters_ at scenario start
   // Counters at each restart instant, by device (computed once from the start: restarts are few).

@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 
+#include "mig.h"
 #include "model.h"
 #include "nvml_types.h"
 #include "sim_state.h"
@@ -42,15 +43,7 @@ bool enter(const char* call, simNvmlDevice_t device, Model** model, size_t* inde
     }
     d = static_cast<int>(s.deviceIndex(device));
   }
-  const FaultAction action = m->faultFor(call, d);
-  if (action.sleepForever) {
-    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // a call that never returns
-  }
-  if (action.sleepMs > 0) std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(action.sleepMs * 1000)));
-  if (action.returnCode != 0) {
-    *code = action.returnCode;
-    return false;
-  }
+  if (!gtsim::runFaults(call, d, m, code)) return false;
   *model = m;
   if (index != nullptr) *index = static_cast<size_t>(d);
   return true;
@@ -124,6 +117,21 @@ void copyString(const std::string& s, char* out, unsigned int length) {
 // ---- simulator control (not part of NVML) -----------------------------------------------------
 
 namespace gtsim {
+// The fault schedule for one entry point on device d (-1: not a device call): sleeps (outside
+// every lock) for a hang or slowness; false with *code set when the call must fail.
+bool runFaults(const char* call, int d, Model* m, simNvmlReturn* code) {
+  const FaultAction action = m->faultFor(call, d);
+  if (action.sleepForever) {
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // a call that never returns
+  }
+  if (action.sleepMs > 0) std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(action.sleepMs * 1000)));
+  if (action.returnCode != 0) {
+    *code = action.returnCode;
+    return false;
+  }
+  return true;
+}
+
 void contractViolation(const char* what) {
   std::fprintf(stderr, "gtsim: contract violation: %s\n", what);
   const char* strict = std::getenv("GTSIM_STRICT");
@@ -258,6 +266,10 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetHandleByIndex(unsigned int index, simNvmlD
 }
 
 SIM_EXPORT simNvmlReturn nvmlDeviceGetName(simNvmlDevice_t device, char* name, unsigned int length) {
+  if (gtsim::state().isMigHandle(device)) {
+    gtsim::CallGuard inFlight;
+    return gtsim::migGetName(device, name, length);
+  }
   SIM_DEVICE_ENTER("nvmlDeviceGetName");
   if (name == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   if (spec.name.size() + 1 > length) return SIM_NVML_ERROR_INSUFFICIENT_SIZE;
@@ -266,6 +278,10 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetName(simNvmlDevice_t device, char* name, u
 }
 
 SIM_EXPORT simNvmlReturn nvmlDeviceGetUUID(simNvmlDevice_t device, char* uuid, unsigned int length) {
+  if (gtsim::state().isMigHandle(device)) {
+    gtsim::CallGuard inFlight;
+    return gtsim::migGetUuid(device, uuid, length);
+  }
   SIM_DEVICE_ENTER("nvmlDeviceGetUUID");
   const std::string u = m->uuid(d);
   if (uuid == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
@@ -414,6 +430,13 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetPerformanceState(simNvmlDevice_t device, i
 }
 
 SIM_EXPORT simNvmlReturn nvmlDeviceGetUtilizationRates(simNvmlDevice_t device, simNvmlUtilization* utilization) {
+  if (gtsim::state().isMigHandle(device)) {
+    gtsim::CallGuard inFlight;
+    gtsim::MigTarget t;
+    simNvmlReturn code = 0;
+    if (!gtsim::enterMig("nvmlDeviceGetUtilizationRates", device, t, &code)) return code;
+    return SIM_NVML_ERROR_NOT_SUPPORTED;  // no utilisation rates per MIG device either
+  }
   SIM_DEVICE_ENTER("nvmlDeviceGetUtilizationRates");
   if (utilization == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   // nvml.h: "On MIG-enabled GPUs, querying device utilization rates is not currently supported."
@@ -455,6 +478,17 @@ simNvmlReturn memoryFigures(Model* m, size_t d, double& total, double& reserved,
   total = spec.memoryTotalBytes;
   reserved = spec.memoryReservedBytes;
   used = m->allocatedBytes(d);
+  if (m->migOn(d)) {
+    // Privileged aggregate in MIG mode: what the instances use.
+    double instances = 0;
+    for (const gtsim::MigInstanceSpec& inst : m->migLayout(d)) {
+      const double load = m->migLoad(d, inst, m->currentTick());
+      double u = inst.overheadBytes;
+      for (const gtsim::ProcessSpec& p : inst.processes) u += std::max(0.0, gtsim::Model::processBytes(p, load));
+      instances += std::min(u, inst.memoryMiB * 1048576.0);
+    }
+    used = std::min(instances, total - reserved);
+  }
   return SIM_NVML_SUCCESS;
 }
 
@@ -462,6 +496,19 @@ simNvmlReturn memoryFigures(Model* m, size_t d, double& total, double& reserved,
 
 #ifndef GTSIM_LEGACY_DRIVER
 SIM_EXPORT simNvmlReturn nvmlDeviceGetMemoryInfo_v2(simNvmlDevice_t device, simNvmlMemoryV2* memory) {
+  if (gtsim::state().isMigHandle(device)) {
+    gtsim::CallGuard inFlight;
+    double total = 0, used = 0;
+    const simNvmlReturn r = gtsim::migMemoryFigures("nvmlDeviceGetMemoryInfo_v2", device, total, used);
+    if (r != SIM_NVML_SUCCESS) return r;
+    if (memory == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+    if (memory->version != kSimMemoryV2Version) return SIM_NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+    memory->total = static_cast<unsigned long long>(total);
+    memory->reserved = 0;
+    memory->used = static_cast<unsigned long long>(used);
+    memory->free = memory->total - memory->used;
+    return SIM_NVML_SUCCESS;
+  }
   SIM_DEVICE_ENTER("nvmlDeviceGetMemoryInfo_v2");
   if (memory == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   if (memory->version != kSimMemoryV2Version) return SIM_NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
@@ -477,6 +524,17 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetMemoryInfo_v2(simNvmlDevice_t device, simN
 #endif
 
 SIM_EXPORT simNvmlReturn nvmlDeviceGetMemoryInfo(simNvmlDevice_t device, simNvmlMemory* memory) {
+  if (gtsim::state().isMigHandle(device)) {
+    gtsim::CallGuard inFlight;
+    double total = 0, used = 0;
+    const simNvmlReturn r = gtsim::migMemoryFigures("nvmlDeviceGetMemoryInfo", device, total, used);
+    if (r != SIM_NVML_SUCCESS) return r;
+    if (memory == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+    memory->total = static_cast<unsigned long long>(total);
+    memory->used = static_cast<unsigned long long>(used);
+    memory->free = memory->total - memory->used;
+    return SIM_NVML_SUCCESS;
+  }
   SIM_DEVICE_ENTER("nvmlDeviceGetMemoryInfo");
   if (memory == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
   double total = 0, reserved = 0, used = 0;
@@ -658,11 +716,12 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetFieldValues(simNvmlDevice_t device, int va
 
 namespace {
 
+// The processes as a list call reports them: a MIG device handle lists its instance's; a GPU in
+// MIG mode (privileged) lists every instance's, with their ids; otherwise the GPU's own.
 template <typename Info>
-simNvmlReturn listProcesses(Model* m, size_t d, unsigned int* count, Info* infos, bool withInstances) {
+simNvmlReturn writeProcesses(const std::vector<gtsim::SimProcess>& procs, unsigned int* count, Info* infos,
+                             bool withInstances) {
   if (count == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
-  if (m->migOn(d) && !m->spec(d).migPrivileged) return SIM_NVML_ERROR_NO_PERMISSION;  // as memory info
-  const auto& procs = m->spec(d).processes;
   const unsigned int n = static_cast<unsigned int>(procs.size());
   if (*count < n) {
     *count = n;
@@ -672,12 +731,11 @@ simNvmlReturn listProcesses(Model* m, size_t d, unsigned int* count, Info* infos
   for (unsigned int i = 0; i < n; ++i) {
     std::memset(&infos[i], 0, sizeof(Info));
     infos[i].pid = procs[i].pid;
-    infos[i].usedGpuMemory =
-        procs[i].usedMemoryBytes < 0 ? ~0ULL : static_cast<unsigned long long>(procs[i].usedMemoryBytes);
+    infos[i].usedGpuMemory = procs[i].usedBytes < 0 ? ~0ULL : static_cast<unsigned long long>(procs[i].usedBytes);
     if constexpr (sizeof(Info) == sizeof(simNvmlProcessInfoV2)) {
       if (withInstances) {
-        infos[i].gpuInstanceId = 0xFFFFFFFF;
-        infos[i].computeInstanceId = 0xFFFFFFFF;
+        infos[i].gpuInstanceId = procs[i].gpuInstanceId;
+        infos[i].computeInstanceId = procs[i].computeInstanceId;
       }
     }
   }
@@ -685,10 +743,42 @@ simNvmlReturn listProcesses(Model* m, size_t d, unsigned int* count, Info* infos
   return SIM_NVML_SUCCESS;
 }
 
+template <typename Info>
+simNvmlReturn listProcesses(Model* m, size_t d, unsigned int* count, Info* infos, bool withInstances) {
+  if (count == nullptr) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (m->migOn(d) && !m->spec(d).migPrivileged) return SIM_NVML_ERROR_NO_PERMISSION;  // as memory info
+  thread_local std::vector<gtsim::SimProcess> procs;
+  if (m->migOn(d)) {
+    gtsim::migProcesses(*m, d, nullptr, m->currentTick(), procs);
+  } else {
+    procs.clear();
+    const double load = m->load(d, m->currentTick());
+    for (const gtsim::ProcessSpec& p : m->spec(d).processes) {
+      procs.push_back({p.pid, gtsim::Model::processBytes(p, load), 0xFFFFFFFFU, 0xFFFFFFFFU});
+    }
+  }
+  return writeProcesses(procs, count, infos, withInstances);
+}
+
+template <typename Info>
+simNvmlReturn listMigProcesses(const char* call, simNvmlDevice_t device, unsigned int* count, Info* infos,
+                               bool withInstances) {
+  gtsim::CallGuard inFlight;
+  gtsim::MigTarget t;
+  simNvmlReturn code = 0;
+  if (!gtsim::enterMig(call, device, t, &code)) return code;
+  thread_local std::vector<gtsim::SimProcess> procs;
+  gtsim::migProcesses(*t.model, t.parent, t.instance, t.model->currentTick(), procs);
+  return writeProcesses(procs, count, infos, withInstances);
+}
+
 }  // namespace
 
 SIM_EXPORT simNvmlReturn nvmlDeviceGetComputeRunningProcesses(simNvmlDevice_t device, unsigned int* count,
                                                               simNvmlProcessInfoV1* infos) {
+  if (gtsim::state().isMigHandle(device)) {
+    return listMigProcesses("nvmlDeviceGetComputeRunningProcesses", device, count, infos, false);
+  }
   SIM_DEVICE_ENTER("nvmlDeviceGetComputeRunningProcesses");
   return listProcesses(m, d, count, infos, false);
 }
@@ -696,6 +786,9 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetComputeRunningProcesses(simNvmlDevice_t de
 #ifndef GTSIM_LEGACY_DRIVER
 SIM_EXPORT simNvmlReturn nvmlDeviceGetComputeRunningProcesses_v3(simNvmlDevice_t device, unsigned int* count,
                                                                  simNvmlProcessInfoV2* infos) {
+  if (gtsim::state().isMigHandle(device)) {
+    return listMigProcesses("nvmlDeviceGetComputeRunningProcesses_v3", device, count, infos, true);
+  }
   SIM_DEVICE_ENTER("nvmlDeviceGetComputeRunningProcesses_v3");
   return listProcesses(m, d, count, infos, true);
 }
@@ -825,6 +918,7 @@ SIM_EXPORT simNvmlReturn nvmlEventSetWait(simNvmlEventSet_t set, simNvmlEventDat
 struct simNvmlGpmSample {
   bool filled = false;
   size_t device = 0;
+  int gpuInstanceId = -1;  // nvmlGpmMigSampleGet: the MIG GPU instance it was read for
   double atMs = 0;       // simulator time of the read
   double restartMs = 0;  // the device life it was read in (see Model::deviceCounters)
   double deviceMs = 0;   // the device's own clock at the read
@@ -873,11 +967,64 @@ SIM_EXPORT simNvmlReturn nvmlGpmSampleGet(simNvmlDevice_t device, simNvmlGpmSamp
   std::lock_guard<std::mutex> lock(m->mutex());
   sample->filled = true;
   sample->device = d;
+  sample->gpuInstanceId = -1;
   sample->atMs = m->nowMs();
   sample->tick = m->tickAt(sample->atMs);
   sample->counters = m->deviceCounters(d, sample->atMs, &sample->restartMs, &sample->deviceMs);
   return SIM_NVML_SUCCESS;
 }
+
+// A GPU instance's GPM sample (Hopper and later, MIG mode).
+SIM_EXPORT simNvmlReturn nvmlGpmMigSampleGet(simNvmlDevice_t device, unsigned int gpuInstanceId, simNvmlGpmSample_t sample) {
+  SIM_DEVICE_ENTER("nvmlGpmMigSampleGet");
+  if (!validSample(sample)) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (!m->gpmSupported(d) || !m->migOn(d)) return SIM_NVML_ERROR_NOT_SUPPORTED;
+  if (gtsim::migInstanceByGpuInstanceId(*m, d, gpuInstanceId) == nullptr) return SIM_NVML_ERROR_NOT_FOUND;
+  std::lock_guard<std::mutex> lock(m->mutex());
+  sample->filled = true;
+  sample->device = d;
+  sample->gpuInstanceId = static_cast<int>(gpuInstanceId);
+  sample->atMs = m->nowMs();
+  sample->tick = m->tickAt(sample->atMs);
+  return SIM_NVML_SUCCESS;
+}
+
+namespace {
+
+// Metrics between two samples of one GPU instance: its activities; no PCIe or NVLink per instance.
+// Samples less than 100 ms apart read the same internal refresh twice (nvml.h: "The interval
+// between two nvmlGpmMigSampleGet() calls should be greater than 100ms due to the internal sample
+// refresh rate"): every activity is 0 then.
+simNvmlReturn migGpmMetrics(Model* m, simNvmlGpmMetricsGet* request, const simNvmlGpmSample& a, const simNvmlGpmSample& b) {
+  const gtsim::MigInstanceSpec* inst = gtsim::migInstanceByGpuInstanceId(*m, b.device, static_cast<unsigned int>(b.gpuInstanceId));
+  const bool sameRefresh = b.atMs - a.atMs < 100;
+  for (unsigned int i = 0; i < request->numMetrics; ++i) {
+    simNvmlGpmMetric& metric = request->metrics[i];
+    metric.nvmlReturn = SIM_NVML_SUCCESS;
+    metric.metricInfo = {nullptr, nullptr, nullptr};
+    metric.value = 0;
+    if (inst == nullptr) {
+      metric.nvmlReturn = SIM_NVML_ERROR_NOT_FOUND;  // the instance was destroyed between the samples
+      continue;
+    }
+    gtsim::Activity act;
+    switch (metric.metricId) {
+      case 1: act = gtsim::Activity::GrEngine; break;
+      case 2: act = gtsim::Activity::SmActive; break;
+      case 3: act = gtsim::Activity::SmOccupancy; break;
+      case 5: act = gtsim::Activity::Tensor; break;
+      case 10: act = gtsim::Activity::Dram; break;
+      case 11: act = gtsim::Activity::Fp64; break;
+      case 12: act = gtsim::Activity::Fp32; break;
+      case 13: act = gtsim::Activity::Fp16; break;
+      default: metric.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED; continue;
+    }
+    metric.value = sameRefresh ? 0 : 100.0 * m->migActivity(b.device, *inst, act, b.tick);
+  }
+  return SIM_NVML_SUCCESS;
+}
+
+}  // namespace
 
 SIM_EXPORT simNvmlReturn nvmlGpmMetricsGet(simNvmlGpmMetricsGet* request) {
   SIM_SYSTEM_ENTER("nvmlGpmMetricsGet");
@@ -889,6 +1036,8 @@ SIM_EXPORT simNvmlReturn nvmlGpmMetricsGet(simNvmlGpmMetricsGet* request) {
   const simNvmlGpmSample& a = *request->sample1;
   const simNvmlGpmSample& b = *request->sample2;
   if (!a.filled || !b.filled || a.device != b.device || b.atMs <= a.atMs) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (a.gpuInstanceId != b.gpuInstanceId) return SIM_NVML_ERROR_INVALID_ARGUMENT;
+  if (b.gpuInstanceId >= 0) return migGpmMetrics(m, request, a, b);
   const size_t d = b.device;
   // NVML: "The interval between two nvmlGpmSampleGet() calls should be greater than 100ms due to
   // the internal sample refresh rate" (NVIDIA/go-nvml gen/nvml/nvml.h, lines 13861-13862 and

@@ -103,6 +103,26 @@ struct simNvmlTemperatureV1 {  // nvmlTemperature_v1_t
   int sensorType;
   int temperature;
 };
+struct simNvmlProcessUtilizationSample {  // nvmlProcessUtilizationSample_t
+  unsigned int pid;
+  unsigned long long timeStamp;  // µs, CPU clock
+  unsigned int smUtil, memUtil, encUtil, decUtil;
+};
+struct simNvmlProcessUtilizationInfoV1 {  // nvmlProcessUtilizationInfo_v1_t (NVML 12+)
+  unsigned long long timeStamp;
+  unsigned int pid, smUtil, memUtil, encUtil, decUtil, jpgUtil, ofaUtil;
+};
+struct simNvmlProcessesUtilizationInfoV1 {  // nvmlProcessesUtilizationInfo_v1_t (NVML 12+)
+  unsigned int version;
+  unsigned int processSamplesCount;
+  unsigned long long lastSeenTimeStamp;
+  simNvmlProcessUtilizationInfoV1* procUtilArray;
+};
+struct simNvmlDeviceAttributes {  // nvmlDeviceAttributes_t
+  unsigned int multiprocessorCount, sharedCopyEngineCount, sharedDecoderCount, sharedEncoderCount, sharedJpegCount,
+      sharedOfaCount, gpuInstanceSliceCount, computeInstanceSliceCount;
+  unsigned long long memorySizeMB;
+};
 
 }  // extern "C"
 
@@ -112,3 +132,4 @@ constexpr unsigned int simStructVersion(unsigned long size, unsigned int v) {
 constexpr unsigned int kSimMemoryV2Version = simStructVersion(sizeof(simNvmlMemoryV2), 2);
 constexpr unsigned int kSimAddressingModeV1Version = simStructVersion(sizeof(simNvmlAddressingMode), 1);
 constexpr unsigned int kSimTemperatureV1Version = simStructVersion(sizeof(simNvmlTemperatureV1), 1);
+constexpr unsigned int kSimProcessesUtilizationInfoV1Version = simStructVersion(sizeof(simNvmlProcessesUtilizationInfoV1), 1);

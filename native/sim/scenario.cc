@@ -163,6 +163,81 @@ bool intList(Reader& r, const Json& obj, const std::string& path, const char* ke
   return true;
 }
 
+bool parseProcesses(Reader& r, const Json& j, const std::string& path, std::vector<ProcessSpec>& out) {
+  const Json* procs = j.find("processes");
+  if (procs == nullptr) return true;
+  if (!procs->isArray()) return r.fail(path + ".processes", "must be an array");
+  if (procs->items().size() > kMaxProcesses) return r.fail(path + ".processes", "has too many entries");
+  for (size_t i = 0; i < procs->items().size(); ++i) {
+    const std::string p = path + ".processes[" + std::to_string(i) + "]";
+    const Json& pj = procs->items()[i];
+    ProcessSpec ps;
+    if (!r.onlyKeys(pj, p, {"pid", "usedMemoryBytes", "growthBytes", "utilShare"}) ||
+        !r.integer(pj, p, "pid", ps.pid, 1, 4194304, true) || !r.number(pj, p, "growthBytes", ps.growthBytes, 0, 1e15) ||
+        !r.number(pj, p, "utilShare", ps.utilShare, 0, 1)) {
+      return false;
+    }
+    const Json* used = pj.find("usedMemoryBytes");
+    if (used != nullptr && used->isNull()) {
+      ps.usedMemoryBytes = -1;
+    } else if (!r.number(pj, p, "usedMemoryBytes", ps.usedMemoryBytes, 0, 1e15, true)) {
+      return false;
+    }
+    out.push_back(ps);
+  }
+  return true;
+}
+
+// "1g.10gb", "3g.40gb", "1g.20gb+me": the GPU instance slices are the number before "g".
+bool profileSlices(const std::string& profile, unsigned int& slices) {
+  size_t i = 0;
+  unsigned int n = 0;
+  while (i < profile.size() && i < 3 && std::isdigit(static_cast<unsigned char>(profile[i]))) n = n * 10 + (profile[i++] - '0');
+  if (i == 0 || i >= profile.size() || profile[i] != 'g' || n == 0 || n > 8) return false;
+  slices = n;
+  return true;
+}
+
+bool parseMigInstances(Reader& r, const Json& j, const std::string& path, std::vector<MigInstanceSpec>& out,
+                       unsigned int maxDevices) {
+  const Json* list = j.find("instances");
+  if (list == nullptr) return true;
+  const std::string lp = path + ".instances";
+  if (!list->isArray()) return r.fail(lp, "must be an array");
+  if (list->items().size() > maxDevices) return r.fail(lp, "has more entries than maxDevices");
+  std::set<unsigned int> indexes;
+  std::set<std::pair<unsigned int, unsigned int>> ids;
+  for (size_t i = 0; i < list->items().size(); ++i) {
+    const std::string p = lp + "[" + std::to_string(i) + "]";
+    const Json& ij = list->items()[i];
+    MigInstanceSpec m;
+    m.index = static_cast<unsigned int>(i);
+    m.gpuInstanceId = static_cast<unsigned int>(i + 1);
+    double overheadMiB = m.overheadBytes / 1048576;
+    if (!r.onlyKeys(ij, p, {"profile", "memoryMiB", "gpuInstanceId", "computeInstanceId", "index", "overheadMiB", "load",
+                            "processes"}) ||
+        !r.string(ij, p, "profile", m.profile, true, 32) || !r.number(ij, p, "memoryMiB", m.memoryMiB, 1, 1e9, true) ||
+        !r.integer(ij, p, "gpuInstanceId", m.gpuInstanceId, 0, 64) ||
+        !r.integer(ij, p, "computeInstanceId", m.computeInstanceId, 0, 64) ||
+        !r.integer(ij, p, "index", m.index, 0, static_cast<double>(maxDevices) - 1) ||
+        !r.number(ij, p, "overheadMiB", overheadMiB, 0, 1e9) || !parseProcesses(r, ij, p, m.processes)) {
+      return false;
+    }
+    m.overheadBytes = overheadMiB * 1048576;
+    if (!profileSlices(m.profile, m.sliceCount)) return r.fail(p + ".profile", "must look like \"1g.10gb\" (slices, then g.)");
+    if (!indexes.insert(m.index).second) return r.fail(p + ".index", "is used by another instance");
+    if (!ids.insert({m.gpuInstanceId, m.computeInstanceId}).second) {
+      return r.fail(p + ".computeInstanceId", "this GPU instance already has a compute instance with this id");
+    }
+    if (const Json* l = ij.find("load")) {
+      if (!parseLoad(r, *l, p + ".load", m.load)) return false;
+      m.hasLoad = true;
+    }
+    out.push_back(std::move(m));
+  }
+  return true;
+}
+
 bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& d, size_t& count, double& phaseStepMs) {
   if (!r.onlyKeys(j, path, {"name", "count", "phaseStepMs", "memoryTotalBytes", "memoryReservedBytes", "memoryInfo",
                             "computeCapability", "pciDeviceId", "pcie", "clocksMHz", "power", "thermal", "fan", "ecc",
@@ -313,10 +388,23 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
   d.migCapable = d.ccMajor >= 8 && d.hasEcc;
   if (const Json* mig = j.find("mig")) {
     const std::string p = path + ".mig";
-    if (!r.onlyKeys(*mig, p, {"enabled", "whenFileExists", "privileged"}) || !r.boolean(*mig, p, "enabled", d.migEnabled) ||
+    if (!r.onlyKeys(*mig, p, {"enabled", "whenFileExists", "privileged", "maxDevices", "instances", "reconfigure"}) ||
+        !r.boolean(*mig, p, "enabled", d.migEnabled) ||
         !r.string(*mig, p, "whenFileExists", d.migWhenFileExists, false, 4096) ||
-        !r.boolean(*mig, p, "privileged", d.migPrivileged)) {
+        !r.boolean(*mig, p, "privileged", d.migPrivileged) || !r.integer(*mig, p, "maxDevices", d.migMaxDevices, 1, 16) ||
+        !parseMigInstances(r, *mig, p, d.migInstances, d.migMaxDevices)) {
       return false;
+    }
+    if (const Json* re = mig->find("reconfigure")) {
+      const std::string rp = p + ".reconfigure";
+      if (!r.onlyKeys(*re, rp, {"whenFileExists", "instances"}) ||
+          !r.string(*re, rp, "whenFileExists", d.migReconfigureWhenFileExists, true, 4096) ||
+          !parseMigInstances(r, *re, rp, d.migReconfigured, d.migMaxDevices)) {
+        return false;
+      }
+      if (d.migReconfigureWhenFileExists.empty() || d.migReconfigureWhenFileExists[0] != '/') {
+        return r.fail(rp + ".whenFileExists", "must be an absolute path");
+      }
     }
     if (!d.migWhenFileExists.empty() && d.migWhenFileExists[0] != '/') {
       return r.fail(p + ".whenFileExists", "must be an absolute path");
@@ -339,23 +427,7 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
   if (const Json* l = j.find("load")) {
     if (!parseLoad(r, *l, path + ".load", d.load)) return false;
   }
-  if (const Json* procs = j.find("processes")) {
-    if (!procs->isArray()) return r.fail(path + ".processes", "must be an array");
-    if (procs->items().size() > kMaxProcesses) return r.fail(path + ".processes", "has too many entries");
-    for (size_t i = 0; i < procs->items().size(); ++i) {
-      const std::string p = path + ".processes[" + std::to_string(i) + "]";
-      const Json& pj = procs->items()[i];
-      ProcessSpec ps;
-      if (!r.onlyKeys(pj, p, {"pid", "usedMemoryBytes"}) || !r.integer(pj, p, "pid", ps.pid, 1, 4194304, true)) return false;
-      const Json* used = pj.find("usedMemoryBytes");
-      if (used != nullptr && used->isNull()) {
-        ps.usedMemoryBytes = -1;
-      } else if (!r.number(pj, p, "usedMemoryBytes", ps.usedMemoryBytes, 0, 1e15, true)) {
-        return false;
-      }
-      d.processes.push_back(ps);
-    }
-  }
+  if (!parseProcesses(r, j, path, d.processes)) return false;
   return true;
 }
 
@@ -413,7 +485,9 @@ bool parseFault(Reader& r, const Json& j, const std::string& path, FaultSpec& f,
 
 bool parseCupti(Reader& r, const Json& j, const std::string& path, CuptiSpec& c) {
   if (!r.onlyKeys(j, path, {"version", "kernelsPerSecond", "kernels", "memcpyPerSecond", "memsetPerSecond", "stepRange",
-                            "flood", "floodRecords", "holdBuffers", "holdBuffersWhenFileExists", "multipleSubscribers", "seed"})) {
+                            "flood", "floodRecords", "holdBuffers", "holdBuffersWhenFileExists", "multipleSubscribers", "seed",
+                            "recordCompletionLagMs", "invalidKindAdvances", "firstEnableDelayMs", "otherSubscriber",
+                            "sharingSupported"})) {
     return false;
   }
   c.present = true;
@@ -423,8 +497,20 @@ bool parseCupti(Reader& r, const Json& j, const std::string& path, CuptiSpec& c)
       !r.number(j, path, "floodRecords", c.floodRecords, 1, 1e10) || !r.boolean(j, path, "holdBuffers", c.holdBuffers) ||
       !r.boolean(j, path, "multipleSubscribers", c.multipleSubscribers) ||
       !r.string(j, path, "holdBuffersWhenFileExists", c.holdBuffersWhenFileExists, false, 4096) ||
-      !r.integer(j, path, "seed", c.seed, 0, 9007199254740991.0)) {
+      !r.integer(j, path, "seed", c.seed, 0, 9007199254740991.0) ||
+      !r.number(j, path, "recordCompletionLagMs", c.recordCompletionLagMs, 0, 600000) ||
+      !r.boolean(j, path, "invalidKindAdvances", c.invalidKindAdvances) ||
+      !r.number(j, path, "firstEnableDelayMs", c.firstEnableDelayMs, 0, 600000) ||
+      !r.boolean(j, path, "sharingSupported", c.sharingSupported)) {
     return false;
+  }
+  if (const Json* other = j.find("otherSubscriber")) {
+    const std::string p = path + ".otherSubscriber";
+    if (!r.onlyKeys(*other, p, {"name", "allowsSharing"}) || !r.string(*other, p, "name", c.otherSubscriberName, true, 256) ||
+        !r.boolean(*other, p, "allowsSharing", c.otherSubscriberAllowsSharing)) {
+      return false;
+    }
+    c.otherSubscriber = true;
   }
   if (!c.holdBuffersWhenFileExists.empty() && c.holdBuffersWhenFileExists[0] != '/') {
     return r.fail(path + ".holdBuffersWhenFileExists", "must be an absolute path");

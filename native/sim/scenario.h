@@ -24,6 +24,25 @@ struct LoadShape {
 struct ProcessSpec {
   unsigned int pid = 0;
   double usedMemoryBytes = 0;  // < 0: the driver cannot tell (NVML_VALUE_NOT_AVAILABLE)
+  // Memory that follows the load on top of usedMemoryBytes (a KV cache): used = base + growth × load.
+  double growthBytes = 0;
+  // The share of the GPU's (or MIG instance's) SM and memory-copy utilisation this process causes
+  // (0-1); < 0: in proportion to its memory among the processes listed.
+  double utilShare = -1;
+};
+
+// One MIG device (a compute instance in its GPU instance) while MIG mode is on.
+struct MigInstanceSpec {
+  std::string profile;             // "1g.10gb": the slices before "g" are the GPU instance's
+  unsigned int sliceCount = 1;     // from the profile
+  double memoryMiB = 0;            // the GPU instance's memory (nvmlDeviceAttributes_t.memorySizeMB)
+  unsigned int gpuInstanceId = 0;  // NVML's ids (nvidia-smi shows them as GI ID / CI ID)
+  unsigned int computeInstanceId = 0;
+  unsigned int index = 0;          // its nvmlDeviceGetMigDeviceHandleByIndex index
+  double overheadBytes = 512.0 * 1048576;  // memory used besides the processes' (contexts)
+  bool hasLoad = false;            // its own load shape; else the GPU's
+  LoadShape load;
+  std::vector<ProcessSpec> processes;
 };
 
 // Profiling activities (0-1) a GPU's counters report. Each follows its own shape when the
@@ -73,6 +92,12 @@ struct DeviceSpec {
   bool migEnabled = false;
   std::string migWhenFileExists;  // when set, MIG mode is on only while this file exists
   bool migPrivileged = false;     // the caller may read aggregate memory / processes in MIG mode
+  unsigned int migMaxDevices = 7; // nvmlDeviceGetMaxMigDeviceCount while MIG mode is on
+  std::vector<MigInstanceSpec> migInstances;
+  // While this file exists the GPU has the `migReconfigured` instances instead (instances were
+  // destroyed and created: handles of the old ones are invalid, NVML hands out new ones).
+  std::string migReconfigureWhenFileExists;
+  std::vector<MigInstanceSpec> migReconfigured;
   // Value types the driver answers field values with, overriding the usual one (a test of the
   // types NVML added later, e.g. 6 = NVML_VALUE_TYPE_UNSIGNED_SHORT, or an unknown future type).
   std::vector<std::pair<unsigned int, int>> fieldValueTypes;
@@ -156,7 +181,27 @@ struct CuptiSpec {
   // them all. Absolute path; empty: off.
   std::string holdBuffersWhenFileExists;
   bool multipleSubscribers = false;  // cuptiSubscribe fails: another profiler holds CUPTI
+  // Another CUPTI client (a profiler) subscribed in this process before ours: its name (what
+  // cuptiSubscribe_v2 writes to oldSubscriberName) and whether it subscribed allowing other
+  // subscribers (CUPTI 13.3's multi-subscriber mode).
+  bool otherSubscriber = false;
+  std::string otherSubscriberName;
+  bool otherSubscriberAllowsSharing = false;
+  // Whether the driver under this CUPTI can run several subscribers (r610+); a request to allow
+  // them is refused with MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED when false.
+  bool sharingSupported = true;
   uint64_t seed = 1;
+  // Records in flight, as on a GPU: a kernel (memcpy, memset) record is reserved in the buffer when
+  // the work is launched and completes recordCompletionLagMs after the work ends. A default flush
+  // (and the delivery of full buffers) returns only buffers whose records are all complete; a
+  // forced flush returns every buffer, and cuptiActivityGetNextRecord answers INVALID_KIND for each
+  // record that was still in flight. invalidKindAdvances: whether *record then points at the
+  // incomplete record (a client can step past it) or is left where it was.
+  double recordCompletionLagMs = 2;
+  bool invalidKindAdvances = true;
+  // The first cuptiActivityEnable in the life of the loaded library stalls this long (CUPTI's
+  // lazy initialisation; kineto PR #542 saw seconds).
+  double firstEnableDelayMs = 0;
 };
 
 struct Scenario {

@@ -15,6 +15,11 @@
 
 struct simNvmlDevice {
   size_t index;
+  // MIG device handles (mig.cc): the parent GPU, which instance layout (0: mig.instances,
+  // 1: mig.reconfigure.instances) and which entry of it. A whole-GPU handle has parent -1.
+  int parent = -1;
+  int layout = 0;
+  int entry = -1;
 };
 struct simNvmlEventSet;
 struct simNvmlGpmSample;
@@ -48,6 +53,16 @@ class SimState {
     handles_.clear();
     handles_.resize(scenario.devices.size());
     for (size_t i = 0; i < handles_.size(); ++i) handles_[i].index = i;
+    // One MIG device handle per instance of each layout, allocated once: a handle of a layout that
+    // is not active (destroyed instances) stays a valid pointer that the driver answers as invalid.
+    migHandles_.clear();
+    migHandles_.resize(scenario.devices.size() * 2 * kMigEntries);
+    for (size_t i = 0; i < migHandles_.size(); ++i) {
+      migHandles_[i].index = i;
+      migHandles_[i].parent = static_cast<int>(i / (2 * kMigEntries));
+      migHandles_[i].layout = static_cast<int>((i / kMigEntries) % 2);
+      migHandles_[i].entry = static_cast<int>(i % kMigEntries);
+    }
     model = std::make_unique<Model>(std::move(scenario));
     return 0;
   }
@@ -59,9 +74,20 @@ class SimState {
   }
   size_t deviceIndex(simNvmlDevice_t device) const { return static_cast<size_t>(device - handles_.data()); }
 
+  static constexpr size_t kMigEntries = 16;
+  simNvmlDevice_t migHandle(size_t parent, int layout, size_t entry) {
+    return &migHandles_[(parent * 2 + static_cast<size_t>(layout)) * kMigEntries + entry];
+  }
+  // A pointer this library handed out as a MIG device handle (valid or not any more).
+  bool isMigHandle(simNvmlDevice_t device) const {
+    if (device == nullptr || migHandles_.empty()) return false;
+    return device >= migHandles_.data() && device < migHandles_.data() + migHandles_.size();
+  }
+
  private:
   std::mutex configureMutex_;
   std::vector<simNvmlDevice> handles_;
+  std::vector<simNvmlDevice> migHandles_;
 };
 
 // The state's owner pointer. Immortal on purpose (see above), with one exception: a host that

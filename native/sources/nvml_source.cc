@@ -728,6 +728,28 @@ void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, 
   }
 }
 
+void writeProcesses(DeviceRow& row, std::vector<ListedProcess>& list, bool moreThanListed) {
+  // The ones using the most memory first (a process whose memory the driver cannot tell last), so
+  // the 64 kept are the 64 that matter; the order is stable for equal figures.
+  std::stable_sort(list.begin(), list.end(), [](const ListedProcess& a, const ListedProcess& b) {
+    const bool an = std::isnan(a.usedMemoryBytes), bn = std::isnan(b.usedMemoryBytes);
+    if (an != bn) return bn;
+    return !an && a.usedMemoryBytes > b.usedMemoryBytes;
+  });
+  const size_t kept = std::min(list.size(), kMaxProcesses);
+  for (size_t i = 0; i < kMaxProcesses; ++i) {
+    double* p = row.process(i);
+    for (size_t k = 0; k < kProcessStride; ++k) p[k] = kNaN;
+    if (i >= kept) continue;
+    p[kProcPid] = list[i].pid;
+    p[kProcUsedMemory] = list[i].usedMemoryBytes;
+    p[kProcGpuInstance] = list[i].gpuInstance;
+    p[kProcComputeInstance] = list[i].computeInstance;
+  }
+  row.meta(kDevProcessCount) = static_cast<double>(kept);
+  row.meta(kDevProcessTruncated) = list.size() > kMaxProcesses || moreThanListed ? 1.0 : 0.0;
+}
+
 void NvmlSource::sampleProcesses(Device& d, DeviceRow& row, const FieldMask& want) {
   row.meta(kDevProcessCount) = 0;
   row.meta(kDevProcessTruncated) = 0;
@@ -770,20 +792,21 @@ void NvmlSource::sampleProcesses(Device& d, DeviceRow& row, const FieldMask& wan
   const size_t listed = std::min<size_t>(count, v2 ? processesV2_.size() : processesV1_.size());
   double sum = 0;
   size_t withMemory = 0;
+  listed_.clear();
   for (size_t i = 0; i < listed; ++i) {
     auto [pid, used] = entry(i, v2);
-    if (i < kMaxProcesses) {
-      double* p = row.process(i);
-      p[0] = pid;
-      p[1] = used;
+    ListedProcess p{pid, used, -1, -1};
+    if (v2 && processesV2_[i].gpuInstanceId != nvml::kNoInstanceId) {
+      p.gpuInstance = processesV2_[i].gpuInstanceId;
+      p.computeInstance = processesV2_[i].computeInstanceId;
     }
+    listed_.push_back(p);
     if (!std::isnan(used)) {
       sum += used;
       ++withMemory;
     }
   }
-  row.meta(kDevProcessCount) = static_cast<double>(std::min(listed, kMaxProcesses));
-  row.meta(kDevProcessTruncated) = listed > kMaxProcesses || count > listed ? 1.0 : 0.0;
+  writeProcesses(row, listed_, count > listed);
   row.set(Field::ProcessCount, count, Source::Nvml);
   if (count > 0 && withMemory == 0) {
     // The driver lists processes but not their memory (vGPU/WDDM): that is not zero bytes.

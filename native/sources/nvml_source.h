@@ -46,6 +46,17 @@ bool fieldValueCounter(const nvml::FieldValue& fv, uint64_t* raw, unsigned* bits
 // Maps an NVML return code onto a field status.
 Status statusForNvml(nvml::Return code);
 
+// A process the driver listed on a GPU (or on one of its MIG devices).
+struct ListedProcess {
+  double pid;
+  double usedMemoryBytes;  // NaN: the driver cannot tell
+  double gpuInstance;      // -1: not in a MIG instance
+  double computeInstance;
+};
+// Writes a device's process block: the kMaxProcesses using the most memory (sorts `list`), the
+// count kept and whether more were running (`moreThanListed`: the driver said so).
+void writeProcesses(DeviceRow& row, std::vector<ListedProcess>& list, bool moreThanListed);
+
 class NvmlSource {
  public:
   // Index of the first per-link entry in the field-values request.
@@ -132,6 +143,7 @@ class NvmlSource {
   std::vector<nvml::FieldValue> fieldValues_;       // reused request/answer buffer
   std::vector<nvml::ProcessInfoV2> processesV2_;    // reused
   std::vector<nvml::ProcessInfoV1> processesV1_;    // reused
+  std::vector<ListedProcess> listed_;               // reused
 };
 
 }  // namespace gt

@@ -65,6 +65,31 @@ using CallbackFunc = void (*)(void* userdata, CallbackDomain domain, CallbackId 
 using BufferRequestedFunc = void (*)(uint8_t** buffer, size_t* size, size_t* maxNumRecords);
 using BufferCompletedFunc = void (*)(Context context, uint32_t streamId, uint8_t* buffer, size_t size,
                                      size_t validSize);
+// The subscriber-scoped buffer callbacks (cuptiActivityRegisterCallbacks_v2, CUPTI 13.2+): no
+// context/stream; a trailing info pointer (CUpti_BufferCallbackRequestInfo / CompleteInfo, which
+// the capture does not read). From NVIDIA's CUPTI 13.2 documentation: no header here declares them.
+using BufferRequestedFuncV2 = void (*)(uint8_t** buffer, size_t* size, size_t* maxNumRecords, void* requestInfo);
+using BufferCompletedFuncV2 = void (*)(uint8_t* buffer, size_t size, size_t validSize, void* completeInfo);
+
+// CUpti_SubscriberParams (cupti_callbacks.h, CUDA 13.0): cuptiSubscribe_v2's parameters. CUPTI
+// reads structSize to know which fields the client filled in. On
+// CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED it writes the name of the tool or subscriber that
+// holds CUPTI to oldSubscriberName (at least kOldSubscriberNameMinLen bytes). CUPTI 13.2 appended
+// allowMultipleSubscribers (multi-subscriber mode, beta): a client that sets it passes
+// kSubscriberParamsSize132; one that does not passes kSubscriberParamsSize130 (the CUDA 13.0
+// header's CUpti_SubscriberParams_STRUCT_SIZE), and CUPTI treats it as exclusive.
+struct SubscriberParams {
+  size_t structSize;
+  const char* subscriberName;  // CUPTI names the subscriber "CUPTI for <subscriberName>"
+  char* oldSubscriberName;
+  size_t oldSubscriberSize;
+  uint8_t allowMultipleSubscribers;  // CUPTI 13.2+ (not in the CUDA 13.0 header)
+};
+constexpr size_t kSubscriberParamsSize130 = offsetof(SubscriberParams, oldSubscriberSize) + sizeof(size_t);
+constexpr size_t kSubscriberParamsSize132 = offsetof(SubscriberParams, allowMultipleSubscribers) + sizeof(uint8_t);
+constexpr size_t kSubscriberNameMaxLen = 53;     // CUPTI_SUBSCRIBER_NAME_MAX_LEN
+constexpr size_t kOldSubscriberNameMinLen = 64;  // CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN
+static_assert(kSubscriberParamsSize130 == 32 && kSubscriberParamsSize132 == 33, "CUpti_SubscriberParams sizes");
 
 // CUPTI API versions (cuptiGetVersion) by toolkit: 18 = 11.8, 19 = 12.0/12.1, 20 = 12.2, 21 = 12.3,
 // 22 = 12.4, 23 = 12.5, 24 = 12.6, 25 = 12.7, 26 = 12.8, 27 = 12.9, 28 = 12.9 Update 1; from 13.0 on
@@ -76,6 +101,11 @@ constexpr uint32_t kApiVersionCuda13First = 130000;
 constexpr uint32_t kApiVersionCuda13Last = 139999;
 // From this API version on, a buffer-requested callback may hand CUPTI no buffer (CUDA 12.9).
 constexpr uint32_t kApiVersionNullBufferSafe = 27;
+// cuptiSubscribe_v2 exists from CUDA 13.0; multi-subscriber mode (allowMultipleSubscribers, with
+// the subscriber-scoped activity calls cuptiActivityGetNextRecord_v2 and cuptiGetTimestamp_v2)
+// from CUDA 13.3.
+constexpr uint32_t kApiVersionSubscribeV2 = 130000;
+constexpr uint32_t kApiVersionMultiSubscriber = 130300;
 
 // ---- record structs -------------------------------------------------------------------------
 

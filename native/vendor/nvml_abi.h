@@ -223,6 +223,56 @@ constexpr unsigned int kAddressingModeAts = 2;
 constexpr unsigned int kMigDisable = 0;
 constexpr unsigned int kMigEnable = 1;
 
+// ---- per-process utilisation ----
+// nvmlProcessUtilizationSample_t, filled by nvmlDeviceGetProcessUtilization (unversioned, NVML 5+).
+// Utilisations are percent over the driver's last sample period; timeStamp is the CPU time of that
+// sample in µs. The driver lists only processes with a non-zero utilisation in that period.
+struct ProcessUtilizationSample {
+  unsigned int pid;
+  unsigned long long timeStamp;
+  unsigned int smUtil;
+  unsigned int memUtil;
+  unsigned int encUtil;
+  unsigned int decUtil;
+};
+
+// nvmlProcessUtilizationInfo_v1_t (NVML 12+): the entries of nvmlDeviceGetProcessesUtilizationInfo.
+struct ProcessUtilizationInfoV1 {
+  unsigned long long timeStamp;
+  unsigned int pid;
+  unsigned int smUtil;
+  unsigned int memUtil;
+  unsigned int encUtil;
+  unsigned int decUtil;
+  unsigned int jpgUtil;
+  unsigned int ofaUtil;
+};
+
+// nvmlProcessesUtilizationInfo_v1_t (NVML 12+), version kProcessesUtilizationInfoV1Version.
+struct ProcessesUtilizationInfoV1 {
+  unsigned int version;
+  unsigned int processSamplesCount;       // in: entries procUtilArray holds; out: entries written (or needed)
+  unsigned long long lastSeenTimeStamp;   // only samples newer than this (µs; 0: every sample the driver keeps)
+  ProcessUtilizationInfoV1* procUtilArray;
+};
+constexpr unsigned int kProcessesUtilizationInfoV1Version = structVersion(sizeof(ProcessesUtilizationInfoV1), 1);
+
+// ---- MIG (Ampere and later data-centre parts) ----
+// nvmlDeviceAttributes_t, filled by nvmlDeviceGetAttributes_v2 for MIG device handles.
+struct DeviceAttributes {
+  unsigned int multiprocessorCount;
+  unsigned int sharedCopyEngineCount;
+  unsigned int sharedDecoderCount;
+  unsigned int sharedEncoderCount;
+  unsigned int sharedJpegCount;
+  unsigned int sharedOfaCount;
+  unsigned int gpuInstanceSliceCount;
+  unsigned int computeInstanceSliceCount;
+  unsigned long long memorySizeMB;  // MiB
+};
+// gpuInstanceId / computeInstanceId of a process or event outside any MIG instance.
+constexpr unsigned int kNoInstanceId = 0xFFFFFFFFU;
+
 // nvmlTemperature_v1_t for nvmlDeviceGetTemperatureV (NVML 12.8+).
 struct TemperatureV1 {
   unsigned int version;

@@ -72,7 +72,19 @@ namespace gt::nvml {
   X(gpmSampleAlloc, Return, (GpmSample*), "nvmlGpmSampleAlloc")                                    \
   X(gpmSampleFree, Return, (GpmSample), "nvmlGpmSampleFree")                                       \
   X(gpmSampleGet, Return, (Device, GpmSample), "nvmlGpmSampleGet")                                 \
-  X(gpmMetricsGet, Return, (GpmMetricsGet*), "nvmlGpmMetricsGet")
+  X(gpmMetricsGet, Return, (GpmMetricsGet*), "nvmlGpmMetricsGet")                                 \
+  X(gpmMigSampleGet, Return, (Device, unsigned int, GpmSample), "nvmlGpmMigSampleGet")            \
+  X(deviceGetProcessesUtilizationInfo, Return, (Device, ProcessesUtilizationInfoV1*),              \
+    "nvmlDeviceGetProcessesUtilizationInfo")                                                       \
+  X(deviceGetProcessUtilization, Return,                                                           \
+    (Device, ProcessUtilizationSample*, unsigned int*, unsigned long long),                        \
+    "nvmlDeviceGetProcessUtilization")                                                             \
+  X(deviceGetMaxMigDeviceCount, Return, (Device, unsigned int*), "nvmlDeviceGetMaxMigDeviceCount") \
+  X(deviceGetMigDeviceHandleByIndex, Return, (Device, unsigned int, Device*),                      \
+    "nvmlDeviceGetMigDeviceHandleByIndex")                                                         \
+  X(deviceGetGpuInstanceId, Return, (Device, unsigned int*), "nvmlDeviceGetGpuInstanceId")         \
+  X(deviceGetComputeInstanceId, Return, (Device, unsigned int*), "nvmlDeviceGetComputeInstanceId") \
+  X(deviceGetAttributes, Return, (Device, DeviceAttributes*), "nvmlDeviceGetAttributes_v2")
 
 struct Api {
 #define GT_NVML_MEMBER(member, ret, params, ...) \

@@ -20,6 +20,7 @@ import {
   type CaptureNativeFactory,
   type CaptureNativeOptions,
   type CaptureNativeResult,
+  type CaptureNativeStartResult as NativeCaptureStartResult,
 } from './native-capture.js';
 import { resolveCaptureOptions, type CaptureOptions, type ResolvedCaptureOptions } from './options.js';
 import { JS_NVTX_DOMAIN } from './records.js';
@@ -32,10 +33,14 @@ import { KernelTrace, type CaptureStopReason, type KernelTraceMeta } from './tra
 let otelApi: typeof OtelApi | undefined;
 const otel = (): typeof OtelApi => (otelApi ??= createRequire(import.meta.url)('@opentelemetry/api') as typeof OtelApi);
 
-export type CaptureState = 'waiting' | 'capturing' | 'stopping' | 'finished' | 'failed';
+export type CaptureState = 'starting' | 'waiting' | 'capturing' | 'stopping' | 'finished' | 'failed';
 
 export interface CaptureProgress {
-  /** `waiting`: armed, before startAfterSteps boundaries; `capturing`; `stopping`: flushing; then `finished` or `failed`. */
+  /**
+   * `starting`: arm() returned, the capture thread is loading and enabling CUPTI (its first enable
+   * can take seconds); `waiting`: armed, before startAfterSteps boundaries; `capturing`;
+   * `stopping`: draining; then `finished` or `failed`.
+   */
   state: CaptureState;
   /** Steps captured so far, of stepsRequested. */
   steps: number;
@@ -47,6 +52,8 @@ export interface CaptureProgress {
   /** Records dropped by CUPTI (its buffers were full) and by us (caps). */
   droppedByCupti: number;
   droppedByUs: number;
+  /** Records CUPTI handed back incomplete (still in flight at the final forced flush): lost. */
+  droppedIncomplete: number;
   /** Wall time since arm() (ms). */
   elapsedMs: number;
 }
@@ -59,18 +66,35 @@ export interface CaptureConfig {
   simulator: { libraryPath: string; scenarioText: string } | null;
 }
 
+/** After stop(), how long the native side may take beyond the drain before the handle gives up. */
 const STOP_GRACE_MS = 10_000;
 const MAX_STRING_TABLE = 100_000;
 
 /** One live capture per process (CUPTI allows one subscriber). */
 let live: CaptureHandle | null = null;
+/** A pre-warm in progress (it holds CUPTI's one subscriber meanwhile). */
+let prewarming: Promise<PrewarmResult> | null = null;
+
+/** What capture.prewarm() resolves with. */
+export interface PrewarmResult {
+  libraryPath: string;
+  cuptiVersion: number;
+  /** The record layout generation the loaded CUPTI's version selects, e.g. "cuda13". */
+  layout: string;
+  /** How long loading CUPTI, subscribing and the first enable took on the native thread (ms). */
+  startMs: number;
+  /** 'shared' when CUPTI 13.3+ let it subscribe allowing other subscribers, else 'exclusive'. */
+  subscriberMode: 'shared' | 'exclusive';
+  /** Wall time from prewarm() to the end of the warm-up (ms). */
+  elapsedMs: number;
+}
 
 /**
  * What the captures of this process have done since it started (process-wide, like CUPTI's one
  * subscriber): what the exporters publish as gpu_telemetry_capture_* series.
  */
 export interface CaptureStats {
-  /** A capture is live now (waiting for its start step, capturing or stopping). */
+  /** A capture is live now (starting, waiting for its start step, capturing or stopping). */
   active: boolean;
   /** Bytes the live capture holds now (native buffers and records; 0 when none is live). */
   activeBytes: number;
@@ -81,7 +105,7 @@ export interface CaptureStats {
    */
   buffersWithCupti: number;
   bytesWithCupti: number;
-  /** Captures armed successfully (a refused or failed arm() is not counted). */
+  /** Captures armed successfully: CUPTI set up (a refused arm() or a start that failed is not counted). */
   armed: number;
   /**
    * Armed captures that have ended, by outcome: the stop reason of a finished one (steps,
@@ -92,12 +116,24 @@ export interface CaptureStats {
   truncated: number;
   /** Records kept in finished traces. */
   records: number;
-  /** Records lost: CUPTI's own drops (no buffer to write into) and ours (caps). */
+  /**
+   * Records lost: CUPTI's own drops (no buffer to write into), ours (caps), and the records CUPTI
+   * handed back incomplete (still in flight when the capture ended).
+   */
   droppedByCupti: number;
   droppedByUs: number;
+  droppedIncomplete: number;
 }
 
-const totals = { armed: 0, ended: new Map<string, number>(), truncated: 0, records: 0, droppedByCupti: 0, droppedByUs: 0 };
+const totals = {
+  armed: 0,
+  ended: new Map<string, number>(),
+  truncated: 0,
+  records: 0,
+  droppedByCupti: 0,
+  droppedByUs: 0,
+  droppedIncomplete: 0,
+};
 
 function countEnded(outcome: string): void {
   totals.ended.set(outcome, (totals.ended.get(outcome) ?? 0) + 1);
@@ -133,6 +169,7 @@ export function captureStats(): CaptureStats {
     records: totals.records,
     droppedByCupti: totals.droppedByCupti,
     droppedByUs: totals.droppedByUs,
+    droppedIncomplete: totals.droppedIncomplete,
   };
 }
 
@@ -175,6 +212,13 @@ function newCaptureId(now: Date): string {
   return `${stamp}-${randomBytes(4).toString('hex')}`;
 }
 
+function layoutOf(version: number): string {
+  if (version === 18) return 'cuda11';
+  if (version >= 19 && version <= 28) return 'cuda12';
+  if (version >= 130000 && version <= 139999) return 'cuda13';
+  return 'unsupported';
+}
+
 const START_ERROR_CODES: GpuTelemetryErrorCode[] = [
   'LIBRARY_NOT_FOUND',
   'SYMBOL_MISSING',
@@ -201,20 +245,106 @@ export class KernelCapture {
   }
 
   /**
-   * Arms a capture. Throws INVALID_OPTION for bad options, CAPTURE_BUSY when a capture is live,
-   * and the CUPTI start errors (LIBRARY_NOT_FOUND, SYMBOL_MISSING, UNSUPPORTED_CUPTI_VERSION,
-   * CUPTI_BUSY, CUPTI_ERROR); nothing stays enabled after a failed arm.
+   * Arms a capture and returns at once (state `starting`): loading CUPTI, subscribing and enabling
+   * happen on the capture's native thread (CUPTI's first enable can stall for seconds). Throws
+   * only what is known without CUPTI: INVALID_OPTION, CLOSED, CAPTURE_BUSY (a capture, or a
+   * pre-warm, is live), ADDON_LOAD_FAILED. A start that fails on the native thread rejects
+   * `ready` and `done` with LIBRARY_NOT_FOUND, SYMBOL_MISSING, UNSUPPORTED_CUPTI_VERSION,
+   * CUPTI_BUSY, CUPTI_ERROR or INVALID_SCENARIO; nothing stays enabled after it.
    */
   arm(options?: CaptureOptions): CaptureHandle {
     if (this.isClosed()) throw closedError('capture.arm()');
     const resolved = resolveCaptureOptions(options);
+    this.assertIdle('capture.arm()');
+    const handle = new CaptureHandle(resolved, this.factory, this.nativeOptions(resolved), this);
+    live = handle;
+    try {
+      handle.start();
+    } catch (e) {
+      live = null;
+      throw e;
+    }
+    return handle;
+  }
+
+  /**
+   * Pays CUPTI's start-up cost ahead of time, on a native thread: loads CUPTI, subscribes, enables
+   * the activity kinds a default capture uses (CUPTI's first enable can stall its caller for
+   * seconds) and disables them again, so that a later arm() is armed at once. Call it at service
+   * start-up. Resolves with the library and how long the set-up took; rejects like a failed arm
+   * (LIBRARY_NOT_FOUND, CUPTI_BUSY, …). While it runs, arm() is CAPTURE_BUSY.
+   */
+  prewarm(): Promise<PrewarmResult> {
+    if (this.isClosed()) return Promise.reject(closedError('capture.prewarm()'));
+    try {
+      this.assertIdle('capture.prewarm()');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const t0 = Date.now();
+    const resolved = resolveCaptureOptions({ steps: 1, maxBytes: 4 << 20, bufferBytes: 1 << 20, drainTimeoutMs: 0 });
+    const nativeOptions = { ...this.nativeOptions(resolved), prewarm: true };
+    const run = new Promise<PrewarmResult>((resolve, reject) => {
+      let native: CaptureNative | null = null;
+      const settle = (fn: () => void) =>
+        setImmediate(() => {
+          try {
+            native?.close();
+          } catch {
+            // close() does not throw
+          }
+          prewarming = null;
+          fn();
+        });
+      const onEvent = (event: 'started' | 'failed' | 'stopped'): void => {
+        const r = native?.startResult() ?? null;
+        if (event === 'failed') {
+          settle(() => reject(startError(r ?? { ok: false, code: 'CUPTI_ERROR' }, 'capture.prewarm()', nativeOptions.cuptiCandidates)));
+        } else if (event === 'stopped') {
+          const version = r?.cuptiVersion ?? 0;
+          settle(() =>
+            resolve({
+              libraryPath: r?.libraryPath ?? '',
+              cuptiVersion: version,
+              layout: layoutOf(version),
+              startMs: r?.startMs ?? 0,
+              subscriberMode: r?.subscriberMode ?? 'exclusive',
+              elapsedMs: Date.now() - t0,
+            }),
+          );
+        }
+      };
+      try {
+        native = this.factory(nativeOptions, onEvent);
+        const r = native.start();
+        if (!r.ok) {
+          native.close();
+          throw startError(r, 'capture.prewarm()', nativeOptions.cuptiCandidates);
+        }
+      } catch (e) {
+        prewarming = null;
+        reject(e instanceof GpuTelemetryError ? e : new GpuTelemetryError('ADDON_LOAD_FAILED', `capture.prewarm(): ${(e as Error).message}`, { cause: e }));
+      }
+    });
+    prewarming = run;
+    run.catch(() => undefined);
+    return run;
+  }
+
+  private assertIdle(what: string): void {
     if (live !== null) {
       throw new GpuTelemetryError(
         'CAPTURE_BUSY',
-        `capture.arm(): capture ${live.id} is still ${live.state} (one capture at a time per process: CUPTI has one subscriber); ` +
+        `${what}: capture ${live.id} is still ${live.state} (one capture at a time per process: CUPTI has one subscriber); ` +
           'await its done promise or cancel() it first',
       );
     }
+    if (prewarming !== null) {
+      throw new GpuTelemetryError('CAPTURE_BUSY', `${what}: CUPTI is being pre-warmed (one subscriber at a time); await capture.prewarm() first`);
+    }
+  }
+
+  private nativeOptions(resolved: ResolvedCaptureOptions): CaptureNativeOptions {
     const nativeOptions: CaptureNativeOptions = {
       cuptiCandidates: cuptiCandidates(this.config),
       maxBytes: resolved.maxBytes,
@@ -225,18 +355,10 @@ export class KernelCapture {
       stepRange: resolved.stepRange,
       kinds: { ...resolved.kinds },
       flushIntervalMs: resolved.flushIntervalMs,
+      drainTimeoutMs: resolved.drainTimeoutMs,
     };
     if (this.config.simulator) nativeOptions.simulatorScenario = this.config.simulator.scenarioText;
-    const handle = new CaptureHandle(resolved, this.factory, nativeOptions, this);
-    live = handle;
-    try {
-      handle.start();
-    } catch (e) {
-      live = null;
-      throw e;
-    }
-    totals.armed++;
-    return handle;
+    return nativeOptions;
   }
 
   /** What the captures of this process have done (process-wide counters; see CaptureStats). */
@@ -264,6 +386,12 @@ export class KernelCapture {
 export class CaptureHandle {
   readonly id: string;
   readonly options: Readonly<ResolvedCaptureOptions>;
+  /**
+   * Resolves once the capture is armed (CUPTI loaded, subscribed and enabled on the native thread:
+   * state `waiting` or `capturing`), or when it ended before that (cancelled while starting);
+   * rejects, like `done`, when CUPTI could not be started (LIBRARY_NOT_FOUND, CUPTI_BUSY, …).
+   */
+  readonly ready: Promise<void>;
   /** Resolves with the trace when the capture ends (steps done, cap, timeout, cancel); rejects only if nothing could be captured. */
   readonly done: Promise<KernelTrace>;
 
@@ -275,6 +403,10 @@ export class CaptureHandle {
   private readonly nativeOptions: CaptureNativeOptions;
   private resolveDone!: (t: KernelTrace) => void;
   private rejectDone!: (e: Error) => void;
+  private resolveReady!: () => void;
+  private rejectReady!: (e: Error) => void;
+  /** True from arm() until the native thread has answered ('started', 'failed' or an early 'stopped'). */
+  private starting = true;
   private settled: 'finished' | 'failed' | null = null;
   private stopReason: string | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -302,19 +434,27 @@ export class CaptureHandle {
       this.rejectDone = reject;
     });
     this.done.catch(() => undefined); // a capture nobody awaits must not be an unhandled rejection
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.ready.catch(() => undefined);
     this.sink = {
-      timestamp: () => (this.native ? this.native.timestamp() : 0),
+      timestamp: () => (this.native && !this.starting ? this.native.timestamp() : 0),
       record: (start, end, name, isRange) => this.recordJs(start, end, name, isRange),
     };
   }
 
-  /** @internal */
+  /** @internal Returns at once; the native thread answers with 'started' or 'failed'. */
   start(): void {
     this.startSpan();
     let native: CaptureNative;
     try {
       native = this.owner(this.nativeOptions, (event, reason) => {
-        if (event === 'stopped') setImmediate(() => this.finish(reason));
+        // Events come from the native thread through the event loop; each is handled on its own tick.
+        if (event === 'started') setImmediate(() => this.onStarted());
+        else if (event === 'failed') setImmediate(() => this.onFailed());
+        else if (event === 'stopped') setImmediate(() => this.finish(reason ?? ''));
       });
     } catch (cause) {
       const e =
@@ -331,36 +471,58 @@ export class CaptureHandle {
       r = { ok: false, code: 'CUPTI_ERROR', message: `start() failed: ${(cause as Error).message}` };
     }
     if (!r.ok) {
+      // Refused at once, without touching CUPTI (another capture is live in this process, ...).
       native.close();
-      const code = START_ERROR_CODES.includes(r.code as GpuTelemetryErrorCode) ? (r.code as GpuTelemetryErrorCode) : 'CUPTI_ERROR';
-      const e = new GpuTelemetryError(code, `capture.arm(): ${r.message ?? 'CUPTI could not be started'}`, {
-        vendorCode: r.vendorCode ?? null,
-        vendorMessage: r.vendorMessage,
-        libraryPath: r.libraryPath,
-        tried: this.nativeOptions.cuptiCandidates,
-      });
+      const e = startError(r, 'capture.arm()', this.nativeOptions.cuptiCandidates);
       this.failStart(e);
       throw e;
     }
     this.native = native;
-    try {
-      this.clock = { cuptiNsAtArm: native.timestamp(), epochMsAtArm: this.armedAt.getTime() };
-    } catch {
-      this.clock = null;
-    }
-    setNvtxSink(this.sink);
+    // The wall-time cap covers the start too.
     this.timer = setTimeout(() => this.stopWith('timeout'), this.options.timeoutMs);
     this.timer.unref();
   }
 
+  /** CUPTI is set up on the native thread: the capture is armed. */
+  private onStarted(): void {
+    const native = this.native;
+    if (!this.starting || this.settled || !native) return;
+    this.starting = false;
+    totals.armed++;
+    try {
+      this.clock = { cuptiNsAtArm: native.timestamp(), epochMsAtArm: Date.now() };
+    } catch {
+      this.clock = null;
+    }
+    if (this.stopReason === null) setNvtxSink(this.sink);
+    this.resolveReady();
+  }
+
+  /** The native thread could not set CUPTI up: nothing is enabled or subscribed. */
+  private onFailed(): void {
+    const native = this.native;
+    if (this.settled || !native) return;
+    let r: ReturnType<CaptureNative['startResult']> = null;
+    try {
+      r = native.startResult();
+    } catch {
+      r = null;
+    }
+    const e = startError(r ?? { ok: false, code: 'CUPTI_ERROR' }, 'capture.arm()', this.nativeOptions.cuptiCandidates);
+    this.release();
+    this.failStart(e);
+  }
+
   private failStart(e: GpuTelemetryError): void {
     this.settled = 'failed';
+    this.starting = false;
     this.finalProgress = { ...this.emptyProgress(), state: 'failed' };
     if (this.span) {
       this.span.recordException(e);
       this.span.setStatus({ code: otel().SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
       this.span.end();
     }
+    this.rejectReady(e);
     this.rejectDone(e);
   }
 
@@ -396,20 +558,22 @@ export class CaptureHandle {
 
   private emptyProgress(): CaptureProgress {
     return {
-      state: 'waiting',
+      state: 'starting',
       steps: 0,
       stepsRequested: this.options.steps,
       records: 0,
       bytes: 0,
       droppedByCupti: 0,
       droppedByUs: 0,
+      droppedIncomplete: 0,
       elapsedMs: Date.now() - this.armedAt.getTime(),
     };
   }
 
   get state(): CaptureState {
     if (this.settled) return this.settled;
-    if (this.stopReason !== null || !this.native) return 'stopping';
+    if (this.stopReason !== null) return 'stopping';
+    if (!this.native || this.starting) return 'starting';
     const s = this.native.progress().state;
     return s === 'finished' ? 'stopping' : s;
   }
@@ -420,20 +584,22 @@ export class CaptureHandle {
     if (!this.native) return this.emptyProgress();
     const p = this.native.progress();
     return {
-      state: this.stopReason !== null || p.state === 'finished' ? 'stopping' : p.state,
+      state: this.stopReason !== null || p.state === 'finished' ? 'stopping' : this.starting ? 'starting' : p.state,
       steps: p.steps,
       stepsRequested: this.options.steps,
       records: p.records + this.jsData.length / 4,
       bytes: p.bytes,
       droppedByCupti: p.droppedByCupti,
       droppedByUs: p.droppedByUs + this.jsDropped,
+      droppedIncomplete: p.droppedIncomplete,
       elapsedMs: Date.now() - this.armedAt.getTime(),
     };
   }
 
   /**
    * Marks a step boundary (when steps are counted by step() calls, the default). Cheap; a no-op
-   * once the capture has ended, so a serving loop can keep calling it.
+   * while the capture is still starting (the first step begins once it is armed) and once it has
+   * ended, so a serving loop can keep calling it.
    */
   step(): void {
     const native = this.native;
@@ -461,12 +627,12 @@ export class CaptureHandle {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.native.stop(reason);
+    const graceMs = this.options.drainTimeoutMs + STOP_GRACE_MS;
     this.graceTimer = setTimeout(() => {
-      // The native side never said it stopped: give up on its records rather than hang.
-      this.fail(
-        new GpuTelemetryError('TIMEOUT', `capture ${this.id}: the native capture did not stop within ${STOP_GRACE_MS} ms of stop('${reason}')`),
-      );
-    }, STOP_GRACE_MS);
+      // The native side never said it stopped (CUPTI stuck in a call): give up on its records
+      // rather than hang; the native thread still unwinds on its own when CUPTI returns.
+      this.fail(new GpuTelemetryError('TIMEOUT', `capture ${this.id}: the native capture did not stop within ${graceMs} ms of stop('${reason}')`));
+    }, graceMs);
     this.graceTimer.unref();
   }
 
@@ -518,6 +684,7 @@ export class CaptureHandle {
       this.span.setStatus({ code: otel().SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
       this.span.end();
     }
+    this.rejectReady(e);
     this.rejectDone(e);
   }
 
@@ -531,6 +698,11 @@ export class CaptureHandle {
 
   private finish(eventReason: string): void {
     if (this.settled || !this.native) return;
+    if (this.starting) {
+      // Stopped before CUPTI was enabled (cancelled while starting): the start is over.
+      this.starting = false;
+      this.resolveReady();
+    }
     let raw: CaptureNativeResult;
     try {
       raw = this.native.result();
@@ -539,6 +711,7 @@ export class CaptureHandle {
       return;
     }
     this.release();
+    this.resolveReady(); // a no-op unless the capture ended before 'started' was handled
     const merged = this.mergeJsRanges(raw);
     const reason = raw.reason || this.stopReason || eventReason;
     const stepsCaptured = merged.steps.length >> 1;
@@ -556,18 +729,25 @@ export class CaptureHandle {
     const meta: KernelTraceMeta = {
       id: this.id,
       reason,
-      truncated: merged.truncated || stepsCaptured < this.options.steps || merged.droppedByCupti > 0 || droppedByUs > 0,
+      truncated:
+        merged.truncated ||
+        stepsCaptured < this.options.steps ||
+        merged.droppedByCupti > 0 ||
+        droppedByUs > 0 ||
+        merged.droppedIncomplete > 0,
       stepsRequested: this.options.steps,
       stepsCaptured,
       startAfterSteps: this.options.startAfterSteps,
       stepRange: this.options.stepRange,
       cuptiVersion: merged.cuptiVersion,
       layout: merged.layout,
+      subscriberMode: merged.subscriberMode ?? 'exclusive',
       libraryPath: merged.libraryPath,
       simulated: merged.simulated,
       baseNs: merged.baseNs,
       droppedByCupti: merged.droppedByCupti,
       droppedByUs,
+      droppedIncomplete: merged.droppedIncomplete,
       peakBytes: merged.peakBytes,
       buffersCompleted: merged.buffersCompleted,
       limits: {
@@ -590,6 +770,7 @@ export class CaptureHandle {
     totals.records += records;
     totals.droppedByCupti += meta.droppedByCupti;
     totals.droppedByUs += droppedByUs;
+    totals.droppedIncomplete += meta.droppedIncomplete;
     this.finalProgress = {
       state: 'finished',
       steps: stepsCaptured,
@@ -598,6 +779,7 @@ export class CaptureHandle {
       bytes: 0,
       droppedByCupti: merged.droppedByCupti,
       droppedByUs,
+      droppedIncomplete: merged.droppedIncomplete,
       elapsedMs: Date.now() - this.armedAt.getTime(),
     };
     this.jsData = [];
@@ -609,8 +791,10 @@ export class CaptureHandle {
         'gpu.capture.records': records,
         'gpu.capture.dropped_by_cupti': meta.droppedByCupti,
         'gpu.capture.dropped_by_us': meta.droppedByUs,
+        'gpu.capture.dropped_incomplete': meta.droppedIncomplete,
         'gpu.capture.peak_bytes': meta.peakBytes,
         'gpu.capture.cupti_version': meta.cuptiVersion,
+        'gpu.capture.cupti_subscriber': meta.subscriberMode,
       });
       if (reason === 'error') this.span.setStatus({ code: otel().SpanStatusCode.ERROR, message: 'CUPTI reported an error mid-capture' });
       this.span.end();
@@ -648,4 +832,15 @@ export class CaptureHandle {
     }
     return { ...raw, strings, ranges };
   }
+}
+
+/** The typed error of a start that failed (or was refused): the native code when known, else CUPTI_ERROR. */
+function startError(r: NativeCaptureStartResult, what: string, tried: string[]): GpuTelemetryError {
+  const code = START_ERROR_CODES.includes(r.code as GpuTelemetryErrorCode) ? (r.code as GpuTelemetryErrorCode) : 'CUPTI_ERROR';
+  return new GpuTelemetryError(code, `${what}: ${r.message ?? 'CUPTI could not be started'}`, {
+    vendorCode: r.vendorCode ?? null,
+    vendorMessage: r.vendorMessage,
+    libraryPath: r.libraryPath,
+    tried,
+  });
 }

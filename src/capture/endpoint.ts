@@ -183,10 +183,7 @@ export function createCaptureEndpoint(provider: TelemetryProvider, options: Capt
         sendError(res, 503, `no GPU telemetry instance is open${err ? ` (${err.code}: ${err.message})` : ''}`);
         return;
       }
-      let handle: CaptureHandle;
-      try {
-        handle = gpu.capture.arm(body as CaptureOptions);
-      } catch (e) {
+      const refuse = (e: unknown): void => {
         if (!(e instanceof GpuTelemetryError)) {
           sendError(res, 500, `internal error: ${(e as Error).message}`);
           return;
@@ -196,23 +193,38 @@ export function createCaptureEndpoint(provider: TelemetryProvider, options: Capt
           const busy = gpu.capture.active;
           sendError(res, 409, e.message, { code: e.code, ...(busy ? { active: `/capture/${busy.id}` } : {}) });
         } else sendError(res, 503, `capture could not start: ${e.code}: ${e.message}`, { code: e.code, vendorMessage: e.vendorMessage });
+      };
+      let handle: CaptureHandle;
+      try {
+        handle = gpu.capture.arm(body as CaptureOptions);
+      } catch (e) {
+        refuse(e);
         return;
       }
-      const entry: Entry = { id: handle.id, handle, final: null, trace: null, saved: null, error: null, evicted: false };
-      remember(entry);
-      handle.done.then(
-        (trace) => {
-          settle(entry);
-          onFinished(entry, trace);
-        },
-        (e: unknown) => {
-          settle(entry);
-          entry.error =
-            e instanceof GpuTelemetryError ? e : new GpuTelemetryError('CAPTURE_FAILED', (e as Error).message, { cause: e });
-        },
+      // arm() returns at once; CUPTI answers on the capture's native thread (its first enable can
+      // take seconds): the request waits for that answer, the event loop does not.
+      handle.ready.then(
+        () => accepted(res, handle),
+        (e: unknown) => refuse(e),
       );
-      sendJson(res, 201, status(entry), { location: `/capture/${handle.id}` });
     });
+  };
+
+  const accepted = (res: http.ServerResponse, handle: CaptureHandle): void => {
+    const entry: Entry = { id: handle.id, handle, final: null, trace: null, saved: null, error: null, evicted: false };
+    remember(entry);
+    handle.done.then(
+      (trace) => {
+        settle(entry);
+        onFinished(entry, trace);
+      },
+      (e: unknown) => {
+        settle(entry);
+        entry.error =
+          e instanceof GpuTelemetryError ? e : new GpuTelemetryError('CAPTURE_FAILED', (e as Error).message, { cause: e });
+      },
+    );
+    sendJson(res, 201, status(entry), { location: `/capture/${handle.id}` });
   };
 
   const get = (res: http.ServerResponse, id: string, what: 'trace' | 'summary'): void => {

@@ -52,7 +52,7 @@ export function createKernelCapture(options: KernelCaptureOptions = {}): KernelC
 }
 
 export { KernelCapture, CaptureHandle, captureStats } from './capture.js';
-export type { CaptureState, CaptureProgress, CaptureStats } from './capture.js';
+export type { CaptureState, CaptureProgress, CaptureStats, PrewarmResult } from './capture.js';
 export { CAPTURE_LIMITS } from './options.js';
 export type { CaptureOptions, CaptureKinds } from './options.js';
 export { KernelTrace } from './trace.js';

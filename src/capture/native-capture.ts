@@ -12,6 +12,7 @@ import {
   type NativeCaptureProgress,
   type NativeCaptureResult,
   type NativeCaptureStartResult,
+  type NativeCaptureEventListener,
 } from '../native.js';
 
 export type CaptureNativeKinds = NativeCaptureKinds;
@@ -22,10 +23,8 @@ export type CaptureNativeStartResult = NativeCaptureStartResult;
 export type CaptureNativeResult = NativeCaptureResult;
 export type CaptureNative = NativeCapture;
 
-export type CaptureNativeFactory = (
-  options: CaptureNativeOptions,
-  onEvent: (event: 'stopped', reason: string) => void,
-) => CaptureNative;
+export type CaptureNativeEventListener = NativeCaptureEventListener;
+export type CaptureNativeFactory = (options: CaptureNativeOptions, onEvent: CaptureNativeEventListener) => CaptureNative;
 
 /** Column counts of the record arrays. */
 export const STRIDE = { kernels: 16, memcpys: 10, memsets: 8, apiCalls: 8, ranges: 8, steps: 2 } as const;

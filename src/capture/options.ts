@@ -41,8 +41,18 @@ export interface CaptureOptions {
   timeoutMs?: number;
   /** Which records to collect. */
   kinds?: CaptureKinds;
-  /** How often the capture thread asks CUPTI to flush its buffers, 10 – 10,000 ms (default 100). */
+  /**
+   * How often the capture thread asks CUPTI for the buffers whose records are all complete (a
+   * default flush), 10 – 10,000 ms (default 100).
+   */
   flushIntervalMs?: number;
+  /**
+   * At the end of a capture, how long to wait for records still in flight (kernels still running)
+   * before the final forced flush, 0 – 10,000 ms (default 1,000). The drain ends as soon as CUPTI
+   * has handed every buffer back; records still incomplete then are lost and counted in
+   * meta.droppedIncomplete.
+   */
+  drainTimeoutMs?: number;
 }
 
 export interface ResolvedCaptureOptions {
@@ -55,6 +65,7 @@ export interface ResolvedCaptureOptions {
   timeoutMs: number;
   kinds: CaptureNativeKinds;
   flushIntervalMs: number;
+  drainTimeoutMs: number;
 }
 
 const KiB = 1024;
@@ -69,6 +80,7 @@ export const CAPTURE_LIMITS = Object.freeze({
   bufferBytes: { min: 64 * KiB, max: 64 * MiB, default: 4 * MiB },
   timeoutMs: { min: 100, max: 3_600_000, default: 60_000 },
   flushIntervalMs: { min: 10, max: 10_000, default: 100 },
+  drainTimeoutMs: { min: 0, max: 10_000, default: 1_000 },
   stepRangeLength: 256,
 });
 
@@ -91,6 +103,7 @@ const KNOWN = [
   'timeoutMs',
   'kinds',
   'flushIntervalMs',
+  'drainTimeoutMs',
 ];
 
 const describe = describeValue;
@@ -126,6 +139,7 @@ export function resolveCaptureOptions(options: unknown): ResolvedCaptureOptions 
   const maxRecords = pick('maxRecords', 'records');
   const timeoutMs = pick('timeoutMs', 'milliseconds');
   const flushIntervalMs = pick('flushIntervalMs', 'milliseconds');
+  const drainTimeoutMs = pick('drainTimeoutMs', 'milliseconds');
   let bufferBytes: number;
   if (o.bufferBytes === undefined) {
     bufferBytes = Math.max(L.bufferBytes.min, Math.min(L.bufferBytes.default, Math.floor(maxBytes / 4)));
@@ -173,5 +187,5 @@ export function resolveCaptureOptions(options: unknown): ResolvedCaptureOptions 
     // JS ranges still count, but NVTX ranges from native code would be invisible: say so.
     throw invalidOption('kinds.nvtx', `must stay on when stepRange is set ("${stepRange}" ranges are NVTX records)`);
   }
-  return { steps, startAfterSteps, stepRange, maxBytes, maxRecords, bufferBytes, timeoutMs, kinds, flushIntervalMs };
+  return { steps, startAfterSteps, stepRange, maxBytes, maxRecords, bufferBytes, timeoutMs, kinds, flushIntervalMs, drainTimeoutMs };
 }

@@ -88,7 +88,8 @@ export interface TraceSummary {
   truncated: boolean;
   window: { startNs: number; endNs: number; durationNs: number };
   records: { kernels: number; memcpys: number; memsets: number; apiCalls: number; ranges: number; steps: number };
-  drops: { byCupti: number; byUs: number; total: number };
+  /** Records lost: CUPTI's drops, ours (caps), and those CUPTI handed back incomplete. */
+  drops: { byCupti: number; byUs: number; incomplete: number; total: number };
   /** Per kernel name, by total time, largest first. */
   topKernels: KernelNameStats[];
   devices: DeviceBusy[];
@@ -383,7 +384,12 @@ export function summarize(raw: CaptureNativeResult, kernelSteps: Int32Array, ext
       ranges: Math.floor(raw.ranges.length / STRIDE.ranges),
       steps: nSteps,
     },
-    drops: { byCupti: raw.droppedByCupti, byUs: raw.droppedByUs, total: raw.droppedByCupti + raw.droppedByUs },
+    drops: {
+      byCupti: raw.droppedByCupti,
+      byUs: raw.droppedByUs,
+      incomplete: raw.droppedIncomplete ?? 0,
+      total: raw.droppedByCupti + raw.droppedByUs + (raw.droppedIncomplete ?? 0),
+    },
     topKernels,
     devices,
     steps: stepSummaries,

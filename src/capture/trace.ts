@@ -45,6 +45,12 @@ export interface KernelTraceMeta {
   cuptiVersion: number;
   /** The record layout generation read, e.g. "cuda13". */
   layout: string;
+  /**
+   * How the capture subscribed to CUPTI: 'shared' (CUDA 13.3+ multi-subscriber mode:
+   * cuptiSubscribe_v2 allowing other subscribers, the subscriber-scoped activity calls; CUPTI's
+   * own drop count is then not read, it is every subscriber's) or 'exclusive' (CUPTI's one subscriber).
+   */
+  subscriberMode: 'shared' | 'exclusive';
   libraryPath: string;
   simulated: boolean;
   /** Absolute CUPTI timestamp (ns, decimal string) every record time is relative to. */
@@ -53,6 +59,12 @@ export interface KernelTraceMeta {
   droppedByCupti: number;
   /** Records we dropped (a cap was hit, or no buffer was left under maxBytes). */
   droppedByUs: number;
+  /**
+   * Records CUPTI handed back incomplete (cuptiActivityGetNextRecord: CUPTI_ERROR_INVALID_KIND):
+   * work still in flight when the capture ended and drainTimeoutMs had passed (a kernel still
+   * running). Lost: not in the trace.
+   */
+  droppedIncomplete: number;
   /** Most memory the capture held at once (bytes, native side). */
   peakBytes: number;
   buffersCompleted: number;

@@ -22,7 +22,14 @@ Options:
   --names MODE        metric names: default (gpu_*, base units) or dcgm
                       (dcgm-exporter's names, units and labels)
   --per-link          add per-link NVLink series (default names only)
-  --processes         add per-process GPU memory series (default names only)
+  --processes         add per-process series: memory and SM / memory / encoder /
+                      decoder utilisation, with pod labels when known (default
+                      names only; reads each process's utilisation)
+  --max-processes N   per-process series per GPU, those using the most memory
+                      (1-64, default 64)
+  --dcgm-hostname-label NAME
+                      the host name label in --names dcgm: Hostname (default,
+                      dcgm-exporter's releases) or hostname (its main, PR #655)
   --simulate NAME     use the driver simulator (see "gpu-telemetry scenarios")
   --nvml PATH         NVML library to load (default libnvidia-ml.so.1)
   --dcgm-mode MODE    which DCGM host engine: auto (default: a running
@@ -73,6 +80,8 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
     names: { type: 'string' },
     'per-link': { type: 'boolean' },
     processes: { type: 'boolean' },
+    'max-processes': { type: 'string' },
+    'dcgm-hostname-label': { type: 'string' },
     simulate: { type: 'string' },
     nvml: { type: 'string' },
     'dcgm-mode': { type: 'string' },
@@ -101,6 +110,15 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
       throw new UsageError(`--${flag} cannot be combined with --names dcgm: dcgm-exporter has no such series (use --names default)`);
     }
   }
+  const hostnameLabel = values['dcgm-hostname-label'] ?? 'Hostname';
+  if (hostnameLabel !== 'Hostname' && hostnameLabel !== 'hostname') {
+    throw new UsageError(`--dcgm-hostname-label must be Hostname or hostname, not "${hostnameLabel}"`);
+  }
+  if (values['dcgm-hostname-label'] !== undefined && names !== 'dcgm') {
+    throw new UsageError('--dcgm-hostname-label applies to --names dcgm only');
+  }
+  if (values['max-processes'] !== undefined && !values.processes) throw new UsageError('--max-processes needs --processes');
+  const maxProcesses = intOption('max-processes', values['max-processes'], 64, 1, 64);
   const kubernetes = kubernetesFromArgs(values);
 
   const dcgmMode = values['dcgm-mode'];
@@ -120,6 +138,7 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
     ...(values.nvml !== undefined ? { libraries: { nvml: values.nvml } } : {}),
     ...(Object.keys(dcgm).length > 0 ? { dcgm } : {}),
     ...(values['no-dcgm'] ? { sources: { dcgm: false } } : {}),
+    ...(values.processes ? { processUtilization: true } : {}),
   };
   let announced = false;
   const supervisor = new TelemetrySupervisor(options, {
@@ -160,6 +179,8 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
     names,
     perLink: values['per-link'] === true,
     processes: values.processes === true,
+    ...(values.processes ? { maxProcesses } : {}),
+    ...(names === 'dcgm' ? { dcgmHostnameLabel: hostnameLabel } : {}),
     // In a pod, os.hostname() is the pod's name: dcgm-exporter labels with the node's (NODE_NAME) instead.
     ...(process.env.NODE_NAME ? { hostname: process.env.NODE_NAME } : {}),
     ...(pods ? { kubernetes: pods } : {}),

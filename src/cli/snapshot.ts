@@ -57,8 +57,8 @@ export async function snapshotCommand(argv: string[], io: Io): Promise<number> {
 const PENDING_WAIT_MS = 1000;
 
 /**
- * The first sample with nothing left to wait for: no field `pending` (a rate's first sample, a GPM
- * pair not yet 100 ms apart, DCGM before its first update), and with `perLinkRates` (JSON prints
+ * The first sample with nothing left to wait for: no field `pending`, the GPU's or a MIG instance's
+ * (a rate's first sample, a GPM pair not yet 100 ms apart, DCGM before its first update), and with `perLinkRates` (JSON prints
  * them) a second sample when the first has an up link without rates. Often the first sample
  * itself (DCGM gives rates from its own counters). Never later than PENDING_WAIT_MS: a field that
  * is still pending then is printed as pending.
@@ -69,6 +69,9 @@ async function settledSample(gpu: GpuTelemetry, perLinkRates: boolean): Promise<
     !snap.devices.some((d) => {
       const st = d.status;
       for (const k in st) if (st[k as keyof typeof st] === 'pending') return true;
+      for (const m of d.migInstances) {
+        for (const k in m.status) if (m.status[k as keyof typeof m.status] === 'pending') return true;
+      }
       return perLinkRates && snap.seq === first.seq && d.nvlinks.some((l) => l.up && (l.txBytesPerSecond === null || l.rxBytesPerSecond === null));
     });
   if (first.devices.length === 0 || settled(first)) return first;
@@ -115,6 +118,10 @@ export function toJson(gpu: GpuTelemetry, snap: GpuSnapshot) {
       nvlinks: d.nvlinks,
       processes: d.processes,
       processesTruncated: d.processesTruncated,
+      processUtilization: d.processUtilization,
+      migMode: d.migMode,
+      migInstances: d.migInstances,
+      ...(d.migInstancesReason ? { migInstancesReason: d.migInstancesReason } : {}),
     })),
   };
 }
@@ -151,10 +158,20 @@ export function renderTable(gpu: GpuTelemetry, snap: GpuSnapshot): string {
       lines.push(`  nvlinks: ${up}/${d.nvlinks.length} up`);
     }
     if (d.processes.length) {
+      const util = (p: (typeof d.processes)[number]) => (p.smUtilizationRatio === null ? '' : `, SM ${formatValue('ratio', p.smUtilizationRatio)}`);
       lines.push(
         `  processes: ${d.processes
-          .map((p) => `${p.pid} (${formatValue('bytes', p.usedMemoryBytes)})`)
+          .map((p) => `${p.pid} (${formatValue('bytes', p.usedMemoryBytes)}${util(p)}${p.gpuInstanceId === null ? '' : `, GI ${p.gpuInstanceId}`})`)
           .join(', ')}${d.processesTruncated ? ', …' : ''}`,
+      );
+    }
+    if (d.migMode) lines.push(`  MIG mode: on${d.migInstancesReason ? ` — ${d.migInstancesReason}` : ''}`);
+    for (const m of d.migInstances) {
+      const f = m.fields;
+      const activity = f.tensorActiveRatio === null ? (m.status.tensorActiveRatio) : `tensor ${formatValue('ratio', f.tensorActiveRatio)}, SM ${formatValue('ratio', f.smActiveRatio)}`;
+      lines.push(
+        `  GI ${String(m.gpuInstanceId).padStart(2)} ${(m.profile ?? '?').padEnd(9)} ${m.computeInstances.map((c) => c.uuid ?? '?').join(' ')}  ` +
+          `memory ${formatValue('bytes', f.memoryUsedBytes)} / ${formatValue('bytes', f.memoryTotalBytes)}, ${f.processCount ?? '?'} processes, ${activity}`,
       );
     }
   }

@@ -5,13 +5,24 @@
  */
 import os from 'node:os';
 import { createRequire } from 'node:module';
-import type { Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { invalidOption } from '../errors.js';
 import { captureStats, type CaptureStats } from '../capture/capture.js';
 import { CLOCK_EVENT_REASONS, FIELDS, type FieldName, type FieldSpec } from '../fields.js';
 import type { DeviceSample, GpuSnapshot } from '../snapshot.js';
 import type { GpuTelemetry } from '../telemetry.js';
-import { DCGM_DEFAULT_METRICS, type DcgmMetricSpec } from './dcgm-names.js';
+import { DCGM_DEFAULT_METRICS, DCGM_FIELDS, type DcgmMetricSpec } from './dcgm-names.js';
+import {
+  defaultMetricOf,
+  fieldHealth,
+  isMigField,
+  migExclusive,
+  PROCESS_METRICS,
+  podLabelsOfProcess,
+  type Labels,
+  type Sample,
+} from './fleet.js';
+import { ProcessPodCache } from '../kubernetes/process-pods.js';
 import {
   kubernetesBackendSample,
   kubernetesDownSamples,
@@ -32,12 +43,21 @@ export interface PrometheusExportOptions {
    */
   perLink?: boolean;
   /**
-   * Per-process memory series (adds `pid`: up to 64 series per GPU). Default names only: with
-   * `names: 'dcgm'` it is rejected (INVALID_OPTION).
+   * Per-process series (adds `pid`, and pod labels when known): memory, and the SM / memory /
+   * encoder / decoder utilisation when the instance reads it (openGpuTelemetry({
+   * processUtilization: true })). At most `maxProcesses` per GPU, those using the most memory.
+   * Default names only: with `names: 'dcgm'` it is rejected (INVALID_OPTION).
    */
   processes?: boolean;
-  /** The Hostname label in dcgm mode (default os.hostname()). */
+  /** Per-process series per GPU (1 to 64; default 64): the processes using the most memory. */
+  maxProcesses?: number;
+  /** The host name label's value in dcgm mode (default os.hostname()). */
   hostname?: string;
+  /**
+   * The host name label's name in dcgm mode: `Hostname` (default: dcgm-exporter's released
+   * versions) or `hostname` (dcgm-exporter's main since its PR #655).
+   */
+  dcgmHostnameLabel?: 'Hostname' | 'hostname';
   /**
    * Pod attribution from the kubelet (createKubernetesPods()): pod/namespace/container labels on the
    * series of GPUs assigned to one container, gpu_telemetry_pod_info, and the kubernetes backend's health.
@@ -45,15 +65,10 @@ export interface PrometheusExportOptions {
   kubernetes?: KubernetesPods;
 }
 
-type Labels = Record<string, string | number>;
-interface Sample {
-  labels: Labels;
-  value: number;
-}
 interface MetricValue {
   name: string;
   help: string;
-  type: 'gauge' | 'counter';
+  type: 'gauge' | 'counter' | 'unknown';
   aggregator: 'sum';
   values: Sample[];
 }
@@ -64,7 +79,7 @@ class SnapshotMetric {
   constructor(
     public name: string,
     readonly help: string,
-    readonly type: 'gauge' | 'counter',
+    readonly type: 'gauge' | 'counter' | 'unknown',
     private readonly read: (scrape: Scrape) => Sample[],
     private readonly scrapes: ScrapeCache,
   ) {}
@@ -84,6 +99,8 @@ interface Scrape {
   captures: CaptureStats;
   /** null unless the kubernetes option is set. */
   kube: KubernetesScrape | null;
+  /** Label sets built in this scrape, by entity (a MIG instance's labels are shared by its series). */
+  memo: Map<string, Labels>;
 }
 
 /** Outcomes always exported (at 0 until one happens), so rate() and alerts see the series from the start. */
@@ -112,7 +129,7 @@ class ScrapeCache {
       }
     }
     const live = snapshot ? gpu : null;
-    this.cached = { gpu: live, snapshot, captures: captureStats(), kube: kubernetesScrape(this.pods, live ? live.devices : null) };
+    this.cached = { gpu: live, snapshot, captures: captureStats(), kube: kubernetesScrape(this.pods, live ? live.devices : null), memo: new Map() };
     queueMicrotask(() => {
       this.cached = null;
     });
@@ -144,11 +161,15 @@ export interface RegisteredGpuMetrics {
 }
 
 /**
- * `perLink` / `processes` have no dcgm-exporter equivalent: dcgm-exporter's per-link NVLink
- * fields are cumulative byte counters (DCGM_FI_DEV_NVLINK_BANDWIDTH_L0…L17, not kept here: we keep
- * rates and do not invent counters) or profiling fields whose unit differs between DCGM versions
- * (DCGM_FI_PROF_NVLINK_L0_TX_BYTES…), and it has no per-process series at all. Asking for them in
- * dcgm mode is an error rather than an option silently ignored.
+ * `perLink` / `processes` have no dcgm-exporter equivalent to match. Per link, dcgm-exporter has
+ * byte counters (DCGM_FI_DEV_NVLINK_BANDWIDTH_L0…L17, commented out in its default counters) or
+ * profiling fields whose unit differs between DCGM versions (DCGM_FI_PROF_NVLINK_L0_TX_BYTES…).
+ * Per process it has, since its PR #594 (4.5.3-4.8.2, behind --kubernetes-virtual-gpus), extra
+ * DCGM_FI_DEV_GPU_UTIL / DCGM_FI_DEV_FB_USED series per pod of a shared GPU under the device
+ * series' own names: a sum over those names counts the GPU twice, the pod is found by a pod UID
+ * from the API server (which this package never calls), and with pod_uid they carry 13 labels.
+ * Asking for them in dcgm mode is an error rather than an option silently ignored; the default
+ * names have per-process series with pod labels (gpu_process_*).
  */
 export function checkDcgmCombination(options: { names?: unknown; perLink?: unknown; processes?: unknown }): void {
   if (options.names !== 'dcgm') return;
@@ -162,8 +183,8 @@ export function checkDcgmCombination(options: { names?: unknown; perLink?: unkno
   if (options.processes === true) {
     throw invalidOption(
       'processes',
-      "processes and names: 'dcgm' cannot be combined: dcgm-exporter has no per-process series to match " +
-        "(use names: 'default' for gpu_process_used_memory_bytes)",
+      "processes and names: 'dcgm' cannot be combined: dcgm-exporter's per-pod series (its PR #594) reuse the GPU " +
+        "series' names and need the API server; use names: 'default' for the gpu_process_* series",
     );
   }
 }
@@ -190,8 +211,13 @@ export function registerGpuMetrics(
     throw invalidOption('hostname', `must be a string, not ${typeof options.hostname}`);
   }
   checkDcgmCombination(options);
+  checkFleetOptions(options);
   const hostname = options.hostname ?? os.hostname();
+  const hostnameLabel = options.dcgmHostnameLabel ?? 'Hostname';
+  const maxProcesses = options.maxProcesses ?? 64;
   const version = packageVersion();
+  // Which pod each process belongs to: worked out in the background, read by scrapes.
+  const processPods = pods && options.processes ? new ProcessPodCache(pods.options.procRoot, pods.options.refreshMs) : null;
 
   // Devices ever seen: a device that disappears keeps its device_up series (at 0) for as long as
   // the process runs, so an alert on it can fire instead of the series silently vanishing.
@@ -204,9 +230,25 @@ export function registerGpuMetrics(
     pci_bus_id: gpu.devices[d.index]?.pciBusId ?? '',
     device: `nvidia${d.index}`,
     modelName: d.name,
-    Hostname: hostname,
+    [hostnameLabel]: hostname,
     DCGM_FI_DRIVER_VERSION: gpu.driver.driverVersion,
   });
+  // A MIG instance's series: the GPU's identity plus the instance (dcgm-exporter's GPU_I_* in dcgm
+  // mode), and pod labels when one container holds the instance. Built once per scrape.
+  const instanceLabels = (s: Scrape, d: DeviceSample, m: DeviceSample['migInstances'][number]): Labels => {
+    const key = `mig\u0000${d.uuid}\u0000${m.gpuInstanceId}`;
+    let labels = s.memo.get(key);
+    if (labels === undefined) {
+      labels =
+        names === 'dcgm'
+          ? { gpu: d.index, UUID: d.uuid, device: `nvidia${d.index}`, modelName: d.name, ...(m.profile ? { GPU_I_PROFILE: m.profile } : {}), GPU_I_ID: m.gpuInstanceId, [hostnameLabel]: hostname }
+          : { ...defaultLabels(d), gpu_instance: m.gpuInstanceId, ...(m.profile ? { gpu_instance_profile: m.profile } : {}) };
+      const holder = migExclusive(s.kube, m);
+      if (holder) labels = { ...labels, pod: holder.pod, namespace: holder.namespace, container: holder.container };
+      s.memo.set(key, labels);
+    }
+    return labels;
+  };
 
   // Metric definitions; each registry gets its own metric objects, because prom-client's
   // OpenMetrics rendering renames counters in place (strips "_total") on the objects it holds.
@@ -214,14 +256,29 @@ export function registerGpuMetrics(
   const add = (name: string, help: string, type: 'gauge' | 'counter', read: (s: Scrape) => Sample[]) =>
     definitions.push({ name, help, type, read });
 
-  const realValues = (field: FieldName, scale: number, labelsOf: (gpu: GpuTelemetry, d: DeviceSample) => Labels, kind: string) => {
+  // Value series of a field: every GPU with a real reading, and every MIG instance of a GPU in MIG
+  // mode that has its own reading of it (memory, processes, activity).
+  const realValues = (
+    fields: readonly FieldName[],
+    scale: number,
+    labelsOf: (gpu: GpuTelemetry, d: DeviceSample) => Labels,
+    kind: string,
+    compute?: (d: DeviceSample) => number,
+  ) => {
+    const field = fields[0];
+    const perInstance = !compute && fields.length === 1 && isMigField(field);
     return (s: Scrape): Sample[] => {
       if (!s.snapshot || !s.gpu || s.snapshot.stale) return [];
       const out: Sample[] = [];
       for (const d of s.snapshot.devices) {
-        const v = d.fields[field];
-        if (v !== null && d.status[field] === 'ok') {
-          out.push({ labels: pods ? withPodLabels(labelsOf(s.gpu, d), d.uuid, s.kube, kind) : labelsOf(s.gpu, d), value: v * scale });
+        if (fields.every((f) => d.status[f] === 'ok' && d.fields[f] !== null)) {
+          const value = compute ? compute(d) : d.fields[field]! * scale;
+          out.push({ labels: pods ? withPodLabels(labelsOf(s.gpu, d), d.uuid, s.kube, kind) : labelsOf(s.gpu, d), value });
+        }
+        if (!perInstance) continue;
+        for (const m of d.migInstances) {
+          const v = m.fields[field as keyof typeof m.fields];
+          if (v !== null && m.status[field as keyof typeof m.status] === 'ok') out.push({ labels: instanceLabels(s, d, m), value: v * scale });
         }
       }
       return out;
@@ -230,12 +287,12 @@ export function registerGpuMetrics(
 
   if (names === 'dcgm') {
     for (const spec of DCGM_DEFAULT_METRICS) {
-      add(spec.name, spec.help, spec.type, realValues(spec.field, spec.scale, dcgmLabels, 'dcgm'));
+      add(spec.name, spec.help, spec.type, realValues(spec.fields, spec.scale, dcgmLabels, 'dcgm', spec.value));
     }
   } else {
     for (const field of FIELDS) {
       // clockEventReasons too: the raw NVML bitmask as a gauge, decoded per reason below.
-      add(field.prometheus, helpFor(field), field.kind, realValues(field.name, 1, (_g, d) => defaultLabels(d), 'default'));
+      add(field.prometheus, helpFor(field), field.kind, realValues([field.name], 1, (_g, d) => defaultLabels(d), 'default'));
     }
     add(
       'gpu_clock_event_reason_active',
@@ -271,16 +328,37 @@ export function registerGpuMetrics(
       linkMetric('gpu_nvlink_link_receive_bytes_per_second', 'NVLink data bytes received per second on one link.', (l) => l.rxBytesPerSecond);
     }
     if (options.processes) {
-      add('gpu_process_used_memory_bytes', 'GPU memory used by one compute process (bytes). Labels: pid.', 'gauge', (s) => {
-        if (!s.snapshot || s.snapshot.stale) return [];
-        const out: Sample[] = [];
-        for (const d of s.snapshot.devices) {
-          for (const p of d.processes) {
-            if (p.usedMemoryBytes !== null) out.push({ labels: { ...defaultLabels(d), pid: p.pid }, value: p.usedMemoryBytes });
+      // The processes of a scrape and their labels, built once for the five metrics.
+      const processRows = (s: Scrape) => {
+        const key = 'processes';
+        let rows = s.memo.get(key) as unknown as { labels: Labels; p: DeviceSample['processes'][number] }[] | undefined;
+        if (rows) return rows;
+        rows = [];
+        if (s.snapshot && !s.snapshot.stale) {
+          processPods?.refresh(s.snapshot.devices, s.kube?.map ?? null);
+          for (const d of s.snapshot.devices) {
+            const profiles = new Map(d.migInstances.map((m) => [m.gpuInstanceId, m.profile]));
+            // Natively kept by memory, largest first: the first maxProcesses are the top ones.
+            for (const p of d.processes.slice(0, maxProcesses)) {
+              const mig: Labels = p.gpuInstanceId === null ? {} : { gpu_instance: p.gpuInstanceId, ...(profiles.get(p.gpuInstanceId) ? { gpu_instance_profile: profiles.get(p.gpuInstanceId)! } : {}) };
+              const podLabels = podLabelsOfProcess(processPods, d, p.pid, p.gpuInstanceId);
+              rows.push({ labels: { ...defaultLabels(d), pid: p.pid, ...mig, ...(podLabels ?? {}) }, p });
+            }
           }
         }
-        return out;
-      });
+        s.memo.set(key, rows as unknown as Labels);
+        return rows;
+      };
+      for (const metric of PROCESS_METRICS) {
+        add(metric.name, metric.help, 'gauge', (s) => {
+          const out: Sample[] = [];
+          for (const { labels, p } of processRows(s)) {
+            const v = metric.pick(p);
+            if (v !== null) out.push({ labels, value: v });
+          }
+          return out;
+        });
+      }
     }
   }
 
@@ -318,20 +396,71 @@ export function registerGpuMetrics(
   add('gpu_telemetry_sample_stale', 'Whether the sampler is stuck (1: no fresh sample for staleAfterMs; value series are withheld).', 'gauge', (s) =>
     s.snapshot ? [{ labels: {}, value: s.snapshot.stale ? 1 : 0 }] : [],
   );
+  // Per-field health within the series budget: a series for each field that has no reading on a
+  // usable GPU or MIG instance (it appears when a field stops being readable, so an alert can fire
+  // on it), and per GPU the count of fields with and without a reading. dcgm mode covers the fields
+  // it exports. A lost GPU is said once, by device_up 0 (and its count), not once per field.
+  const healthFields = names === 'dcgm' ? DCGM_FIELDS : FIELDS.map((f) => f.name);
+  const metricOf = (f: FieldName): string => (names === 'dcgm' ? (DCGM_DEFAULT_METRICS.find((m) => m.fields.includes(f))?.name ?? f) : defaultMetricOf(f));
+  const healthOf = (s: Scrape): { unavailable: Sample[]; counts: Sample[] } => {
+    const cached = s.memo.get('health') as unknown as { unavailable: Sample[]; counts: Sample[] } | undefined;
+    if (cached) return cached;
+    const out = { unavailable: [] as Sample[], counts: [] as Sample[] };
+    if (s.snapshot) {
+      for (const d of s.snapshot.devices) {
+        const base = { gpu: d.index, uuid: d.uuid };
+        const usable = deviceUsable(d);
+        const unavailable: Sample[] = [];
+        const { readable, unreadable } = fieldHealth(healthFields, d.status, d.source, base, metricOf, unavailable);
+        if (usable) {
+          out.unavailable.push(...unavailable);
+          for (const m of d.migInstances) {
+            const migFields = healthFields.filter(isMigField);
+            fieldHealth(migFields, m.status, m.source, { ...base, gpu_instance: m.gpuInstanceId }, metricOf, out.unavailable);
+          }
+          if (d.migMode && d.migInstancesReason) {
+            out.unavailable.push({ labels: { ...base, field: 'migInstances', metric: 'gpu_telemetry_mig_device_info', source: 'nvml', status: 'error' }, value: 1 });
+          }
+          const pu = d.processUtilization;
+          // stale here: the utilisation call hangs (its own thread; the GPU's other series go on).
+          if (options.processes && pu.status !== 'ok' && pu.status !== 'off' && pu.status !== 'pending') {
+            out.unavailable.push({ labels: { ...base, field: 'processUtilization', metric: 'gpu_process_sm_utilization_ratio', source: 'nvml', status: pu.status }, value: 1 });
+          }
+        }
+        out.counts.push({ labels: { ...base, state: 'readable' }, value: readable });
+        out.counts.push({ labels: { ...base, state: 'unreadable' }, value: unreadable });
+      }
+    }
+    s.memo.set('health', out as unknown as Labels);
+    return out;
+  };
   add(
-    'gpu_telemetry_field_supported',
-    'Whether a field can be read on a GPU (1) or not (0: not supported, no permission, error, GPU lost). Labels: field, source.',
+    'gpu_telemetry_field_unavailable',
+    'A field of a usable GPU (or of a MIG instance: gpu_instance) that has no reading: 1 while it has none (not supported, no permission, error), absent while it reads. metric: the series it would have. Labels: field, metric, source, status.',
+    'gauge',
+    (s) => healthOf(s).unavailable,
+  );
+  add(
+    'gpu_telemetry_fields',
+    'Fields of a GPU with a reading (state="readable": ok, pending or stale) and without one (state="unreadable"); dcgm mode counts the fields it exports. Labels: state.',
+    'gauge',
+    (s) => healthOf(s).counts,
+  );
+  add(
+    'gpu_telemetry_mig_device_info',
+    'A MIG device (a compute instance of a GPU instance) of a GPU in MIG mode (constant 1): joins a MIG UUID (what pods are assigned by) to its GPU and instance. Labels: gpu_instance, gpu_instance_profile, compute_instance, mig_uuid.',
     'gauge',
     (s) => {
       if (!s.snapshot) return [];
       const out: Sample[] = [];
       for (const d of s.snapshot.devices) {
-        for (const f of FIELDS) {
-          const st = d.status[f.name];
-          out.push({
-            labels: { gpu: d.index, uuid: d.uuid, field: f.name, source: d.source[f.name] },
-            value: st === 'ok' || st === 'pending' || st === 'stale' ? 1 : 0,
-          });
+        for (const m of d.migInstances) {
+          for (const c of m.computeInstances) {
+            out.push({
+              labels: { gpu: d.index, uuid: d.uuid, gpu_instance: m.gpuInstanceId, ...(m.profile ? { gpu_instance_profile: m.profile } : {}), compute_instance: c.computeInstanceId, mig_uuid: c.uuid ?? '' },
+              value: 1,
+            });
+          }
         }
       }
       return out;
@@ -363,12 +492,31 @@ export function registerGpuMetrics(
       return out;
     },
   );
+  // MIG instances the kubelet assigned: pod_info with the instance, for every (instance, container).
+  const migPodInfo = (s: Scrape): Sample[] => {
+    if (!s.snapshot || !s.kube?.map) return [];
+    const out: Sample[] = [];
+    for (const d of s.snapshot.devices) {
+      for (const m of d.migInstances) {
+        const seen = new Set<string>();
+        for (const c of m.computeInstances) {
+          for (const ref of (c.uuid ? s.kube.map.mig.get(c.uuid)?.containers : undefined) ?? []) {
+            const key = `${ref.namespace}/${ref.pod}/${ref.container}`;
+            if (seen.has(key)) continue;
+            seen.add(key);
+            out.push({ labels: { gpu: d.index, uuid: d.uuid, gpu_instance: m.gpuInstanceId, pod: ref.pod, namespace: ref.namespace, container: ref.container }, value: 1 });
+          }
+        }
+      }
+    }
+    return out;
+  };
   if (pods) {
     add(
       'gpu_telemetry_pod_info',
-      'A container the kubelet assigned a GPU to (constant 1), one series per (GPU, container), shared GPUs included: join on gpu/uuid. Labels: pod, namespace, container.',
+      'A container the kubelet assigned a GPU (or a MIG instance: gpu_instance) to (constant 1), one series per (GPU or instance, container), shared ones included: join on gpu/uuid (and gpu_instance). Labels: pod, namespace, container.',
       'gauge',
-      (s) => podInfoSamples(s.kube),
+      (s) => [...podInfoSamples(s.kube), ...migPodInfo(s)],
     );
     add(
       'gpu_telemetry_kubernetes_down_info',
@@ -407,11 +555,12 @@ export function registerGpuMetrics(
   add('gpu_telemetry_capture_records_total', 'Records kept in finished kernel-trace captures.', 'counter', (s) => [{ labels: {}, value: s.captures.records }]);
   add(
     'gpu_telemetry_capture_records_dropped_total',
-    'Kernel-trace records lost: by="cupti" CUPTI had no buffer to write into, by="us" a cap (maxBytes, maxRecords) was hit. Labels: by.',
+    'Kernel-trace records lost: by="cupti" CUPTI had no buffer to write into, by="us" a cap (maxBytes, maxRecords) was hit, by="incomplete" CUPTI handed them back still in flight when the capture ended. Labels: by.',
     'counter',
     (s) => [
       { labels: { by: 'cupti' }, value: s.captures.droppedByCupti },
       { labels: { by: 'us' }, value: s.captures.droppedByUs },
+      { labels: { by: 'incomplete' }, value: s.captures.droppedIncomplete },
     ],
   );
   add('gpu_telemetry_build_info', 'gpu-telemetry build and environment. Labels: version, driver, nvml, backend, simulated.', 'gauge', (s) => {
@@ -433,8 +582,15 @@ export function registerGpuMetrics(
 
   const registered: [Registry, SnapshotMetric][] = [];
   for (const r of registries) {
+    // In OpenMetrics a counter's samples must be named <name>_total, and prom-client appends it: a
+    // dcgm-exporter counter (DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION, …) would reach Prometheus renamed.
+    // dcgm-exporter serves only the text format, where the name stays: in dcgm mode those counters
+    // are declared `unknown` in an OpenMetrics registry so the name stays the same in both formats
+    // (createTelemetryServer goes further: in dcgm mode it always answers the text format).
+    const openMetrics = (r.contentType as string) === Registry.OPENMETRICS_CONTENT_TYPE;
     for (const def of definitions) {
-      const metric = new SnapshotMetric(def.name, def.help, def.type, def.read, scrapes);
+      const type = openMetrics && names === 'dcgm' && def.type === 'counter' && !def.name.endsWith('_total') ? 'unknown' : def.type;
+      const metric = new SnapshotMetric(def.name, def.help, type, def.read, scrapes);
       r.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
       registered.push([r, metric]);
     }
@@ -518,7 +674,19 @@ function helpFor(field: FieldSpec): string {
     xid: 'XID code',
     bitmask: 'bitmask of NVML clocks-event-reason bits, decoded in gpu_clock_event_reason_active',
   };
-  return `${field.help} Unit: ${unit[field.unit] ?? field.unit}. Source: ${field.sources.length > 1 ? `the first that works of ${field.sources.join(', ')}` : field.sources[0]} (per GPU: the source label of gpu_telemetry_field_supported). Only real readings are exported.`;
+  return `${field.help} Unit: ${unit[field.unit] ?? field.unit}. Source: ${field.sources.length > 1 ? `the first that works of ${field.sources.join(', ')}` : field.sources[0]} (the snapshot says which per GPU; gpu_telemetry_field_unavailable names the source of a field without a reading). Only real readings are exported.`;
 }
 
 export type { DcgmMetricSpec };
+
+/** maxProcesses and dcgmHostnameLabel: INVALID_OPTION naming the option. */
+export function checkFleetOptions(options: { maxProcesses?: unknown; dcgmHostnameLabel?: unknown; names?: unknown }): void {
+  const m = options.maxProcesses;
+  if (m !== undefined && (typeof m !== 'number' || !Number.isInteger(m) || m < 1 || m > 64)) {
+    throw invalidOption('maxProcesses', `must be a whole number from 1 to 64 (the processes kept per GPU), not ${JSON.stringify(m) ?? String(m)}`);
+  }
+  const h = options.dcgmHostnameLabel;
+  if (h !== undefined && h !== 'Hostname' && h !== 'hostname') {
+    throw invalidOption('dcgmHostnameLabel', `must be "Hostname" (dcgm-exporter's releases) or "hostname" (its main since PR #655), not ${JSON.stringify(h) ?? String(h)}`);
+  }
+}

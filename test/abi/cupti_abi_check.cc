@@ -8,6 +8,8 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <type_traits>
+#include <utility>
 
 #include "sim/cupti_types.h"
 #include "vendor/cupti_abi.h"
@@ -31,6 +33,26 @@ static int checks = 0;
   ++checks
 
 namespace c = gt::cupti;
+
+// CUpti_SubscriberParams gained allowMultipleSubscribers in CUPTI 13.2; the CUDA 13.0 header has
+// only the first four fields. Checked where the installed header has it.
+template <typename T, typename = void>
+struct HasAllowMultipleSubscribers : std::false_type {};
+template <typename T>
+struct HasAllowMultipleSubscribers<T, std::void_t<decltype(std::declval<T&>().allowMultipleSubscribers)>> : std::true_type {};
+
+#ifdef CUpti_SubscriberParams_STRUCT_SIZE
+template <typename Theirs>
+constexpr bool allowFieldMatches() {
+  if constexpr (HasAllowMultipleSubscribers<Theirs>::value) {
+    return offsetof(c::SubscriberParams, allowMultipleSubscribers) == offsetof(Theirs, allowMultipleSubscribers) &&
+           sizeof(c::SubscriberParams::allowMultipleSubscribers) == sizeof(Theirs::allowMultipleSubscribers) &&
+           c::kSubscriberParamsSize132 == CUpti_SubscriberParams_STRUCT_SIZE;
+  } else {
+    return c::kSubscriberParamsSize130 == CUpti_SubscriberParams_STRUCT_SIZE;
+  }
+}
+#endif
 
 // The fields the capture reads from a kernel record, for one (ours, NVIDIA's) pair.
 #define KERNEL_FIELDS(ours, theirs)                                             \
@@ -245,6 +267,37 @@ int main() {
   SAME_OFFSET(simCuptiMemsetRecord, streamId, CUpti_ActivityMemset4, streamId);
   SAME_OFFSET(simCuptiMemsetRecord, correlationId, CUpti_ActivityMemset4, correlationId);
   SAME_OFFSET(simCuptiMemsetRecord, reserved0, CUpti_ActivityMemset4, reserved0);
+
+#ifdef CUpti_SubscriberParams_STRUCT_SIZE
+  // cuptiSubscribe_v2's parameters (cupti_callbacks.h, CUDA 13.0+).
+  SAME_OFFSET(c::SubscriberParams, structSize, CUpti_SubscriberParams, structSize);
+  SAME_OFFSET(c::SubscriberParams, subscriberName, CUpti_SubscriberParams, subscriberName);
+  SAME_OFFSET(c::SubscriberParams, oldSubscriberName, CUpti_SubscriberParams, oldSubscriberName);
+  SAME_OFFSET(c::SubscriberParams, oldSubscriberSize, CUpti_SubscriberParams, oldSubscriberSize);
+  static_assert(allowFieldMatches<CUpti_SubscriberParams>(), "CUpti_SubscriberParams struct size / allowMultipleSubscribers");
+  ++checks;
+  SAME_VALUE(c::kSubscriberNameMaxLen, CUPTI_SUBSCRIBER_NAME_MAX_LEN);
+  SAME_VALUE(c::kOldSubscriberNameMinLen, CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN);
+  SAME_OFFSET(simCuptiSubscriberParams, structSize, CUpti_SubscriberParams, structSize);
+  SAME_OFFSET(simCuptiSubscriberParams, subscriberName, CUpti_SubscriberParams, subscriberName);
+  SAME_OFFSET(simCuptiSubscriberParams, oldSubscriberName, CUpti_SubscriberParams, oldSubscriberName);
+  SAME_OFFSET(simCuptiSubscriberParams, oldSubscriberSize, CUpti_SubscriberParams, oldSubscriberSize);
+  SAME_VALUE(SIM_CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN, CUPTI_OLD_SUBSCRIBER_NAME_MIN_LEN);
+  static_assert(SIM_CUPTI_SUBSCRIBER_PARAMS_SIZE_13_0 == c::kSubscriberParamsSize130 &&
+                    SIM_CUPTI_SUBSCRIBER_PARAMS_SIZE_13_2 == c::kSubscriberParamsSize132,
+                "sim and addon agree on the CUpti_SubscriberParams sizes");
+  ++checks;
+  // The entry point exists in this header generation, with this many parameters.
+  static_assert(std::is_same_v<decltype(&cuptiSubscribe_v2),
+                               CUptiResult (*)(CUpti_SubscriberHandle*, CUpti_CallbackFunc, void*, CUpti_SubscriberParams*)>,
+                "cuptiSubscribe_v2 signature");
+  ++checks;
+  SAME_SIZE(c::CallbackFunc, CUpti_CallbackFunc);
+  SAME_VALUE(SIM_CUPTI_ERROR_NOT_SUPPORTED, CUPTI_ERROR_NOT_SUPPORTED);
+  std::printf("cuptiSubscribe_v2: CUpti_SubscriberParams_STRUCT_SIZE %zu (allowMultipleSubscribers %s in this header)\n",
+              static_cast<size_t>(CUpti_SubscriberParams_STRUCT_SIZE),
+              HasAllowMultipleSubscribers<CUpti_SubscriberParams>::value ? "present" : "absent");
+#endif
 
 #if CUPTI_API_VERSION >= 130000
   // CUDA 13 generation.

@@ -155,6 +155,46 @@ int main() {
   SAME_VALUE(n::kMigDisable, NVML_DEVICE_MIG_DISABLE);
   SAME_VALUE(n::kMigEnable, NVML_DEVICE_MIG_ENABLE);
 
+  // MIG device attributes (nvmlDeviceGetAttributes_v2 on a MIG device handle).
+  SAME_SIZE(n::DeviceAttributes, nvmlDeviceAttributes_t);
+  SAME_OFFSET(n::DeviceAttributes, multiprocessorCount, nvmlDeviceAttributes_t, multiprocessorCount);
+  SAME_OFFSET(n::DeviceAttributes, gpuInstanceSliceCount, nvmlDeviceAttributes_t, gpuInstanceSliceCount);
+  SAME_OFFSET(n::DeviceAttributes, computeInstanceSliceCount, nvmlDeviceAttributes_t, computeInstanceSliceCount);
+  SAME_OFFSET(n::DeviceAttributes, memorySizeMB, nvmlDeviceAttributes_t, memorySizeMB);
+  SAME_SIZE(simNvmlDeviceAttributes, nvmlDeviceAttributes_t);
+  SAME_OFFSET(simNvmlDeviceAttributes, gpuInstanceSliceCount, nvmlDeviceAttributes_t, gpuInstanceSliceCount);
+  SAME_OFFSET(simNvmlDeviceAttributes, memorySizeMB, nvmlDeviceAttributes_t, memorySizeMB);
+
+  // Per-process utilisation: the unversioned sample (every header) and the versioned info (NVML 12+).
+  SAME_SIZE(n::ProcessUtilizationSample, nvmlProcessUtilizationSample_t);
+  SAME_OFFSET(n::ProcessUtilizationSample, pid, nvmlProcessUtilizationSample_t, pid);
+  SAME_OFFSET(n::ProcessUtilizationSample, timeStamp, nvmlProcessUtilizationSample_t, timeStamp);
+  SAME_OFFSET(n::ProcessUtilizationSample, smUtil, nvmlProcessUtilizationSample_t, smUtil);
+  SAME_OFFSET(n::ProcessUtilizationSample, memUtil, nvmlProcessUtilizationSample_t, memUtil);
+  SAME_OFFSET(n::ProcessUtilizationSample, encUtil, nvmlProcessUtilizationSample_t, encUtil);
+  SAME_OFFSET(n::ProcessUtilizationSample, decUtil, nvmlProcessUtilizationSample_t, decUtil);
+  SAME_SIZE(simNvmlProcessUtilizationSample, nvmlProcessUtilizationSample_t);
+  SAME_OFFSET(simNvmlProcessUtilizationSample, timeStamp, nvmlProcessUtilizationSample_t, timeStamp);
+  SAME_OFFSET(simNvmlProcessUtilizationSample, decUtil, nvmlProcessUtilizationSample_t, decUtil);
+#ifdef nvmlProcessesUtilizationInfo_v1  // NVML 12+
+  SAME_SIZE(n::ProcessUtilizationInfoV1, nvmlProcessUtilizationInfo_v1_t);
+  SAME_OFFSET(n::ProcessUtilizationInfoV1, timeStamp, nvmlProcessUtilizationInfo_v1_t, timeStamp);
+  SAME_OFFSET(n::ProcessUtilizationInfoV1, pid, nvmlProcessUtilizationInfo_v1_t, pid);
+  SAME_OFFSET(n::ProcessUtilizationInfoV1, smUtil, nvmlProcessUtilizationInfo_v1_t, smUtil);
+  SAME_OFFSET(n::ProcessUtilizationInfoV1, decUtil, nvmlProcessUtilizationInfo_v1_t, decUtil);
+  SAME_OFFSET(n::ProcessUtilizationInfoV1, ofaUtil, nvmlProcessUtilizationInfo_v1_t, ofaUtil);
+  SAME_SIZE(n::ProcessesUtilizationInfoV1, nvmlProcessesUtilizationInfo_v1_t);
+  SAME_OFFSET(n::ProcessesUtilizationInfoV1, processSamplesCount, nvmlProcessesUtilizationInfo_v1_t, processSamplesCount);
+  SAME_OFFSET(n::ProcessesUtilizationInfoV1, lastSeenTimeStamp, nvmlProcessesUtilizationInfo_v1_t, lastSeenTimeStamp);
+  SAME_OFFSET(n::ProcessesUtilizationInfoV1, procUtilArray, nvmlProcessesUtilizationInfo_v1_t, procUtilArray);
+  SAME_VALUE(n::kProcessesUtilizationInfoV1Version, nvmlProcessesUtilizationInfo_v1);
+  SAME_SIZE(simNvmlProcessUtilizationInfoV1, nvmlProcessUtilizationInfo_v1_t);
+  SAME_OFFSET(simNvmlProcessUtilizationInfoV1, pid, nvmlProcessUtilizationInfo_v1_t, pid);
+  SAME_SIZE(simNvmlProcessesUtilizationInfoV1, nvmlProcessesUtilizationInfo_v1_t);
+  SAME_OFFSET(simNvmlProcessesUtilizationInfoV1, procUtilArray, nvmlProcessesUtilizationInfo_v1_t, procUtilArray);
+  SAME_VALUE(kSimProcessesUtilizationInfoV1Version, nvmlProcessesUtilizationInfo_v1);
+#endif
+
   // Return codes
   SAME_VALUE(n::kSuccess, NVML_SUCCESS);
   SAME_VALUE(n::kErrorUninitialized, NVML_ERROR_UNINITIALIZED);

@@ -69,6 +69,31 @@ int main() {
   FACT(n::kGpmNvlinkTotalTxPerSec, 61, "NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC, l.13516");
   FACT(sizeof(simNvmlGpmMetricsGet), sizeof(n::GpmMetricsGet), "the simulator's request is the same size");
 
+  // Per-process utilisation, NVML 12+: nvmlDeviceGetProcessesUtilizationInfo (l.8575) takes
+  // nvmlProcessesUtilizationInfo_v1_t { version; processSamplesCount; lastSeenTimeStamp;
+  // procUtilArray } (l.1407-1413) of nvmlProcessUtilizationInfo_v1_t { timeStamp; pid; sm; mem;
+  // enc; dec; jpg; ofa } (l.1392-1402); NVML_ERROR_NOT_FOUND when no sample is newer than
+  // lastSeenTimeStamp (l.8567); not supported in MIG mode (l.8512, l.8557).
+  FACT(sizeof(n::ProcessUtilizationInfoV1), 40, "sizeof(nvmlProcessUtilizationInfo_v1_t)");
+  FACT(offsetof(n::ProcessUtilizationInfoV1, pid), 8, "offsetof(nvmlProcessUtilizationInfo_v1_t, pid)");
+  FACT(offsetof(n::ProcessUtilizationInfoV1, ofaUtil), 32, "offsetof(nvmlProcessUtilizationInfo_v1_t, ofaUtil)");
+  FACT(sizeof(n::ProcessesUtilizationInfoV1), 24, "sizeof(nvmlProcessesUtilizationInfo_v1_t)");
+  FACT(offsetof(n::ProcessesUtilizationInfoV1, lastSeenTimeStamp), 8, "offsetof(nvmlProcessesUtilizationInfo_v1_t, lastSeenTimeStamp)");
+  FACT(offsetof(n::ProcessesUtilizationInfoV1, procUtilArray), 16, "offsetof(nvmlProcessesUtilizationInfo_v1_t, procUtilArray)");
+  FACT(n::kProcessesUtilizationInfoV1Version, 0x01000018, "nvmlProcessesUtilizationInfo_v1, l.1415");
+  FACT(kSimProcessesUtilizationInfoV1Version, 0x01000018, "the simulator's nvmlProcessesUtilizationInfo_v1");
+  FACT(sizeof(simNvmlProcessUtilizationInfoV1), 40, "the simulator's nvmlProcessUtilizationInfo_v1_t");
+  FACT(sizeof(n::ProcessUtilizationSample), 32, "sizeof(nvmlProcessUtilizationSample_t), l.1379-1387");
+
+  // MIG: nvmlDeviceAttributes_t (l.362-373; nvmlDeviceGetAttributes_v2 l.4593 "currently only
+  // supports MIG device handles", l.4578); nvmlGpmMigSampleGet (l.13943, pairs > 100 ms apart,
+  // l.13932); the process/event instance id outside MIG is 0xFFFFFFFF (l.310-311).
+  FACT(sizeof(n::DeviceAttributes), 40, "sizeof(nvmlDeviceAttributes_t)");
+  FACT(offsetof(n::DeviceAttributes, gpuInstanceSliceCount), 24, "offsetof(nvmlDeviceAttributes_t, gpuInstanceSliceCount)");
+  FACT(offsetof(n::DeviceAttributes, memorySizeMB), 32, "offsetof(nvmlDeviceAttributes_t, memorySizeMB)");
+  FACT(sizeof(simNvmlDeviceAttributes), 40, "the simulator's nvmlDeviceAttributes_t");
+  FACT(n::kNoInstanceId, 0xFFFFFFFFU, "gpuInstanceId/computeInstanceId outside MIG");
+
   std::printf("nvml newest facts: %d checks passed\n", checks);
   return 0;
 }
