@@ -248,3 +248,29 @@ describe('close()', () => {
     await new Promise((r) => setTimeout(r, 600));
   });
 });
+
+describe('the driver goes away while GPM is between two samples', () => {
+  it('a device in error carries no GPM value over from the last pair', async () => {
+    const gone = flagFile();
+    const file = writeScenario(
+      constantScenario({ faults: [{ type: 'driver_gone', code: 9, whenFileExists: gone }] }, { gpm: true, nvlink: null }),
+    );
+    // 10 ms samples: GPM computes a pair every >= 100 ms and re-publishes it in between.
+    await withTelemetry({ simulate: file, intervalMs: 10 }, async (gpu) => {
+      await waitFor(() => gpu.snapshot().devices[0].status.tensorActiveRatio === 'ok');
+      fs.writeFileSync(gone, '');
+      const errorSamples = [];
+      const deadline = Date.now() + 20_000;
+      while (errorSamples.length < 12 && Date.now() < deadline) {
+        const s = await nextSamples(gpu, 1);
+        if (s.devices[0].state === 'error') errorSamples.push(s.devices[0]);
+      }
+      expect(errorSamples.length).toBe(12);
+      for (const d of errorSamples) {
+        const readable = Object.entries(d.status).filter(([, st]) => st === 'ok').map(([f]) => f);
+        expect(readable.filter((f) => f !== 'xidErrors' && f !== 'lastXid')).toEqual([]);
+        expect(d.status.tensorActiveRatio).toBe('error');
+      }
+    });
+  });
+});

@@ -453,8 +453,20 @@ void Sampler::sampleOnce() {
     nvmlSource_->sample(d, row, nvmlMask_[d], now);
     if (meminfoMask_[d].any()) sampleMeminfo(row, meminfoMask_[d], meminfo);
     if (gpmMask_[d].any()) {
-      if (nvmlSource_->deviceLost(d)) gpm_->deviceLost(d);
-      else gpm_->sample(d, row, gpmMask_[d]);
+      if (nvmlSource_->deviceLost(d)) {
+        gpm_->deviceLost(d);
+      } else if (row.meta(kDevState) == static_cast<double>(DeviceState::Error)) {
+        // Every NVML call on the device failed (the driver went away): GPM would re-publish its
+        // last pair between two samples as if nothing happened. Nothing from this device is a
+        // reading now; GPM starts a new pair when it answers again.
+        gpm_->deviceLost(d);
+        const int32_t code = static_cast<int32_t>(row.meta(kDevLostCode));
+        for (size_t f = 0; f < kFieldCount; ++f) {
+          if (gpmMask_[d].test(f)) row.fail(static_cast<Field>(f), Status::Error, Source::Gpm, code);
+        }
+      } else {
+        gpm_->sample(d, row, gpmMask_[d]);
+      }
     }
     if (dcgmMask_[d].any() && !nvmlSource_->deviceLost(d)) dcgm_->sample(d, row, dcgmMask_[d], now);
     if (xid_->supported(d)) {
