@@ -1,8 +1,8 @@
 /**
  * Turning the native sample block (typed arrays the addon copies into) into the typed snapshot a
- * user reads. A new object graph is built only when the sampler published a new sample or the
- * sample turned stale; otherwise snapshot() reuses it (the cost of a call is one native memcpy
- * check and one small object).
+ * user reads. New device objects are handed out only when the sampler published a new sample or
+ * the sample turned stale (otherwise snapshot() reuses them: one native header read and one small
+ * object per call), and each part of a device is decoded when it is first read (SnapshotDecoder).
  */
 import { inspect } from 'node:util';
 import { dcgmReturnName, nvmlReturnName } from './errors.js';
@@ -263,6 +263,10 @@ const I_CLOCK_EVENT_REASONS = FIELD_NAMES.indexOf('clockEventReasons');
 class SampleBlock {
   /** While it holds a published sample: how many of that sample's device objects have parts left to decode. */
   undecoded = 0;
+  /** Which sample it holds (the decoder's count), to evict the oldest. */
+  order = 0;
+  /** The device objects bound to its sample (those with parts left are decoded when it is evicted). */
+  bound: LazyDevice[] = [];
   readonly buffer: ArrayBuffer;
   readonly values: Float64Array;
   readonly links: Float64Array;
@@ -435,7 +439,12 @@ interface DeviceSet {
  *   to. They are own enumerable accessor properties of a frozen object, so Object.keys, JSON,
  *   spread, structuredClone and util.inspect see the same object as ever.
  * - Defining accessors is slow in V8 (microseconds per object); the objects for the next sample
- *   are made after snapshot() returns (setImmediate) and only bound to it when it arrives.
+ *   are made after snapshot() returns (in a promise reaction) and only bound to it when it
+ *   arrives.
+ * - The blocks are a pool of at most MAX_BLOCKS. A block is free again once every part of its
+ *   sample was read; when none is free, the oldest sample's remaining parts are decoded (after the
+ *   caller's code, like the above) so its block can take the next sample: memory stays bounded
+ *   whatever the readers leave unread, and no ArrayBuffer is made per sample.
  * - What did not change since it was last built is the same frozen object again: status, source
  *   and reasons while no status, source or code changed; the link and process lists while no entry
  *   changed; the clock-event reason names per mask.
@@ -450,6 +459,9 @@ export class SnapshotDecoder {
   private landing: SampleBlock | null;
   /** The block of the latest sample (null before the first). */
   private current: SampleBlock | null = null;
+  /** Every block made (at most MAX_BLOCKS), and how many samples have arrived. */
+  private readonly blocks: SampleBlock[] = [];
+  private samples = 0;
   private spare: DeviceSet | null = null;
   private refillQueued = false;
   private readonly scratchStatuses: FieldStatus[] = [];
@@ -473,6 +485,7 @@ export class SnapshotDecoder {
     this.fieldCount = constants.fieldCount;
     this.n = deviceInfo.length;
     this.landing = new SampleBlock(layout, constants);
+    this.blocks.push(this.landing);
     for (let d = 0; d < this.n; d++) this.caches.push(new DeviceCache(this.fieldCount));
     this.spare = this.newDeviceSet();
   }
@@ -489,8 +502,37 @@ export class SnapshotDecoder {
     return this.landing !== null;
   }
 
+  /** A block for the next sample: a free one, a new one while the pool is not full, else the oldest sample's (its remaining parts decoded first). */
   ensureLanding(): void {
-    this.landing ??= new SampleBlock(this.layout, this.constants);
+    if (this.landing !== null) return;
+    let oldest: SampleBlock | null = null;
+    for (const b of this.blocks) {
+      if (b === this.current) continue;
+      if (b.undecoded === 0) {
+        this.landing = b;
+        return;
+      }
+      if (oldest === null || b.order < oldest.order) oldest = b;
+    }
+    if (this.blocks.length < MAX_BLOCKS || oldest === null) {
+      this.landing = new SampleBlock(this.layout, this.constants);
+      this.blocks.push(this.landing);
+      return;
+    }
+    for (const l of oldest.bound) if (l.block === oldest) this.decodeRest(l);
+    oldest.bound.length = 0;
+    this.landing = oldest; // (partDone may have made it the landing block already)
+  }
+
+  /** Decodes whatever parts of a device object are still undecoded (its block is wanted back). */
+  private decodeRest(l: LazyDevice): void {
+    if (l.fields === null) this.fieldsOf(l);
+    if (l.statusPart === null) this.statusOf(l);
+    if (l.clockEventReasons === undefined) this.clockEventReasonsOf(l);
+    if (l.nvlinks === null) this.nvlinksOf(l);
+    if (l.processes === null) this.processesOf(l);
+    if (l.processUtilization === null) this.processUtilizationOf(l);
+    if (l.mig === null) this.migOf(l);
   }
 
   /** The buffer returned by `buffer` holds a new sample: it becomes the current one. */
@@ -498,6 +540,8 @@ export class SnapshotDecoder {
     const prev = this.current;
     const block = this.landing!;
     block.undecoded = 0;
+    block.bound.length = 0;
+    block.order = ++this.samples;
     this.current = block;
     this.landing = prev !== null && prev.undecoded === 0 ? prev : null;
   }
@@ -518,6 +562,7 @@ export class SnapshotDecoder {
       const rawState = DEVICE_STATES[meta[d * stride + M_STATE]] ?? 'error';
       const mig = meta[d * stride + M_MIG_MODE];
       l.block = block;
+      block.bound.push(l);
       l.d = d;
       l.stale = stale;
       l.left = LAZY_PARTS;
@@ -765,6 +810,8 @@ export class SnapshotDecoder {
 }
 
 const NO_BUFFER = new ArrayBuffer(0);
+/** Sample blocks kept at most (each ~2.7 KiB per GPU). */
+const MAX_BLOCKS = 4;
 const RESOLVED = Promise.resolve();
 
 export function headerSeq(header: Float64Array): number {
