@@ -265,8 +265,8 @@ class SampleBlock {
   undecoded = 0;
   /** Which sample it holds (the decoder's count), to evict the oldest. */
   order = 0;
-  /** The device objects bound to its sample (those with parts left are decoded when it is evicted). */
-  bound: LazyDevice[] = [];
+  /** The device object sets bound to its sample (parts left are decoded when it is evicted). */
+  bound: DeviceSet[] = [];
   readonly buffer: ArrayBuffer;
   readonly values: Float64Array;
   readonly links: Float64Array;
@@ -306,18 +306,29 @@ interface MigPart {
 }
 
 /** The parts of a device object, each decoded on its first read (LAZY_PARTS counts them). */
-const LAZY_PARTS = 7; // fields, statusPart, clockEventReasons, nvlinks, processes, processUtilization, mig
+const LAZY_PARTS = 8; // meta, fields, statusPart, clockEventReasons, nvlinks, processes, processUtilization, mig
 
 /** What stands behind one device object: the sample it belongs to and the parts decoded so far. */
-class LazyDevice {
-  /** The block of the sample it belongs to, until every part is decoded. */
+/** The sample a set of device objects is bound to (one store per sample, not one per device). */
+class SetFrame {
   block: SampleBlock | null = null;
-  d = 0;
   stale = false;
-  state: DeviceState = 'ok';
-  processesTruncated = false;
-  migMode: boolean | null = null;
-  left = 0;
+}
+
+/** The state, processesTruncated and migMode of a device (read from the sample's device meta). */
+interface MetaPart {
+  readonly state: DeviceState;
+  readonly processesTruncated: boolean;
+  readonly migMode: boolean | null;
+}
+
+/**
+ * What stands behind one device object: the sample it belongs to (its set's frame) and the parts
+ * decoded so far. The frame's block is read while `left` > 0.
+ */
+class LazyDevice {
+  left = LAZY_PARTS;
+  meta: MetaPart | null = null;
   fields: FieldValues | null = null;
   statusPart: StatusPart | null = null;
   clockEventReasons: readonly ClockEventReason[] | null | undefined = undefined;
@@ -325,7 +336,11 @@ class LazyDevice {
   processes: readonly ProcessSample[] | null = null;
   processUtilization: ProcessUtilizationState | null = null;
   mig: MigPart | null = null;
-  constructor(readonly decoder: SnapshotDecoder) {}
+  constructor(
+    readonly decoder: SnapshotDecoder,
+    readonly frame: SetFrame,
+    readonly d: number,
+  ) {}
 }
 
 /** Gives an object a private field: the device object's LazyDevice, invisible to every reflection API. */
@@ -353,7 +368,7 @@ class Hidden extends ReturnsItsArgument {
  * them all (fast property access); each reads the object's LazyDevice.
  */
 const DEVICE_ACCESSORS: PropertyDescriptorMap = {
-  state: { enumerable: true, get: function (this: object) { return Hidden.of(this).state; } },
+  state: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.meta ?? l.decoder.metaOf(l)).state; } },
   fields: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return l.fields ?? l.decoder.fieldsOf(l); } },
   status: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.statusPart ?? l.decoder.statusOf(l)).status; } },
   source: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.statusPart ?? l.decoder.statusOf(l)).source; } },
@@ -367,12 +382,15 @@ const DEVICE_ACCESSORS: PropertyDescriptorMap = {
   },
   nvlinks: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return l.nvlinks ?? l.decoder.nvlinksOf(l); } },
   processes: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return l.processes ?? l.decoder.processesOf(l); } },
-  processesTruncated: { enumerable: true, get: function (this: object) { return Hidden.of(this).processesTruncated; } },
+  processesTruncated: {
+    enumerable: true,
+    get: function (this: object) { const l = Hidden.of(this); return (l.meta ?? l.decoder.metaOf(l)).processesTruncated; },
+  },
   processUtilization: {
     enumerable: true,
     get: function (this: object) { const l = Hidden.of(this); return l.processUtilization ?? l.decoder.processUtilizationOf(l); },
   },
-  migMode: { enumerable: true, get: function (this: object) { return Hidden.of(this).migMode; } },
+  migMode: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.meta ?? l.decoder.metaOf(l)).migMode; } },
   migInstances: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.mig ?? l.decoder.migOf(l)).instances; } },
   migInstancesReason: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.mig ?? l.decoder.migOf(l)).reason; } },
   migInstancesTruncated: { enumerable: true, get: function (this: object) { const l = Hidden.of(this); return (l.mig ?? l.decoder.migOf(l)).truncated; } },
@@ -429,6 +447,7 @@ class DeviceCache {
 interface DeviceSet {
   readonly objects: readonly DeviceSample[];
   readonly lazies: LazyDevice[];
+  readonly frame: SetFrame;
 }
 
 /**
@@ -449,7 +468,7 @@ interface DeviceSet {
  *   and reasons while no status, source or code changed; the link and process lists while no entry
  *   changed; the clock-event reason names per mask.
  *
- * To add a part: a field in LazyDevice, a method `xxxOf(l)` that decodes it from l.block,
+ * To add a part: a field in LazyDevice, a method `xxxOf(l)` that decodes it from l.frame.block,
  * memoises it and calls partDone(l), an accessor in DEVICE_ACCESSORS, plainDevice, and LAZY_PARTS.
  */
 export class SnapshotDecoder {
@@ -519,13 +538,17 @@ export class SnapshotDecoder {
       this.blocks.push(this.landing);
       return;
     }
-    for (const l of oldest.bound) if (l.block === oldest) this.decodeRest(l);
+    for (const set of oldest.bound) {
+      if (set.frame.block !== oldest) continue;
+      for (const l of set.lazies) if (l.left > 0) this.decodeRest(l);
+    }
     oldest.bound.length = 0;
     this.landing = oldest; // (partDone may have made it the landing block already)
   }
 
   /** Decodes whatever parts of a device object are still undecoded (its block is wanted back). */
   private decodeRest(l: LazyDevice): void {
+    if (l.meta === null) this.metaOf(l);
     if (l.fields === null) this.fieldsOf(l);
     if (l.statusPart === null) this.statusOf(l);
     if (l.clockEventReasons === undefined) this.clockEventReasonsOf(l);
@@ -555,21 +578,10 @@ export class SnapshotDecoder {
     if (!block) return EMPTY;
     const set = this.spare ?? this.newDeviceSet();
     this.spare = null;
-    const meta = block.deviceMeta;
-    const stride = this.constants.deviceMetaStride;
-    for (let d = 0; d < this.n; d++) {
-      const l = set.lazies[d];
-      const rawState = DEVICE_STATES[meta[d * stride + M_STATE]] ?? 'error';
-      const mig = meta[d * stride + M_MIG_MODE];
-      l.block = block;
-      block.bound.push(l);
-      l.d = d;
-      l.stale = stale;
-      l.left = LAZY_PARTS;
-      l.state = stale && rawState === 'ok' ? 'stale' : rawState;
-      l.processesTruncated = meta[d * stride + M_PROCESS_TRUNCATED] === 1;
-      l.migMode = mig === 1 ? true : mig === 0 ? false : null;
-    }
+    // Binding is two stores for the whole set: each device reads its part of the block when asked.
+    set.frame.block = block;
+    set.frame.stale = stale;
+    block.bound.push(set);
     block.undecoded += this.n;
     this.scheduleRefill();
     return set.objects;
@@ -578,15 +590,17 @@ export class SnapshotDecoder {
   private newDeviceSet(): DeviceSet {
     const objects: DeviceSample[] = [];
     const lazies: LazyDevice[] = [];
-    for (const info of this.deviceInfo) {
-      const l = new LazyDevice(this);
+    const frame = new SetFrame();
+    for (let d = 0; d < this.n; d++) {
+      const info = this.deviceInfo[d];
+      const l = new LazyDevice(this, frame, d);
       const o = { index: info.index, uuid: info.uuid, name: info.name };
       Hidden.attach(o, l);
       Object.defineProperties(o, DEVICE_ACCESSORS);
       objects.push(Object.freeze(o) as unknown as DeviceSample);
       lazies.push(l);
     }
-    return { objects: Object.freeze(objects), lazies };
+    return { objects: Object.freeze(objects), lazies, frame };
   }
 
   /**
@@ -609,14 +623,28 @@ export class SnapshotDecoder {
 
   private partDone(l: LazyDevice): void {
     if (--l.left > 0) return;
-    const block = l.block!;
-    l.block = null;
+    const block = l.frame.block!;
     if (--block.undecoded === 0 && block !== this.current && this.landing === null) this.landing = block;
+  }
+
+  /** @internal State (stale overlays ok), processesTruncated, migMode. */
+  metaOf(l: LazyDevice): MetaPart {
+    const meta = l.frame.block!.deviceMeta;
+    const base = l.d * this.constants.deviceMetaStride;
+    const rawState = DEVICE_STATES[meta[base + M_STATE]] ?? 'error';
+    const mig = meta[base + M_MIG_MODE];
+    l.meta = {
+      state: l.frame.stale && rawState === 'ok' ? 'stale' : rawState,
+      processesTruncated: meta[base + M_PROCESS_TRUNCATED] === 1,
+      migMode: mig === 1 ? true : mig === 0 ? false : null,
+    };
+    this.partDone(l);
+    return l.meta;
   }
 
   /** @internal Values: a number only for a real reading (a stale sample keeps its readings). */
   fieldsOf(l: LazyDevice): FieldValues {
-    const block = l.block!;
+    const block = l.frame.block!;
     l.fields = Object.freeze(BUILD_VALUES(block.values, block.statuses, l.d * this.fieldCount));
     this.partDone(l);
     return l.fields;
@@ -624,9 +652,9 @@ export class SnapshotDecoder {
 
   /** @internal Status, source and reasons: the previous ones while no status, source or code changed. */
   statusOf(l: LazyDevice): StatusPart {
-    const block = l.block!;
+    const block = l.frame.block!;
     const d = l.d;
-    const stale = l.stale;
+    const stale = l.frame.stale;
     const base = d * this.fieldCount;
     const cache = this.caches[d];
     const metaBase = d * this.constants.deviceMetaStride;
@@ -691,7 +719,7 @@ export class SnapshotDecoder {
 
   /** @internal The clockEventReasons mask decoded to names: one frozen list per mask seen. */
   clockEventReasonsOf(l: LazyDevice): readonly ClockEventReason[] | null {
-    const block = l.block!;
+    const block = l.frame.block!;
     const i = l.d * this.fieldCount + I_CLOCK_EVENT_REASONS;
     const mask = block.values[i];
     let names: readonly ClockEventReason[] | null = null;
@@ -710,7 +738,7 @@ export class SnapshotDecoder {
 
   /** @internal Links that have any reading; the previous list again (entries frozen) when none changed. */
   nvlinksOf(l: LazyDevice): readonly NvlinkSample[] {
-    l.nvlinks = this.nvlinkList(l.block!, l.d);
+    l.nvlinks = this.nvlinkList(l.frame.block!, l.d);
     this.partDone(l);
     return l.nvlinks;
   }
@@ -761,7 +789,7 @@ export class SnapshotDecoder {
 
   /** @internal The processes listed; the previous list again when no slot changed. */
   processesOf(l: LazyDevice): readonly ProcessSample[] {
-    l.processes = this.processList(l.block!, l.d);
+    l.processes = this.processList(l.frame.block!, l.d);
     this.partDone(l);
     return l.processes;
   }
@@ -793,7 +821,7 @@ export class SnapshotDecoder {
 
   /** @internal Whether per-process utilisation is read on the device, and why not. */
   processUtilizationOf(l: LazyDevice): ProcessUtilizationState {
-    l.processUtilization = this.fleet.processUtilization(l.block!.deviceMeta, l.d, l.stale);
+    l.processUtilization = this.fleet.processUtilization(l.frame.block!.deviceMeta, l.d, l.frame.stale);
     this.partDone(l);
     return l.processUtilization;
   }
@@ -801,8 +829,8 @@ export class SnapshotDecoder {
   /** @internal The MIG instances (they take their processes from the device's list). */
   migOf(l: LazyDevice): MigPart {
     const processes = l.processes ?? this.processesOf(l);
-    const block = l.block!;
-    const mig = this.fleet.migInstances(block.mig, block.deviceMeta, l.d, processes, l.stale);
+    const block = l.frame.block!;
+    const mig = this.fleet.migInstances(block.mig, block.deviceMeta, l.d, processes, l.frame.stale);
     l.mig = { instances: mig.instances.length ? Object.freeze(mig.instances) : EMPTY, reason: mig.reason, truncated: mig.truncated };
     this.partDone(l);
     return l.mig;
