@@ -624,7 +624,9 @@ export class SnapshotDecoder {
   private partDone(l: LazyDevice): void {
     if (--l.left > 0) return;
     const block = l.frame.block!;
-    if (--block.undecoded === 0 && block !== this.current && this.landing === null) this.landing = block;
+    if (--block.undecoded > 0) return;
+    block.bound.length = 0; // every part of its sample read: nothing to keep for an eviction
+    if (block !== this.current && this.landing === null) this.landing = block;
   }
 
   /** @internal State (stale overlays ok), processesTruncated, migMode. */
@@ -838,8 +840,13 @@ export class SnapshotDecoder {
 }
 
 const NO_BUFFER = new ArrayBuffer(0);
-/** Sample blocks kept at most (each ~2.7 KiB per GPU). */
-const MAX_BLOCKS = 4;
+/**
+ * Sample blocks kept (each ~2.7 KiB per GPU): the current sample's and the next one's. A previous
+ * sample's unread parts are decoded when the next block is wanted, so the decoder holds on to one
+ * sample's objects only: more blocks would keep more samples' objects alive across scavenges,
+ * where they are promoted and then die in the old generation (serve's RSS, bench/ANALYSIS.md).
+ */
+const MAX_BLOCKS = 2;
 const RESOLVED = Promise.resolve();
 
 export function headerSeq(header: Float64Array): number {

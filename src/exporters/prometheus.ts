@@ -447,6 +447,42 @@ export function registerGpuMetrics(
         }
         return out;
       },
+      // 17 series per GPU: each GPU's lines for every reason at 1 and at 0, kept while the GPU and
+      // its pod are the same, and the whole block while its reason list is the same object (the
+      // decoder hands out one frozen list per mask).
+      (() => {
+        const blocks: ({ gpu: GpuTelemetry; uuid: string; pod: string; up: string[]; down: string[]; reasons: readonly string[] | null; text: string } | undefined)[] = [];
+        return (s: Scrape): string => {
+          if (!s.snapshot || !s.gpu || s.snapshot.stale) return '';
+          let out = '';
+          for (const d of s.snapshot.devices) {
+            const reasons = d.clockEventReasons;
+            if (!reasons) continue;
+            const holder = pods ? s.kube?.map?.byUuid.get(d.uuid)?.exclusive : undefined;
+            const pod = holder ? `${holder.namespace}\u0000${holder.pod}\u0000${holder.container}` : '';
+            let b = blocks[d.index];
+            if (b === undefined || b.gpu !== s.gpu || b.uuid !== d.uuid || b.pod !== pod) {
+              const up: string[] = [];
+              const down: string[] = [];
+              for (const r of CLOCK_EVENT_REASONS) {
+                const prefix = `gpu_clock_event_reason_active${renderLabels({ ...withPodLabels(defaultLabels(d), d.uuid, s.kube, 'default'), reason: r.name })} `;
+                up.push(`${prefix}1\n`);
+                down.push(`${prefix}0\n`);
+              }
+              b = { gpu: s.gpu, uuid: d.uuid, pod, up, down, reasons: null, text: '' };
+              blocks[d.index] = b;
+            }
+            if (b.reasons !== reasons) {
+              let text = '';
+              for (let i = 0; i < CLOCK_EVENT_REASONS.length; i++) text += reasons.includes(CLOCK_EVENT_REASONS[i].name) ? b.up[i] : b.down[i];
+              b.reasons = reasons;
+              b.text = text;
+            }
+            out += b.text;
+          }
+          return out;
+        };
+      })(),
     );
     if (options.perLink) {
       const linkMetric = (name: string, help: string, pick: (l: DeviceSample['nvlinks'][number]) => number | null) =>
