@@ -119,6 +119,8 @@ function fieldReader(f: FieldName): (r: object) => unknown {
 
 /** Outcomes always exported (at 0 until one happens), so rate() and alerts see the series from the start. */
 const CAPTURE_OUTCOMES = ['steps', 'max_bytes', 'max_records', 'timeout', 'cancelled', 'closed', 'error', 'failed'];
+/** Their label objects, kept (renderLabels finds a kept object by identity). */
+const OUTCOME_LABELS: Record<string, Labels> = Object.fromEntries(CAPTURE_OUTCOMES.map((o) => [o, { outcome: o }]));
 
 /**
  * One snapshot per scrape: prom-client asks every metric within the same tick, so the scrape's
@@ -156,6 +158,7 @@ class ScrapeCache {
 }
 
 const RESOLVED = Promise.resolve();
+const EMPTY_DEVICES: readonly DeviceSample[] = Object.freeze([]);
 
 function packageVersion(): string {
   try {
@@ -252,6 +255,7 @@ export function registerGpuMetrics(
     usable: boolean;
   }
   const seenDevices = new Map<string, SeenDevice>();
+  const seenList: SeenDevice[] = []; // the same, in the order seen (no iterator per scrape)
   const seenByIndex: (SeenDevice | undefined)[] = [];
   let scrapeStamp = 0;
   const seeDevice = (d: DeviceSample): SeenDevice => {
@@ -263,6 +267,8 @@ export function registerGpuMetrics(
         const labels = defaultLabels(d);
         const prefix = `gpu_telemetry_device_up${renderLabels(labels)} `;
         seen = { key, labels, up: `${prefix}1\n`, down: `${prefix}0\n`, stamp: 0, usable: false };
+        if (!seenDevices.has(key)) seenList.push(seen);
+        else seenList[seenList.indexOf(seenDevices.get(key)!)] = seen;
         seenDevices.set(key, seen);
       }
       seenByIndex[d.index] = seen;
@@ -358,9 +364,9 @@ export function registerGpuMetrics(
       const devices = s.snapshot!.devices;
       const status: DeviceSample['status'][] = [];
       const fields: DeviceSample['fields'][] = [];
-      for (const d of devices) {
-        status.push(d.status);
-        fields.push(d.fields);
+      for (let k = 0; k < devices.length; k++) {
+        status.push(devices[k].status);
+        fields.push(devices[k].fields);
       }
       s.records = { status, fields };
     }
@@ -397,7 +403,10 @@ export function registerGpuMetrics(
         for (let i = 0; i < readers.length && real; i++) real = readers[i](status) === 'ok' && readers[i](v) !== null;
         if (real) out += line(s, d, compute ? compute(d) : (reader(v) as number) * scale);
         if (!perInstance) continue;
-        for (const m of d.migInstances) {
+        // (indexed loops here and below: for-of over a frozen array makes an iterator per loop)
+        const instances = d.migInstances;
+        for (let j = 0; j < instances.length; j++) {
+          const m = instances[j];
           const v = m.fields[field as keyof typeof m.fields];
           if (v !== null && m.status[field as keyof typeof m.status] === 'ok') out += `${name}${renderLabels(instanceLabels(s, d, m))} ${formatValue(v * scale)}\n`;
         }
@@ -455,7 +464,9 @@ export function registerGpuMetrics(
         return (s: Scrape): string => {
           if (!s.snapshot || !s.gpu || s.snapshot.stale) return '';
           let out = '';
-          for (const d of s.snapshot.devices) {
+          const devices = s.snapshot.devices;
+          for (let k = 0; k < devices.length; k++) {
+            const d = devices[k];
             const reasons = d.clockEventReasons;
             if (!reasons) continue;
             const holder = pods ? s.kube?.map?.byUuid.get(d.uuid)?.exclusive : undefined;
@@ -564,14 +575,19 @@ export function registerGpuMetrics(
     (s) => {
       const stamp = ++scrapeStamp;
       if (s.snapshot) {
-        for (const d of s.snapshot.devices) {
+        const devices = s.snapshot.devices;
+        for (let k = 0; k < devices.length; k++) {
+          const d = devices[k];
           const seen = seeDevice(d);
           seen.stamp = stamp;
           seen.usable = deviceUsable(d);
         }
       }
       let out = '';
-      for (const seen of seenDevices.values()) out += seen.stamp === stamp && seen.usable ? seen.up : seen.down;
+      for (let i = 0; i < seenList.length; i++) {
+        const seen = seenList[i];
+        out += seen.stamp === stamp && seen.usable ? seen.up : seen.down;
+      }
       return out;
     },
   );
@@ -679,7 +695,8 @@ export function registerGpuMetrics(
     (s) => healthOf(s).unavailable,
     (s) => {
       let out = '';
-      if (s.snapshot) for (const d of s.snapshot.devices) out += healthTextOf(d).unavailable;
+      const devices = s.snapshot ? s.snapshot.devices : EMPTY_DEVICES;
+      for (let k = 0; k < devices.length; k++) out += healthTextOf(devices[k]).unavailable;
       return out;
     },
   );
@@ -690,7 +707,8 @@ export function registerGpuMetrics(
     (s) => healthOf(s).counts,
     (s) => {
       let out = '';
-      if (s.snapshot) for (const d of s.snapshot.devices) out += healthTextOf(d).counts;
+      const devices = s.snapshot ? s.snapshot.devices : EMPTY_DEVICES;
+      for (let k = 0; k < devices.length; k++) out += healthTextOf(devices[k]).counts;
       return out;
     },
   );
@@ -812,8 +830,10 @@ export function registerGpuMetrics(
     'counter',
     (s) => {
       const ended = s.captures.ended;
-      const outcomes = new Set([...CAPTURE_OUTCOMES, ...Object.keys(ended)]);
-      return [...outcomes].map((outcome) => ({ labels: { outcome }, value: ended[outcome] ?? 0 }));
+      const out: Sample[] = [];
+      for (const outcome of CAPTURE_OUTCOMES) out.push({ labels: OUTCOME_LABELS[outcome], value: ended[outcome] ?? 0 });
+      for (const outcome in ended) if (!Object.hasOwn(OUTCOME_LABELS, outcome)) out.push({ labels: { outcome }, value: ended[outcome] });
+      return out;
     },
   );
   add('gpu_telemetry_captures_truncated_total', 'Kernel-trace captures whose trace is truncated (a cap hit, fewer steps than asked, or records dropped).', 'counter', (s) => [
