@@ -39,16 +39,37 @@
       "target_name": "gpu_telemetry_sim",
       "type": "shared_library",
       "product_name": "gpu_telemetry_sim",
-      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/mig.cc", "native/sim/process_util.cc", "native/sim/dcgm_exports.cc", "native/sim/cupti_exports.cc"],
+      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/mig.cc", "native/sim/process_util.cc", "native/sim/dcgm_exports.cc", "native/sim/cupti_exports.cc", "native/sim/nvtx_exports.cc"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["<@(gt_cflags)", "-fexceptions", "-fno-gnu-unique"],
       "libraries": ["-lpthread"]
     },
     {
+      # libgpu_telemetry_inject.so: the injection library a CUDA process loads through
+      # CUDA_INJECTION64_PATH (native/inject). It compiles the same capture engine as the addon
+      # (native/capture + the CUPTI loader), and no N-API. Only its entry points are exported.
+      "target_name": "gpu_telemetry_inject",
+      "type": "shared_library",
+      "product_prefix": "lib",
+      "product_name": "gpu_telemetry_inject",
+      "sources": [
+        "native/inject/inject.cc",
+        "native/inject/server.cc",
+        "native/inject/protocol.cc",
+        "native/capture/capture.cc",
+        "native/vendor/cupti_api.cc",
+        "native/vendor/dynlib.cc"
+      ],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["<@(gt_cflags)", "-fexceptions", "-fno-gnu-unique"],
+      "ldflags": ["-Wl,--version-script=<(module_root_dir)/native/inject/exports.map", "-Wl,-z,nodelete"],
+      "libraries": ["-ldl", "-lpthread"]
+    },
+    {
       "target_name": "gpu_telemetry_sim_legacy",
       "type": "shared_library",
       "product_name": "gpu_telemetry_sim_legacy",
-      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/mig.cc", "native/sim/process_util.cc", "native/sim/dcgm_exports.cc", "native/sim/cupti_exports.cc"],
+      "sources": ["native/sim/json.cc", "native/sim/scenario.cc", "native/sim/model.cc", "native/sim/nvml_exports.cc", "native/sim/mig.cc", "native/sim/process_util.cc", "native/sim/dcgm_exports.cc", "native/sim/cupti_exports.cc", "native/sim/nvtx_exports.cc"],
       "defines": ["GTSIM_LEGACY_DRIVER=1"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["<@(gt_cflags)", "-fexceptions", "-fno-gnu-unique"],

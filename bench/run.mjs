@@ -23,7 +23,7 @@ const { loadNative } = await import(path.join(ROOT, 'dist', 'native.js'));
 
 const args = new Set(process.argv.slice(2));
 const QUICK = args.has('--quick');
-// --only=snapshot,close runs just those sections (snapshot, sampler, scrape, series, capture, hung, close, cli, scale).
+// --only=snapshot,close runs just those sections (snapshot, sampler, scrape, series, capture, hung, close, cli, scale, inject).
 const ONLY = [...args].find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? null;
 const want = (section) => ONLY === null || ONLY.includes(section);
 const WRITE = args.has('--write');
@@ -709,6 +709,7 @@ try {
   if (want('close')) await benchClose();
   if (want('cli')) await benchCli();
   if (want('scale')) await benchScale();
+  if (want('inject')) await (await import('./inject.mjs')).benchInject({ ROOT, TMP, QUICK, row, notes, fmtNs });
 } finally {
   fs.rmSync(TMP, { recursive: true, force: true });
 }

@@ -532,6 +532,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
       options.hasStepRange = true;
       options.stepRange = stepRange.As<Napi::String>().Utf8Value();
     }
+    Napi::Value stepDomain = o.Get("stepDomain");
+    if (stepDomain.IsString()) {
+      options.hasStepDomain = true;
+      options.stepDomain = stepDomain.As<Napi::String>().Utf8Value();
+    }
     Napi::Value kinds = o.Get("kinds");
     if (kinds.IsObject()) {
       Napi::Object k = kinds.As<Napi::Object>();

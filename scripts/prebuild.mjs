@@ -6,8 +6,9 @@
  *
  * Each architecture is one `prebuildify --napi --strip [--arch …]` run (node-gyp over binding.gyp,
  * exactly as a local build): prebuilds/linux-<arch>/ then holds the addon (gpu-telemetry.node,
- * which node-gyp-build finds at run time) and the two simulator libraries (gpu_telemetry_sim.so,
- * gpu_telemetry_sim_legacy.so, which src/paths.ts finds), all stripped. Every file is checked
+ * which node-gyp-build finds at run time), the two simulator libraries (gpu_telemetry_sim.so,
+ * gpu_telemetry_sim_legacy.so) and the injection library (libgpu_telemetry_inject.so), which
+ * src/paths.ts finds, all stripped. Every file is checked
  * afterwards: present, an ELF of the right machine, no symbol table left. build/ is left holding
  * an ordinary, unstripped local build of this machine's architecture.
  *
@@ -24,10 +25,12 @@ import path from 'node:path';
 import { ROOT, ToolchainError, arm64Node, crossCompiler, elfArch, hasSymtab, onPath } from './arm64-toolchain.mjs';
 
 const SUPPORTED = ['x64', 'arm64'];
-// Required in every prebuild folder (src/paths.ts and node-gyp-build look for these names).
-const FILES = ['gpu-telemetry.node', 'gpu_telemetry_sim.so', 'gpu_telemetry_sim_legacy.so'];
+// Required in every prebuild folder (src/paths.ts and node-gyp-build look for these names): the
+// addon, the two simulator libraries, and the injection library other CUDA processes load
+// (CUDA_INJECTION64_PATH; src/paths.ts injectLibraryPath).
+const FILES = ['gpu-telemetry.node', 'gpu_telemetry_sim.so', 'gpu_telemetry_sim_legacy.so', 'libgpu_telemetry_inject.so'];
 const ADDON = FILES[0];
-const SIM_LIBS = FILES.filter((f) => f.endsWith('.so'));
+const LIBS = FILES.filter((f) => f.endsWith('.so'));
 
 function fail(message) {
   console.error(`\nprebuild: ${message}`);
@@ -115,8 +118,9 @@ for (const step of plan) {
   // stays a complete (unstripped) local build.
   const builtAddon = path.join(ROOT, 'build', 'Release', 'gpu_telemetry.node');
   if (!fs.existsSync(builtAddon)) fs.copyFileSync(path.join(dest, ADDON), builtAddon);
-  // prebuildify copies the *.so files it finds in build/Release; make sure of it.
-  for (const lib of SIM_LIBS) {
+  // prebuildify copies the *.so files it finds in build/Release; make sure of it (the libraries
+  // besides the addon: the simulators and the injection library).
+  for (const lib of LIBS) {
     const target = path.join(dest, lib);
     if (!fs.existsSync(target)) {
       const built = path.join(ROOT, 'build', 'Release', lib);

@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, ToolchainError, arm64Node, elfArch, qemu } from './arm64-toolchain.mjs';
+import { ROOT, ToolchainError, arm64Node, crossCompiler, elfArch, qemu } from './arm64-toolchain.mjs';
 
 const FILE_TIMEOUT_MS = 10 * 60_000;
 const args = process.argv.slice(2);
@@ -34,7 +34,7 @@ function fail(message) {
 const arch = native ? process.arch : 'arm64';
 if (!fs.existsSync(path.join(ROOT, 'dist', 'index.js'))) fail('dist/ is not built: run "npm run build:ts" (npm ci does it)');
 const prebuildDir = path.join(ROOT, 'prebuilds', `linux-${arch}`);
-for (const f of ['gpu-telemetry.node', 'gpu_telemetry_sim.so', 'gpu_telemetry_sim_legacy.so']) {
+for (const f of ['gpu-telemetry.node', 'gpu_telemetry_sim.so', 'gpu_telemetry_sim_legacy.so', 'libgpu_telemetry_inject.so']) {
   const file = path.join(prebuildDir, f);
   if (elfArch(file) !== arch) {
     fail(`${path.relative(ROOT, file)} is ${fs.existsSync(file) ? `not an ${arch} build` : 'missing'}: run "npm run prebuild" first`);
@@ -48,13 +48,21 @@ delete env.QEMU_LD_PREFIX;
 if (native) {
   command = process.execPath;
   prefix = [];
+  env = { ...env, GPU_TELEMETRY_TEST_CC: 'gcc' };
 } else {
   try {
     const q = qemu();
     const node = arm64Node();
     command = q;
     prefix = [node.node];
-    env = { ...env, GPU_TELEMETRY_QEMU: q };
+    // The injection test builds its fake CUDA application for arm64 with the cross compiler.
+    let cc = '';
+    try {
+      cc = crossCompiler().cc;
+    } catch {
+      // no cross compiler: that test skips, saying so
+    }
+    env = { ...env, GPU_TELEMETRY_QEMU: q, GPU_TELEMETRY_TEST_CC: cc };
     console.log(`arm64 subset: ${path.relative(ROOT, node.node)} (Node ${node.version}) under ${q}, on this ${os.arch()} machine`);
   } catch (e) {
     if (e instanceof ToolchainError) fail(e.message);

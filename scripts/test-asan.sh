@@ -4,7 +4,8 @@
 #
 # The sanitized build goes to its own directory (.asan/build, from the same binding.gyp and
 # sources through symlinks), so the normal build/ is never touched. The tests load it through
-# node-gyp-build's GPU_TELEMETRY_PREBUILD override and GPU_TELEMETRY_SIM_LIB_DIR, with the ASan
+# node-gyp-build's GPU_TELEMETRY_PREBUILD override, GPU_TELEMETRY_SIM_LIB_DIR and
+# GPU_TELEMETRY_INJECT_LIB_DIR (the injection library the fake CUDA processes load), with the ASan
 # and UBSan runtimes preloaded into Node (Node itself is not built with them).
 #
 # Fails when a test fails, or when any sanitizer wrote a report (every process of the run, the
@@ -59,7 +60,7 @@ if [ ${#FILES[@]} -eq 0 ]; then
     test/unified-memory.test.ts test/xid.test.ts test/server.test.ts test/prometheus.test.ts test/otel.test.ts
     test/cli.test.ts test/real-nvml.test.ts test/serve-faults.test.ts test/serve-dcgm.test.ts
     test/service-capture-faults.test.ts test/hostile-input.test.ts test/gpm.test.ts test/mig.test.ts test/process-util.test.ts)
-  for f in test/capture*.test.ts test/dcgm*.test.ts; do [ -f "$f" ] && FILES+=("$f"); done
+  for f in test/capture*.test.ts test/dcgm*.test.ts test/inject*.test.ts; do [ -f "$f" ] && FILES+=("$f"); done
 fi
 
 rm -rf "$REPORTS"
@@ -72,6 +73,7 @@ env \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$REPORTS/ubsan" \
   GPU_TELEMETRY_PREBUILD="$STAGE" \
   GPU_TELEMETRY_SIM_LIB_DIR="$STAGE/build/Release" \
+  GPU_TELEMETRY_INJECT_LIB_DIR="$STAGE/build/Release" \
   GPU_TELEMETRY_SANITIZED=1 \
   npx vitest run "${FILES[@]}"
 status=$?

@@ -94,7 +94,7 @@ if (!tarball) {
 const listing = spawnSync('tar', ['tzf', tarball], { encoding: 'utf8' }).stdout.split('\n');
 const missing = [];
 for (const arch of ['x64', 'arm64']) {
-  for (const f of ['gpu-telemetry.node', 'gpu_telemetry_sim.so', 'gpu_telemetry_sim_legacy.so']) {
+  for (const f of ['gpu-telemetry.node', 'gpu_telemetry_sim.so', 'gpu_telemetry_sim_legacy.so', 'libgpu_telemetry_inject.so']) {
     if (!listing.includes(`package/prebuilds/linux-${arch}/${f}`)) missing.push(`prebuilds/linux-${arch}/${f}`);
   }
 }
@@ -208,6 +208,10 @@ for (const c of cases) {
     const cli = await run(path.join(dir, 'node_modules', '.bin', 'gpu-telemetry'), ['snapshot', '--simulate', 'gb10'], { cwd: dir, env });
     times.snapshot = cli.seconds;
     if (cli.code !== 0 || !/NVIDIA GB10 \(simulated\)/.test(cli.out)) problems.push(`gpu-telemetry snapshot --simulate gb10 exited ${cli.code}:\n${cli.out}\n${cli.err}`);
+    // The injection library a CUDA process would load: this arch's prebuild.
+    const inject = await run(path.join(dir, 'node_modules', '.bin', 'gpu-telemetry'), ['inject-path'], { cwd: dir, env });
+    const wantInject = path.join(fs.realpathSync(pkgDir), 'prebuilds', `linux-${c.arch}`, 'libgpu_telemetry_inject.so');
+    if (inject.code !== 0 || inject.out.trim() !== wantInject) problems.push(`gpu-telemetry inject-path printed ${inject.out.trim() || inject.err.trim()}, expected ${wantInject}`);
   }
   if (fs.existsSync(maskLog)) problems.push(`a masked compiler was called:\n${fs.readFileSync(maskLog, 'utf8')}`);
 

@@ -8,7 +8,7 @@ export type GpuTelemetryErrorCode =
   | 'SYMBOL_MISSING' // the library loaded but lacks a required entry point: not the library we need
   | 'DRIVER_NOT_LOADED' // NVML: no kernel driver (no GPU on this machine)
   | 'DRIVER_VERSION_MISMATCH' // NVML library and kernel driver differ
-  | 'NO_PERMISSION' // the process may not open the GPU device files
+  | 'NO_PERMISSION' // the process may not open the GPU device files, or may not arm another user's process
   | 'VENDOR_ERROR' // any other vendor return code (see vendorCode / vendorMessage)
   | 'INVALID_OPTION' // an option is wrong; the message says what is allowed
   | 'INVALID_SCENARIO' // a simulator scenario could not be used
@@ -20,7 +20,11 @@ export type GpuTelemetryErrorCode =
   | 'CUPTI_BUSY' // another profiler (Nsight, PyTorch's Kineto, …) holds CUPTI's one subscriber slot
   | 'UNSUPPORTED_CUPTI_VERSION' // the loaded CUPTI's record layout is not one this build knows
   | 'CUPTI_ERROR' // any other CUPTI failure (vendorCode + CUPTI's own result string)
-  | 'CAPTURE_FAILED'; // a capture ended by an error before it recorded anything
+  | 'CAPTURE_FAILED' // a capture ended by an error before it recorded anything
+  | 'TARGET_NOT_FOUND' // armProcess(): no process with that pid (or it has exited)
+  | 'NOT_INJECTED' // armProcess(): the process has no injection control socket (not started with CUDA_INJECTION64_PATH, or CUDA not initialised yet)
+  | 'TARGET_EXITED' // armProcess(): the process exited before the capture was armed
+  | 'PROTOCOL_ERROR'; // the injection library's control socket answered something this version cannot read
 
 export interface GpuTelemetryErrorDetails {
   /** The vendor's return code (e.g. NVML's 9 for "Driver Not Loaded"), when a vendor call failed. */

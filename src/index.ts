@@ -86,6 +86,8 @@ export type {
   SavedCapture,
   StoredCapture,
 } from './capture/index.js';
+export { armProcess, listInjectedProcesses, prewarmProcess, injectLibraryPath, PROCESS_CAPTURE_LIMITS } from './inject/index.js';
+export type { ProcessCaptureOptions, InjectedProcess, ListInjectedOptions, ProcessPrewarmResult } from './inject/index.js';
 export { nvtx } from './nvtx.js';
 export type { Nvtx } from './nvtx.js';
 export {

@@ -190,6 +190,8 @@ export interface NativeCaptureOptions {
   startAfterSteps: number;
   /** null: steps are step() calls; else NVTX ranges with this name are the steps. */
   stepRange: string | null;
+  /** With stepRange: only ranges of this NVTX domain count ('' the default domain); absent: any. */
+  stepDomain?: string | null;
   kinds: NativeCaptureKinds;
   flushIntervalMs: number;
   /**

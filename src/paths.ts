@@ -67,6 +67,26 @@ export function simulatorLibraryPath(generation: 'current' | 'legacy' = 'current
   return null;
 }
 
+/** The injection library's file name (binding.gyp target gpu_telemetry_inject). */
+export const INJECT_LIBRARY_FILE = 'libgpu_telemetry_inject.so';
+
+/**
+ * The injection library a CUDA process loads through CUDA_INJECTION64_PATH (native/inject), from a
+ * local build or this machine's prebuild; null when neither exists. $GPU_TELEMETRY_INJECT_LIB_DIR
+ * names the folder explicitly (the sanitizer build uses it).
+ */
+export function injectLibraryPath(root: string = PACKAGE_ROOT): string | null {
+  if (process.env.GPU_TELEMETRY_INJECT_LIB_DIR) {
+    const explicit = path.join(process.env.GPU_TELEMETRY_INJECT_LIB_DIR, INJECT_LIBRARY_FILE);
+    if (fs.existsSync(explicit)) return explicit;
+  }
+  for (const dir of nativeDirs(root)) {
+    const candidate = path.join(dir, INJECT_LIBRARY_FILE);
+    if (isForThisMachine(candidate)) return candidate;
+  }
+  return null;
+}
+
 /**
  * The addon file to load, given node-gyp-build's choice (local build first, then the prebuild that
  * matches this platform and arch): kept when it was built for this machine, else this machine's

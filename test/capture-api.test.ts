@@ -37,6 +37,7 @@ describe('capture options', () => {
       steps: 10,
       startAfterSteps: 0,
       stepRange: null,
+      stepDomain: null,
       maxBytes: 64 << 20,
       maxRecords: 1_000_000,
       bufferBytes: 4 << 20,

@@ -123,12 +123,16 @@ export function emptyResult(overrides: Partial<CaptureNativeResult> = {}): Captu
 export function fixtureMeta(overrides: Partial<KernelTraceMeta> = {}): KernelTraceMeta {
   return {
     id: '20261122T230000Z-0123abcd',
+    pid: 4242,
+    processName: null,
+    durationMs: null,
     reason: 'steps',
     truncated: false,
     stepsRequested: 3,
     stepsCaptured: 3,
     startAfterSteps: 0,
     stepRange: null,
+    stepDomain: null,
     cuptiVersion: 130001,
     layout: 'cuda13',
     subscriberMode: 'exclusive',

@@ -129,7 +129,7 @@ beforeAll(() => {
   const prebuilds = path.join(stage, 'prebuilds', `${process.platform}-${process.arch}`);
   fs.mkdirSync(prebuilds, { recursive: true });
   fs.copyFileSync(path.join(ROOT, 'build', 'Release', 'gpu_telemetry.node'), path.join(prebuilds, 'node.napi.node'));
-  for (const lib of ['gpu_telemetry_sim.so', 'gpu_telemetry_sim_legacy.so']) {
+  for (const lib of ['gpu_telemetry_sim.so', 'gpu_telemetry_sim_legacy.so', 'libgpu_telemetry_inject.so']) {
     fs.copyFileSync(path.join(ROOT, 'build', 'Release', lib), path.join(prebuilds, lib));
   }
   const packed = packJson(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], stage));
@@ -215,6 +215,14 @@ describe('the installed CLI', () => {
     const r = run(bin, ['scenarios', '--json']);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).map((s: { name: string }) => s.name)).toContain(SIMULATE);
+  });
+
+  it('inject-path names the shipped injection library of this machine (what CUDA_INJECTION64_PATH takes)', () => {
+    const r = run(path.join(app, 'node_modules', '.bin', 'gpu-telemetry'), ['inject-path']);
+    expect(r.status, r.stderr).toBe(0);
+    const lib = r.stdout.trim();
+    expect(lib).toBe(path.join(fs.realpathSync(path.join(app, 'node_modules', 'gpu-telemetry')), 'prebuilds', `${process.platform}-${process.arch}`, 'libgpu_telemetry_inject.so'));
+    expect(fs.statSync(lib).isFile()).toBe(true);
   });
 
   it('takes every option the README\'s synopsis lists, on each command', () => {

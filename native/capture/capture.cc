@@ -830,11 +830,49 @@ Result Engine::result() {
   return r;
 }
 
+Result Engine::drain() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Result r;
+  r.baseNs = std::to_string(baseNs_);
+  r.cuptiVersion = version_;
+  r.layout = cupti::layoutName(layout_);
+  r.libraryPath = libraryPath_;
+  r.simulated = simulated_;
+  r.reason = reason_;
+  r.truncated = truncated_;
+  r.droppedByCupti = droppedByCupti_;
+  r.droppedByUs = droppedByUs_;
+  r.droppedIncomplete = droppedIncomplete_;
+  r.sharedSubscriber = shared_;
+  r.peakBytes = peakBytes_.load();
+  r.buffersCompleted = buffersCompleted_.load();
+  auto take = [this](std::unique_ptr<Columns>& live, size_t stride) {
+    // Counted at their exact size (not the chunks they sat in): a drain every few hundred ms must
+    // not charge a whole chunk per column each time.
+    drainedRowBytes_ += live->rows() * live->stride() * sizeof(double);
+    std::unique_ptr<Columns> out = std::move(live);
+    live = std::make_unique<Columns>(stride);
+    return out;
+  };
+  r.kernels = take(kernels_, kStrideKernel);
+  r.memcpys = take(memcpys_, kStrideMemcpy);
+  r.memsets = take(memsets_, kStrideMemset);
+  r.apiCalls = take(apiCalls_, kStrideApi);
+  r.ranges = take(ranges_, kStrideRange);
+  r.steps = take(steps_, kStrideStep);
+  r.stringBase = stringsDrained_;
+  if (stringsDrained_ < strings_.size()) {
+    r.strings.assign(strings_.begin() + static_cast<std::ptrdiff_t>(stringsDrained_), strings_.end());
+    stringsDrained_ = strings_.size();
+  }
+  return r;
+}
+
 // ---- memory ------------------------------------------------------------------------------------
 
 // The memory of the records (columns, names, open ranges): the budget minus the pool's buffers.
 uint64_t Engine::recordBytesLocked() const {
-  uint64_t b = stringBytes_ + openRanges_.size() * 64;
+  uint64_t b = stringBytes_ + drainedRowBytes_ + openRanges_.size() * 64;
   for (const Columns* c : {kernels_.get(), memcpys_.get(), memsets_.get(), apiCalls_.get(), ranges_.get(), steps_.get()}) {
     b += c->bytes();
   }
@@ -1167,7 +1205,8 @@ void Engine::onMarker(const cupti::Marker2& m) {
     const std::string name = m.name ? m.name : "";
     OpenRange r;
     r.start = m.timestamp;
-    r.isStep = options_.hasStepRange && name == options_.stepRange;
+    r.isStep = options_.hasStepRange && name == options_.stepRange &&
+               (!options_.hasStepDomain || options_.stepDomain == (m.domain ? m.domain : ""));
     r.name = intern(name);
     r.domain = m.domain && *m.domain ? intern(m.domain) : -1;
     r.pid = pid;

@@ -62,6 +62,10 @@ struct Options {
   uint64_t startAfterSteps = 0;
   bool hasStepRange = false;
   std::string stepRange;
+  // With hasStepRange: only ranges of this NVTX domain count as steps (default: any domain; an
+  // empty name is the default domain, whose ranges CUPTI reports without a domain name).
+  bool hasStepDomain = false;
+  std::string stepDomain;
   Kinds kinds;
   int64_t flushIntervalMs = 100;
   int64_t drainTimeoutMs = 1000;
@@ -101,6 +105,19 @@ class Columns {
   size_t growthForOneRow() const { return rows_ % rowsPerChunk_ == 0 ? rowsPerChunk_ * stride_ * sizeof(double) : 0; }
   double* append();
   void drainInto(double* out);  // copies every row, frees the chunks
+  // Hands every chunk's rows to fn(rows, rowCount) in order and frees each chunk after it.
+  template <typename Fn>
+  void drainChunks(Fn fn) {
+    size_t left = rows_;
+    for (auto& chunk : chunks_) {
+      const size_t n = left < rowsPerChunk_ ? left : rowsPerChunk_;
+      if (n > 0) fn(static_cast<const double*>(chunk.get()), n);
+      left -= n;
+      chunk.reset();
+    }
+    chunks_.clear();
+    rows_ = 0;
+  }
   void clear();
 
  private:
@@ -118,6 +135,8 @@ struct Result {
   bool truncated = false;
   std::unique_ptr<Columns> kernels, memcpys, memsets, apiCalls, ranges, steps;
   std::vector<std::string> strings;
+  // drain(): the index of strings[0] in the capture's whole string table (result(): always 0).
+  uint64_t stringBase = 0;
   uint64_t droppedByCupti = 0, droppedByUs = 0, droppedIncomplete = 0, peakBytes = 0, buffersCompleted = 0;
   bool sharedSubscriber = false;
 };
@@ -176,6 +195,13 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void stop(const std::string& reason);
   // Valid once stopped; moves the data out (a second call returns empty columns).
   Result result();
+  // Live or stopped: moves out the rows parsed since the last drain and the strings interned
+  // since (Result::stringBase says where they go in the whole table; indices in the rows are
+  // whole-table indices), with the meta fields as result() fills them. A remote capture (the
+  // injection library) streams its records this way while capturing, so a target that dies
+  // mid-capture still leaves what was parsed. Drained rows stay counted in the budget: maxBytes
+  // bounds the whole trace, as in process. Use either drain() or result() on an engine, not both.
+  Result drain();
   // Stops (reason "cancelled") if live and frees the records; never waits for the capture thread
   // (which may be stuck in CUPTI: it unwinds by itself when CUPTI returns). Idempotent.
   void close();
@@ -280,6 +306,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::vector<std::string> strings_;
   std::unordered_map<std::string, int> stringIndex_;
   uint64_t stringBytes_ = 0;
+  uint64_t drainedRowBytes_ = 0;  // bytes of the rows drain() moved out (still in the budget)
+  size_t stringsDrained_ = 0;     // strings_[0, stringsDrained_) went out with earlier drains
   std::unordered_map<const char*, int> kernelNameByPointer_;
   std::unordered_map<uint64_t, int> apiNameIndex_;
   std::unordered_map<uint32_t, OpenRange> openRanges_;

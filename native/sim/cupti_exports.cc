@@ -36,6 +36,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "cupti_sim.h"
 #include "cupti_types.h"
 #include "scenario.h"
 
@@ -118,8 +119,11 @@ struct CuptiSim {
       buffersCompleted{0}, incompleteRecordsReturned{0}, kernelRecordsCompleted{0}, kernelsLaunched{0},
       enableStalledMs{0}, v2Subscriptions{0}, sharedSubscriptions{0}, globalCallsWhileShared{0};
 
-  uint32_t correlation = 0;
-  uint32_t markerId = 0;
+  // Shared by the producer thread and the application's own threads (gtsim_cuda_*, NVTX).
+  std::atomic<uint32_t> correlation{0};
+  std::atomic<uint32_t> markerId{0};
+  // The latest end (sim clock) of a kernel the application launched (gtsim_cuda_launch_kernel).
+  std::atomic<uint64_t> appKernelsEndNs{0};
 };
 
 CuptiSim& sim() {
@@ -305,6 +309,69 @@ struct Rng {
   }
 };
 
+// A kernel launched at `now` by thread `tid`: its runtime (and driver) API call ends at `now`, the
+// kernel starts 2 µs later, runs its duration and its record completes lagNs after it ends.
+// Returns the kernel's end (sim clock); *correlation gets its correlation id.
+uint64_t launchKernel(const gtsim::CuptiKernelSpec& k, const char* name, uint32_t stream, uint32_t version, uint64_t now,
+                      uint64_t lagNs, uint32_t pid, uint32_t tid, uint32_t* correlation = nullptr) {
+  CuptiSim& s = sim();
+  const uint64_t dur = static_cast<uint64_t>(k.durationUs * 1000.0);
+  const uint64_t start = now + 2000;
+  const uint64_t end = start + dur;
+  const uint32_t corr = ++s.correlation;
+  if (correlation != nullptr) *correlation = corr;
+  if (kindEnabled(SIM_CUPTI_KIND_RUNTIME)) {
+    emit(SIM_CUPTI_KIND_RUNTIME, version, now, now, [&](uint8_t* at) {
+      auto* a = reinterpret_cast<simCuptiApiRecord*>(at);
+      a->kind = SIM_CUPTI_KIND_RUNTIME;
+      a->cbid = 211;  // cudaLaunchKernel_v7000
+      a->start = start - 6000;
+      a->end = start - 2000;
+      a->processId = pid;
+      a->threadId = tid;
+      a->correlationId = corr;
+    });
+  }
+  if (kindEnabled(SIM_CUPTI_KIND_DRIVER)) {
+    emit(SIM_CUPTI_KIND_DRIVER, version, now, now, [&](uint8_t* at) {
+      auto* a = reinterpret_cast<simCuptiApiRecord*>(at);
+      a->kind = SIM_CUPTI_KIND_DRIVER;
+      a->cbid = 307;  // cuLaunchKernel
+      a->start = start - 5000;
+      a->end = start - 2500;
+      a->processId = pid;
+      a->threadId = tid;
+      a->correlationId = corr;
+    });
+  }
+  const int kind = kindEnabled(SIM_CUPTI_KIND_CONCURRENT_KERNEL) ? SIM_CUPTI_KIND_CONCURRENT_KERNEL : SIM_CUPTI_KIND_KERNEL;
+  if (!kindEnabled(kind)) return end;
+  s.kernelsLaunched.fetch_add(1);
+  emit(kind, version, now, end + lagNs, [&](uint8_t* at) {
+    auto* r = reinterpret_cast<simCuptiKernelRecord*>(at);
+    r->kind = kind;
+    r->registersPerThread = static_cast<uint16_t>(k.registers);
+    r->start = start;
+    r->end = end;
+    r->completed = end;
+    r->deviceId = 0;
+    r->contextId = 1;
+    r->streamId = stream;
+    for (int d = 0; d < 3; ++d) {
+      r->grid[d] = k.grid[d];
+      r->block[d] = k.block[d];
+    }
+    r->staticSharedMemory = static_cast<int32_t>(k.sharedBytes);
+    r->dynamicSharedMemory = 0;
+    r->correlationId = corr;
+    r->gridId = corr;
+    r->name = name;
+    r->queued = start - 3000;
+    r->submitted = start - 1000;
+  });
+  return end;
+}
+
 const char* const kDomainName = "gpu-telemetry-sim";
 
 // What one run of the simulated application does, from the spec at (re)start.
@@ -348,65 +415,11 @@ struct Workload {
     rangeEndNs = 0;
   }
 
-  // A kernel launched at `now`: its runtime (and driver) API call ends at `now`, the kernel starts
-  // 2 µs later, runs its duration and its record completes lagNs after it ends.
+  // A kernel of the scenario launched at `now` (see launchKernel).
   void kernel(uint64_t now) {
-    CuptiSim& s = sim();
     const size_t which = kernelIndex++ % spec.kernels.size();
-    const gtsim::CuptiKernelSpec& k = spec.kernels[which];
-    const uint64_t dur = static_cast<uint64_t>(k.durationUs * 1000.0);
-    const uint64_t start = now + 2000;
-    const uint64_t end = start + dur;
-    const uint32_t corr = ++s.correlation;
-    if (kindEnabled(SIM_CUPTI_KIND_RUNTIME)) {
-      emit(SIM_CUPTI_KIND_RUNTIME, version, now, now, [&](uint8_t* at) {
-        auto* a = reinterpret_cast<simCuptiApiRecord*>(at);
-        a->kind = SIM_CUPTI_KIND_RUNTIME;
-        a->cbid = 211;  // cudaLaunchKernel_v7000
-        a->start = start - 6000;
-        a->end = start - 2000;
-        a->processId = pid;
-        a->threadId = tid;
-        a->correlationId = corr;
-      });
-    }
-    if (kindEnabled(SIM_CUPTI_KIND_DRIVER)) {
-      emit(SIM_CUPTI_KIND_DRIVER, version, now, now, [&](uint8_t* at) {
-        auto* a = reinterpret_cast<simCuptiApiRecord*>(at);
-        a->kind = SIM_CUPTI_KIND_DRIVER;
-        a->cbid = 307;  // cuLaunchKernel
-        a->start = start - 5000;
-        a->end = start - 2500;
-        a->processId = pid;
-        a->threadId = tid;
-        a->correlationId = corr;
-      });
-    }
-    const int kind = kindEnabled(SIM_CUPTI_KIND_CONCURRENT_KERNEL) ? SIM_CUPTI_KIND_CONCURRENT_KERNEL : SIM_CUPTI_KIND_KERNEL;
-    if (!kindEnabled(kind)) return;
-    s.kernelsLaunched.fetch_add(1);
-    emit(kind, version, now, end + lagNs, [&](uint8_t* at) {
-      auto* r = reinterpret_cast<simCuptiKernelRecord*>(at);
-      r->kind = kind;
-      r->registersPerThread = static_cast<uint16_t>(k.registers);
-      r->start = start;
-      r->end = end;
-      r->completed = end;
-      r->deviceId = 0;
-      r->contextId = 1;
-      r->streamId = 7 + static_cast<uint32_t>(rng.next() % 2);
-      for (int d = 0; d < 3; ++d) {
-        r->grid[d] = k.grid[d];
-        r->block[d] = k.block[d];
-      }
-      r->staticSharedMemory = static_cast<int32_t>(k.sharedBytes);
-      r->dynamicSharedMemory = 0;
-      r->correlationId = corr;
-      r->gridId = corr;
-      r->name = kernelNames[which];
-      r->queued = start - 3000;
-      r->submitted = start - 1000;
-    });
+    const uint32_t stream = 7 + static_cast<uint32_t>(rng.next() % 2);
+    launchKernel(spec.kernels[which], kernelNames[which], stream, version, now, lagNs, pid, tid);
   }
 
   // One MARKER record of the current NVTX range: its start (with the name) or its end (no name).
@@ -933,3 +946,77 @@ SIM_EXPORT simCuptiResult cuptiGetCallbackName(int domain, uint32_t cbid, const 
   return SIM_CUPTI_SUCCESS;
 }
 #endif
+
+// ---- the simulated application's CUDA work (not part of CUPTI) ---------------------------------------
+// A program that plays a CUDA application (the injection tests' test/native/fake_cuda_app.c) runs
+// its own kernels through these, on its own threads, as the CUDA runtime would: while CUPTI's
+// kinds are enabled each launch writes its runtime (and driver) API record and its kernel record,
+// exactly as the scenario's producer does for its kernels. A scenario with kernelsPerSecond 0 and
+// no stepRange then leaves only the application's work in the trace.
+
+namespace gtsim {
+
+bool cuptiMarkersEnabled() { return kindEnabled(SIM_CUPTI_KIND_MARKER); }
+
+uint32_t cuptiNextMarkerId() { return ++sim().markerId; }
+
+// One MARKER record written now by the calling thread (CUPTI writes NVTX records on the thread
+// that made the NVTX call). `name` and `domain` must live as long as the process (permanentName).
+void cuptiMarker(uint32_t flags, uint32_t id, const char* name, const char* domain) {
+  if (!kindEnabled(SIM_CUPTI_KIND_MARKER)) return;
+  const uint32_t version = currentVersion();
+  const uint64_t now = simNowNs();
+  const uint32_t pid = static_cast<uint32_t>(getpid());
+  const uint32_t tid = static_cast<uint32_t>(syscall(SYS_gettid));
+  emit(SIM_CUPTI_KIND_MARKER, version, now, now, [&](uint8_t* at) {
+    auto* m = reinterpret_cast<simCuptiMarkerRecord*>(at);
+    m->kind = SIM_CUPTI_KIND_MARKER;
+    m->flags = flags;
+    m->timestamp = now;
+    m->id = id;
+    m->objectKind = SIM_CUPTI_OBJECT_THREAD;
+    m->objectId[0] = pid;
+    m->objectId[1] = tid;
+    m->name = name;
+    m->domain = domain;
+  });
+}
+
+const char* cuptiPermanentName(const char* name) { return name == nullptr ? nullptr : permanentName(name); }
+
+}  // namespace gtsim
+
+// Launches a kernel named `name` (a mangled or plain name, kept for the life of the process) that
+// runs `durationUs` on `streamId`. Returns its correlation id (0: no kernel kind was enabled, so
+// CUPTI recorded nothing; the launch still "ran").
+SIM_EXPORT unsigned int gtsim_cuda_launch_kernel(const char* name, double durationUs, unsigned int streamId) {
+  CuptiSim& s = sim();
+  gtsim::CuptiKernelSpec k;
+  double lagMs = 0;
+  uint32_t version = 0;
+  {
+    std::lock_guard<std::mutex> lock(s.configMutex);
+    lagMs = s.spec.recordCompletionLagMs;
+    version = s.spec.version;
+  }
+  if (!(durationUs >= 0 && durationUs <= 60e6)) durationUs = 0;
+  k.durationUs = durationUs;
+  const bool recorded = kindEnabled(SIM_CUPTI_KIND_CONCURRENT_KERNEL) || kindEnabled(SIM_CUPTI_KIND_KERNEL);
+  uint32_t corr = 0;
+  const uint64_t end = launchKernel(k, permanentName(name != nullptr ? name : "(unnamed kernel)"), streamId, version, simNowNs(),
+                                    static_cast<uint64_t>(lagMs * 1e6), static_cast<uint32_t>(getpid()),
+                                    static_cast<uint32_t>(syscall(SYS_gettid)), &corr);
+  uint64_t last = s.appKernelsEndNs.load();
+  while (end > last && !s.appKernelsEndNs.compare_exchange_weak(last, end)) {
+  }
+  return recorded ? corr : 0;
+}
+
+// Returns once every kernel the application launched has ended on the simulated GPU (what
+// cudaDeviceSynchronize waits for). The records themselves complete recordCompletionLagMs later.
+SIM_EXPORT void gtsim_cuda_synchronize() {
+  const uint64_t until = sim().appKernelsEndNs.load();
+  for (uint64_t now = simNowNs(); now < until; now = simNowNs()) {
+    std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<uint64_t>(until - now, 1'000'000)));
+  }
+}

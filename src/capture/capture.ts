@@ -220,6 +220,11 @@ function layoutOf(version: number): string {
 }
 
 const START_ERROR_CODES: GpuTelemetryErrorCode[] = [
+  'TARGET_NOT_FOUND',
+  'TARGET_EXITED',
+  'NOT_INJECTED',
+  'NO_PERMISSION',
+  'PROTOCOL_ERROR',
   'LIBRARY_NOT_FOUND',
   'SYMBOL_MISSING',
   'UNSUPPORTED_CUPTI_VERSION',
@@ -353,6 +358,7 @@ export class KernelCapture {
       steps: resolved.steps,
       startAfterSteps: resolved.startAfterSteps,
       stepRange: resolved.stepRange,
+      ...(resolved.stepDomain !== null ? { stepDomain: resolved.stepDomain } : {}),
       kinds: { ...resolved.kinds },
       flushIntervalMs: resolved.flushIntervalMs,
       drainTimeoutMs: resolved.drainTimeoutMs,
@@ -382,6 +388,17 @@ export class KernelCapture {
   }
 }
 
+/**
+ * @internal A capture of another process (armProcess): its CUDA work is captured by the injection
+ * library inside it, so this process's JS NVTX ranges, step() and capture counters stay out of it.
+ */
+export interface RemoteCaptureInfo {
+  pid: number;
+  processName: string | null;
+  /** The time window (ms) when steps are not counted by NVTX range; null with stepRange. */
+  durationMs: number | null;
+}
+
 /** A live (or finished) capture: progress, step(), cancel(), and `done` with the KernelTrace. */
 export class CaptureHandle {
   readonly id: string;
@@ -399,6 +416,8 @@ export class CaptureHandle {
   readonly owner: CaptureNativeFactory;
   /** @internal The KernelCapture that armed it. */
   readonly creator: object;
+  /** @internal Set for a capture of another process (armProcess). */
+  readonly remote: Readonly<RemoteCaptureInfo> | null;
   private native: CaptureNative | null = null;
   private readonly nativeOptions: CaptureNativeOptions;
   private resolveDone!: (t: KernelTrace) => void;
@@ -423,9 +442,16 @@ export class CaptureHandle {
   private jsDropped = 0;
 
   /** @internal Use gpu.capture.arm(). */
-  constructor(options: ResolvedCaptureOptions, factory: CaptureNativeFactory, nativeOptions: CaptureNativeOptions, creator: object) {
+  constructor(
+    options: ResolvedCaptureOptions,
+    factory: CaptureNativeFactory,
+    nativeOptions: CaptureNativeOptions,
+    creator: object,
+    remote: RemoteCaptureInfo | null = null,
+  ) {
     this.id = newCaptureId(this.armedAt);
     this.creator = creator;
+    this.remote = remote ? Object.freeze({ ...remote }) : null;
     this.options = Object.freeze({ ...options, kinds: Object.freeze({ ...options.kinds }) });
     this.owner = factory;
     this.nativeOptions = nativeOptions;
@@ -488,13 +514,14 @@ export class CaptureHandle {
     const native = this.native;
     if (!this.starting || this.settled || !native) return;
     this.starting = false;
-    totals.armed++;
+    if (!this.remote) totals.armed++;
     try {
       this.clock = { cuptiNsAtArm: native.timestamp(), epochMsAtArm: Date.now() };
     } catch {
       this.clock = null;
     }
-    if (this.stopReason === null) setNvtxSink(this.sink);
+    // JS ranges are this process's: they go into a capture of this process only.
+    if (this.stopReason === null && !this.remote) setNvtxSink(this.sink);
     this.resolveReady();
   }
 
@@ -542,6 +569,8 @@ export class CaptureHandle {
           'gpu.capture.max_records': this.options.maxRecords,
           'gpu.capture.timeout_ms': this.options.timeoutMs,
           ...(this.options.stepRange ? { 'gpu.capture.step_range': this.options.stepRange } : {}),
+          ...(this.remote ? { 'gpu.capture.pid': this.remote.pid } : {}),
+          ...(this.remote?.durationMs ? { 'gpu.capture.duration_ms': this.remote.durationMs } : {}),
         },
       },
       context.active(),
@@ -604,6 +633,13 @@ export class CaptureHandle {
   step(): void {
     const native = this.native;
     if (native === null || this.stopReason !== null || this.settled) return;
+    if (this.remote) {
+      throw new GpuTelemetryError(
+        'INVALID_OPTION',
+        `cap.step(): this capture runs in process ${this.remote.pid}: its steps are that process's NVTX ranges (stepRange) or a time window (durationMs)`,
+        { option: 'stepRange' },
+      );
+    }
     if (this.options.stepRange !== null) {
       throw new GpuTelemetryError(
         'INVALID_OPTION',
@@ -678,7 +714,7 @@ export class CaptureHandle {
     this.release();
     this.settled = 'failed';
     this.finalProgress = { ...(last ?? this.emptyProgress()), state: 'failed' };
-    countEnded('failed');
+    if (!this.remote) countEnded('failed');
     if (this.span) {
       this.span.recordException(e);
       this.span.setStatus({ code: otel().SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
@@ -728,10 +764,16 @@ export class CaptureHandle {
     const droppedByUs = merged.droppedByUs + this.jsDropped;
     const meta: KernelTraceMeta = {
       id: this.id,
+      pid: this.remote ? this.remote.pid : process.pid,
+      processName: this.remote ? this.remote.processName : null,
+      durationMs: this.remote ? this.remote.durationMs : null,
       reason,
       truncated:
         merged.truncated ||
         stepsCaptured < this.options.steps ||
+        // A time window is whole only when it ran out (a cancel, the timeout, the target's exit cut it).
+        (this.remote?.durationMs != null && reason !== 'duration') ||
+        reason === 'target_exited' ||
         merged.droppedByCupti > 0 ||
         droppedByUs > 0 ||
         merged.droppedIncomplete > 0,
@@ -739,6 +781,7 @@ export class CaptureHandle {
       stepsCaptured,
       startAfterSteps: this.options.startAfterSteps,
       stepRange: this.options.stepRange,
+      stepDomain: this.options.stepDomain,
       cuptiVersion: merged.cuptiVersion,
       layout: merged.layout,
       subscriberMode: merged.subscriberMode ?? 'exclusive',
@@ -765,12 +808,14 @@ export class CaptureHandle {
     };
     const result = new KernelTrace(merged, meta);
     this.settled = 'finished';
-    countEnded(reason);
-    if (meta.truncated) totals.truncated++;
-    totals.records += records;
-    totals.droppedByCupti += meta.droppedByCupti;
-    totals.droppedByUs += droppedByUs;
-    totals.droppedIncomplete += meta.droppedIncomplete;
+    if (!this.remote) {
+      countEnded(reason);
+      if (meta.truncated) totals.truncated++;
+      totals.records += records;
+      totals.droppedByCupti += meta.droppedByCupti;
+      totals.droppedByUs += droppedByUs;
+      totals.droppedIncomplete += meta.droppedIncomplete;
+    }
     this.finalProgress = {
       state: 'finished',
       steps: stepsCaptured,
@@ -797,6 +842,7 @@ export class CaptureHandle {
         'gpu.capture.cupti_subscriber': meta.subscriberMode,
       });
       if (reason === 'error') this.span.setStatus({ code: otel().SpanStatusCode.ERROR, message: 'CUPTI reported an error mid-capture' });
+      if (this.remote) this.span.setAttribute('gpu.capture.process_name', this.remote.processName ?? '');
       this.span.end();
     }
     this.resolveDone(result);

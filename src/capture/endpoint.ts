@@ -1,12 +1,15 @@
 /**
  * The capture endpoint of createTelemetryServer (off unless a token is configured):
  *   POST /capture              {steps, …}  → 201 {id, state, progress}, Location: /capture/<id>
+ *                              {pid, stepRange | durationMs, …}: a capture of another CUDA process
+ *                              through its injection library (armProcess)
  *   GET  /capture/<id>                     → 202 {id, state, progress} while running,
  *                                            200 the Chrome/Perfetto trace JSON when finished
  *   GET  /capture/<id>/summary             → 202 progress, then 200 {meta, summary}
  * Every request needs `Authorization: Bearer <token>` (compared in constant time over SHA-256
  * digests, so neither content nor length leaks). Checks, in order: unknown path 404, wrong method
- * 405, token 401, body size 413, JSON 400, options 400, a capture already live 409.
+ * 405, token 401, body size 413, JSON 400, options 400, a capture already live 409; with a pid: no
+ * such process or no injection library in it 404, another user's process 403.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { constants as FS } from 'node:fs';
@@ -16,6 +19,7 @@ import { GpuTelemetryError, invalidOption } from '../errors.js';
 import type { TelemetryProvider } from '../exporters/source.js';
 import type { CaptureHandle, CaptureProgress, CaptureState } from './capture.js';
 import type { CaptureOptions } from './options.js';
+import { armProcess, type ProcessCaptureOptions } from '../inject/remote.js';
 import { resolveStoreOptions, type SavedCapture } from './store.js';
 import type { KernelTrace } from './trace.js';
 
@@ -33,6 +37,8 @@ export interface CaptureEndpointOptions {
 
 interface Entry {
   id: string;
+  /** The captured process, for a capture of another process (armProcess). */
+  pid: number | null;
   /** The live handle; dropped once the capture has ended (its done promise holds the trace). */
   handle: CaptureHandle | null;
   /** State and progress at the end. */
@@ -126,6 +132,7 @@ export function createCaptureEndpoint(provider: TelemetryProvider, options: Capt
   const stateOf = (entry: Entry): CaptureState => entry.final?.state ?? entry.handle!.state;
   const status = (entry: Entry) => ({
     id: entry.id,
+    ...(entry.pid !== null ? { pid: entry.pid } : {}),
     state: stateOf(entry),
     progress: entry.final?.progress ?? entry.handle!.progress,
     trace: `/capture/${entry.id}`,
@@ -177,6 +184,10 @@ export function createCaptureEndpoint(provider: TelemetryProvider, options: Capt
         sendError(res, 400, 'the body must be a JSON object of capture options, e.g. {"steps": 50}');
         return;
       }
+      if (Object.hasOwn(body, 'pid')) {
+        armRemote(res, body as Record<string, unknown>);
+        return;
+      }
       const gpu = provider.telemetry();
       if (!gpu) {
         const err = provider.lastError();
@@ -210,8 +221,43 @@ export function createCaptureEndpoint(provider: TelemetryProvider, options: Capt
     });
   };
 
+  // A capture of another process: needs no GPU instance here (the target's CUDA is captured).
+  const armRemote = (res: http.ServerResponse, body: Record<string, unknown>): void => {
+    const { pid, ...options } = body;
+    const refuse = (e: unknown): void => {
+      if (!(e instanceof GpuTelemetryError)) {
+        sendError(res, 500, `internal error: ${(e as Error).message}`);
+        return;
+      }
+      const status: Partial<Record<string, number>> = {
+        INVALID_OPTION: 400,
+        CAPTURE_BUSY: 409,
+        CUPTI_BUSY: 409,
+        TARGET_NOT_FOUND: 404,
+        NOT_INJECTED: 404,
+        NO_PERMISSION: 403,
+      };
+      sendError(res, status[e.code] ?? 503, e.code === 'INVALID_OPTION' ? e.message : `capture of process ${String(pid)} could not start: ${e.code}: ${e.message}`, {
+        code: e.code,
+        ...(e.option !== null ? { option: e.option } : {}),
+        ...(e.vendorMessage ? { vendorMessage: e.vendorMessage } : {}),
+      });
+    };
+    let handle: CaptureHandle;
+    try {
+      handle = armProcess(pid as number, options as ProcessCaptureOptions);
+    } catch (e) {
+      refuse(e);
+      return;
+    }
+    handle.ready.then(
+      () => accepted(res, handle),
+      (e: unknown) => refuse(e),
+    );
+  };
+
   const accepted = (res: http.ServerResponse, handle: CaptureHandle): void => {
-    const entry: Entry = { id: handle.id, handle, final: null, trace: null, saved: null, error: null, evicted: false };
+    const entry: Entry = { id: handle.id, pid: handle.remote?.pid ?? null, handle, final: null, trace: null, saved: null, error: null, evicted: false };
     remember(entry);
     handle.done.then(
       (trace) => {

@@ -31,6 +31,12 @@ export interface CaptureOptions {
    * Default null: cap.step() marks the steps.
    */
   stepRange?: string | null;
+  /**
+   * With stepRange: only ranges of this NVTX domain count as steps (e.g. the domain PyTorch or your
+   * own code creates with nvtxDomainCreate). Default null: a range of that name in any domain.
+   * An empty string is the default domain (ranges pushed with nvtxRangePush).
+   */
+  stepDomain?: string | null;
   /** Cap on all capture memory (CUPTI buffers + records + names), 1 MiB – 4 GiB (default 64 MiB). */
   maxBytes?: number;
   /** Cap on records, 1 – 50,000,000 (default 1,000,000). */
@@ -59,6 +65,7 @@ export interface ResolvedCaptureOptions {
   steps: number;
   startAfterSteps: number;
   stepRange: string | null;
+  stepDomain: string | null;
   maxBytes: number;
   maxRecords: number;
   bufferBytes: number;
@@ -97,6 +104,7 @@ const KNOWN = [
   'steps',
   'startAfterSteps',
   'stepRange',
+  'stepDomain',
   'maxBytes',
   'maxRecords',
   'bufferBytes',
@@ -165,6 +173,18 @@ export function resolveCaptureOptions(options: unknown): ResolvedCaptureOptions 
     if (o.stepRange.includes('\0')) throw invalidOption('stepRange', 'must not contain a NUL character');
     stepRange = o.stepRange;
   }
+  let stepDomain: string | null = null;
+  if (o.stepDomain !== undefined && o.stepDomain !== null) {
+    if (typeof o.stepDomain !== 'string') {
+      throw invalidOption('stepDomain', `must be the name of an NVTX domain ("" for the default domain) or null, not ${describe(o.stepDomain)}`);
+    }
+    if (o.stepDomain.length > L.stepRangeLength) {
+      throw invalidOption('stepDomain', `must be at most ${L.stepRangeLength} characters, not ${o.stepDomain.length}`);
+    }
+    if (o.stepDomain.includes('\0')) throw invalidOption('stepDomain', 'must not contain a NUL character');
+    if (stepRange === null) throw invalidOption('stepDomain', 'goes with stepRange (it narrows which NVTX ranges count as steps)');
+    stepDomain = o.stepDomain;
+  }
 
   const kinds: CaptureNativeKinds = { ...DEFAULT_KINDS };
   if (o.kinds !== undefined) {
@@ -187,5 +207,5 @@ export function resolveCaptureOptions(options: unknown): ResolvedCaptureOptions 
     // JS ranges still count, but NVTX ranges from native code would be invisible: say so.
     throw invalidOption('kinds.nvtx', `must stay on when stepRange is set ("${stepRange}" ranges are NVTX records)`);
   }
-  return { steps, startAfterSteps, stepRange, maxBytes, maxRecords, bufferBytes, timeoutMs, kinds, flushIntervalMs, drainTimeoutMs };
+  return { steps, startAfterSteps, stepRange, stepDomain, maxBytes, maxRecords, bufferBytes, timeoutMs, kinds, flushIntervalMs, drainTimeoutMs };
 }

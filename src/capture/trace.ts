@@ -24,23 +24,44 @@ import { CaptureStore, type SavedCapture, type StoreOptions } from './store.js';
 import { summarize, type TraceSummary } from './summary.js';
 
 /**
- * Why a capture ended: `steps` (all requested steps captured), `max_bytes` / `max_records` (a cap
- * was hit), `timeout` (timeoutMs passed), `cancelled` (cap.cancel()), `closed` (the GpuTelemetry
- * instance was closed), `error` (CUPTI failed mid-capture).
+ * Why a capture ended: `steps` (all requested steps captured), `duration` (armProcess's time window
+ * ran out), `max_bytes` / `max_records` (a cap was hit), `timeout` (timeoutMs passed), `cancelled`
+ * (cap.cancel()), `closed` (the GpuTelemetry instance was closed), `error` (CUPTI failed
+ * mid-capture), `target_exited` (the process armed with armProcess exited mid-capture: the trace
+ * holds what had arrived), `disconnected` (its control connection ended while it kept running).
  */
-export type CaptureStopReason = 'steps' | 'max_bytes' | 'max_records' | 'timeout' | 'cancelled' | 'closed' | 'error' | (string & {});
+export type CaptureStopReason =
+  | 'steps'
+  | 'duration'
+  | 'max_bytes'
+  | 'max_records'
+  | 'timeout'
+  | 'cancelled'
+  | 'closed'
+  | 'error'
+  | 'target_exited'
+  | 'disconnected'
+  | (string & {});
 
 export interface KernelTraceMeta {
   /** Capture id (also the name under which save() stores it). */
   id: string;
+  /** The process whose CUDA work was captured: this one, or the target of armProcess(). */
+  pid: number;
+  /** The target's name (/proc/<pid>/comm) for a capture of another process; null in process. */
+  processName: string | null;
+  /** armProcess() with durationMs: the time window captured (ms); null when steps were counted. */
+  durationMs: number | null;
   reason: CaptureStopReason;
   /** True when the trace holds less than was asked for: a cap, the timeout, a cancel, or drops. */
   truncated: boolean;
   stepsRequested: number;
   stepsCaptured: number;
   startAfterSteps: number;
-  /** NVTX range name that counted the steps; null: cap.step() did. */
+  /** NVTX range name that counted the steps; null: cap.step() did (or a time window). */
   stepRange: string | null;
+  /** The NVTX domain step ranges had to be in; null: any. */
+  stepDomain: string | null;
   /** What cuptiGetVersion reported, e.g. 130001 (CUDA 13.0) or 26 (CUDA 12.8). */
   cuptiVersion: number;
   /** The record layout generation read, e.g. "cuda13". */

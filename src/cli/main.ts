@@ -27,6 +27,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     const m = await import('./watch.js');
     return { run: m.watchCommand, help: m.WATCH_HELP };
   },
+  capture: async () => {
+    const m = await import('./capture.js');
+    return { run: (argv, io) => m.captureCommand(argv, io), help: m.CAPTURE_HELP };
+  },
+  'inject-path': async () => {
+    const m = await import('./capture.js');
+    return { run: m.injectPathCommand, help: m.INJECT_PATH_HELP };
+  },
 };
 
 export const MAIN_HELP = `Usage: gpu-telemetry <command> [options]
@@ -38,6 +46,8 @@ Commands:
   watch        a live terminal view of every GPU (like nvitop)
   serve        a Prometheus exporter: /metrics, /healthz, /readyz
   scenarios    list the driver-simulator scenarios
+  capture      a kernel trace of another CUDA process, armed by pid (--pid, --list)
+  inject-path  print the injection library's path (for CUDA_INJECTION64_PATH)
   help [cmd]   show help for a command
 
 Run "gpu-telemetry <command> --help" for a command's options.
