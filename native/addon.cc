@@ -385,24 +385,27 @@ class Handle : public Napi::ObjectWrap<Handle> {
 
   // readSnapshot(buffer: ArrayBuffer, knownSeq: number, header: Float64Array) -> in-flight call name
   // (a string while the sampler is inside a vendor call, else undefined). The hot path: no
-  // allocation unless a call is in flight.
+  // allocation unless a call is in flight, and three Node-API calls (each argument is checked by
+  // the call that reads it) rather than one wrapper call per check: the first snapshot() after a
+  // new sample runs this with cold caches, where every call counts (bench/ANALYSIS.md).
   Napi::Value readSnapshot(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 3 || !info[0].IsArrayBuffer() || !info[1].IsNumber() || !info[2].IsTypedArray()) {
-      Napi::TypeError::New(env, "readSnapshot(ArrayBuffer, number, Float64Array)").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
-    Napi::TypedArray headerArray = info[2].As<Napi::TypedArray>();
-    if (headerArray.TypedArrayType() != napi_float64_array || headerArray.ElementLength() < 8) {
-      Napi::TypeError::New(env, "header must be a Float64Array of at least 8").ThrowAsJavaScriptException();
-      return env.Undefined();
+    napi_env env = info.Env();
+    void* data = nullptr;
+    size_t length = 0;
+    double knownSeq = 0;
+    napi_typedarray_type type = napi_int8_array;
+    size_t headerLength = 0;
+    void* headerData = nullptr;
+    if (info.Length() < 3 || napi_get_arraybuffer_info(env, info[0], &data, &length) != napi_ok ||
+        napi_get_value_double(env, info[1], &knownSeq) != napi_ok ||
+        napi_get_typedarray_info(env, info[2], &type, &headerLength, &headerData, nullptr, nullptr) != napi_ok ||
+        type != napi_float64_array || headerLength < 8) {
+      Napi::TypeError::New(env, "readSnapshot(ArrayBuffer, number, Float64Array of at least 8)").ThrowAsJavaScriptException();
+      return Napi::Value();
     }
     SnapshotHeader h;
-    sampler_->readSnapshot(info[1].As<Napi::Number>().DoubleValue(), static_cast<uint8_t*>(buffer.Data()),
-                           buffer.ByteLength(), h);
-    auto* out = reinterpret_cast<double*>(static_cast<uint8_t*>(headerArray.ArrayBuffer().Data()) +
-                                          headerArray.ByteOffset());
+    sampler_->readSnapshot(knownSeq, static_cast<uint8_t*>(data), length, h);
+    auto* out = static_cast<double*>(headerData);  // napi_get_typedarray_info's data includes the byte offset
     out[0] = h.seq;
     out[1] = h.takenAtEpochMs;
     out[2] = h.ageMs;
@@ -412,7 +415,7 @@ class Handle : public Napi::ObjectWrap<Handle> {
     out[6] = h.running;
     out[7] = 0;
     if (h.inFlightMs > 0) return Napi::String::New(env, h.inFlightCall);
-    return env.Undefined();
+    return Napi::Value();
   }
 
   void setSubscribed(const Napi::CallbackInfo& info) { sampler_->setSubscribed(info[0].ToBoolean().Value()); }

@@ -131,32 +131,37 @@ export interface MigNames {
   profiles: string[];
 }
 
-/** Reads the fleet blocks of one native sample (the buffer snapshot.ts owns). */
+/** Views on the MIG blocks of one sample block (snapshot.ts keeps a few blocks: one set per block). */
+export class MigViews {
+  readonly migValues: Float64Array;
+  readonly migMeta: Float64Array;
+  readonly migCodes: Int32Array;
+  readonly migStatus: Uint8Array;
+  readonly migSource: Uint8Array;
+
+  constructor(buffer: ArrayBuffer, layout: NativeLayout, constants: NativeConstants) {
+    const fieldCount = constants.migFields.length;
+    const slots = layout.devices * constants.maxMigDevices;
+    this.migValues = new Float64Array(buffer, layout.migValuesOffset, slots * fieldCount);
+    this.migMeta = new Float64Array(buffer, layout.migMetaOffset, slots * constants.migMetaStride);
+    this.migCodes = new Int32Array(buffer, layout.migCodesOffset, slots * fieldCount);
+    this.migStatus = new Uint8Array(buffer, layout.migStatusOffset, slots * fieldCount);
+    this.migSource = new Uint8Array(buffer, layout.migSourceOffset, slots * fieldCount);
+  }
+}
+
+/** Reads the fleet blocks of a native sample (in the sample block snapshot.ts hands it). */
 export class FleetDecoder {
-  private readonly migValues: Float64Array;
-  private readonly migMeta: Float64Array;
-  private readonly migCodes: Int32Array;
-  private readonly migStatus: Uint8Array;
-  private readonly migSource: Uint8Array;
   private readonly migFieldCount: number;
   private readonly names = new Map<number, MigNames>();
 
   constructor(
-    buffer: ArrayBuffer,
-    layout: NativeLayout,
     private readonly constants: NativeConstants,
     private readonly namesOf: (device: number) => MigNames,
     /** The entry point that answers per-process utilisation (for reasons). */
     private readonly utilSymbol: string,
   ) {
-    const n = layout.devices;
     this.migFieldCount = constants.migFields.length;
-    const slots = n * constants.maxMigDevices;
-    this.migValues = new Float64Array(buffer, layout.migValuesOffset, slots * this.migFieldCount);
-    this.migMeta = new Float64Array(buffer, layout.migMetaOffset, slots * constants.migMetaStride);
-    this.migCodes = new Int32Array(buffer, layout.migCodesOffset, slots * this.migFieldCount);
-    this.migStatus = new Uint8Array(buffer, layout.migStatusOffset, slots * this.migFieldCount);
-    this.migSource = new Uint8Array(buffer, layout.migSourceOffset, slots * this.migFieldCount);
     if (this.migFieldCount !== MIG_FIELD_NAMES.length || !MIG_FIELD_NAMES.every((f, i) => constants.migFields[i] === f)) {
       throw new Error(`the addon's MIG fields (${constants.migFields.join(', ')}) are not this package's`);
     }
@@ -207,7 +212,7 @@ export class FleetDecoder {
   }
 
   /** The MIG instances of device d (grouped by GPU instance), from the device's processes too. */
-  migInstances(deviceMeta: Float64Array, d: number, processes: readonly ProcessSample[], stale: boolean): {
+  migInstances(views: MigViews, deviceMeta: Float64Array, d: number, processes: readonly ProcessSample[], stale: boolean): {
     instances: MigInstanceSample[];
     reason: string | null;
     truncated: boolean;
@@ -233,8 +238,8 @@ export class FleetDecoder {
     const byGi = new Map<number, { slots: number[] }>();
     for (let s = 0; s < count; s++) {
       const mo = (d * this.constants.maxMigDevices + s) * this.constants.migMetaStride;
-      if (this.migMeta[mo + MM_PRESENT] !== 1) continue;
-      const gi = this.migMeta[mo + MM_GI];
+      if (views.migMeta[mo + MM_PRESENT] !== 1) continue;
+      const gi = views.migMeta[mo + MM_GI];
       let g = byGi.get(gi);
       if (!g) {
         g = { slots: [] };
@@ -246,8 +251,8 @@ export class FleetDecoder {
     for (const [gi, { slots }] of byGi) {
       const first = slots[0];
       const mo = (d * this.constants.maxMigDevices + first) * this.constants.migMetaStride;
-      const slices = this.migMeta[mo + MM_SLICES];
-      const memMiB = this.migMeta[mo + MM_MEMORY_MIB];
+      const slices = views.migMeta[mo + MM_SLICES];
+      const memMiB = views.migMeta[mo + MM_MEMORY_MIB];
       const fields: Record<string, number | null> = {};
       const status: Record<string, FieldStatus> = {};
       const source: Record<string, FieldSource> = {};
@@ -263,15 +268,15 @@ export class FleetDecoder {
         let code = 0;
         for (const s of summed ? slots : [first]) {
           const i = (d * this.constants.maxMigDevices + s) * this.migFieldCount + f;
-          const sst: FieldStatus = FIELD_STATUSES[this.migStatus[i]] ?? 'error';
-          src = FIELD_SOURCES[this.migSource[i]] ?? 'none';
+          const sst: FieldStatus = FIELD_STATUSES[views.migStatus[i]] ?? 'error';
+          src = FIELD_SOURCES[views.migSource[i]] ?? 'none';
           if (sst !== 'ok') {
             st = sst;
-            code = this.migCodes[i];
+            code = views.migCodes[i];
             value = null;
             break;
           }
-          value = (value ?? 0) + this.migValues[i];
+          value = (value ?? 0) + views.migValues[i];
         }
         if (stale && (st === 'ok' || st === 'pending')) st = 'stale';
         fields[name] = st === 'ok' ? value : null;
@@ -281,7 +286,7 @@ export class FleetDecoder {
       }
       const computeInstances: MigComputeInstance[] = slots.map((s) => {
         const so = (d * this.constants.maxMigDevices + s) * this.constants.migMetaStride;
-        return Object.freeze({ computeInstanceId: this.migMeta[so + MM_CI], uuid: names!.uuids[s] || null, migIndex: this.migMeta[so + MM_INDEX] });
+        return Object.freeze({ computeInstanceId: views.migMeta[so + MM_CI], uuid: names!.uuids[s] || null, migIndex: views.migMeta[so + MM_INDEX] });
       });
       instances.push(
         Object.freeze({

@@ -164,12 +164,22 @@ export class GpuTelemetry extends EventEmitter<GpuTelemetryEvents> {
    */
   snapshot(): GpuSnapshot {
     if (this.closed) throw closedError('snapshot()');
-    const inFlight = this.handle.readSnapshot(this.decoder.buffer, this.cachedSeq, this.header);
-    const seq = headerSeq(this.header);
+    const decoder = this.decoder;
+    let inFlight = this.handle.readSnapshot(decoder.buffer, this.cachedSeq, this.header);
+    let seq = headerSeq(this.header);
+    if (seq !== this.cachedSeq && seq > 0) {
+      if (!decoder.hasLanding) {
+        // No block was ready to copy into (only the header was read): make one and read again.
+        decoder.ensureLanding();
+        inFlight = this.handle.readSnapshot(decoder.buffer, this.cachedSeq, this.header);
+        seq = headerSeq(this.header);
+      }
+      decoder.newSample();
+    }
     const ageMs = headerAge(this.header);
     const stale = seq > 0 && ageMs > this.staleAfterMs;
     if (seq !== this.cachedSeq || stale !== this.cachedStale) {
-      this.cachedDevices = Object.freeze(this.decoder.decodeDevices(stale));
+      this.cachedDevices = decoder.decodeDevices(stale); // frozen
       this.cachedSeq = seq;
       this.cachedStale = stale;
     }

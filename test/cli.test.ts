@@ -84,6 +84,51 @@ describe('gpu-telemetry snapshot', () => {
   });
 });
 
+describe('gpu-telemetry snapshot: what it waits for', () => {
+  const pendingIn = (doc: { devices: { fields: Record<string, { status: string }> }[] }) =>
+    doc.devices.flatMap((d) => Object.entries(d.fields).filter(([, f]) => f.status === 'pending').map(([k]) => k));
+
+  it('GPM metrics: waits for a pair of GPM samples (never printed pending, never from a pair < 100 ms)', async () => {
+    // No DCGM: the profiling fields (and PCIe rates) come from GPM.
+    const t0 = Date.now();
+    const r = await run(['snapshot', '--json', '--simulate', 'h100-no-dcgm']);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out);
+    expect(pendingIn(doc)).toEqual([]);
+    for (const d of doc.devices) {
+      expect(d.fields.tensorActiveRatio).toMatchObject({ status: 'ok', source: 'gpm' });
+      expect(d.fields.pcieTxBytesPerSecond).toMatchObject({ status: 'ok', source: 'gpm' });
+    }
+    // The first GPM sample is taken at open: the first pair is complete 100 ms later at the earliest.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(100);
+  });
+
+  it('rates from NVML counters: waits for their second sample', async () => {
+    const r = await run(['snapshot', '--json', '--simulate', 'a100-pcie-2']);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out);
+    expect(pendingIn(doc)).toEqual([]);
+    for (const d of doc.devices) expect(d.fields.pcieTxBytesPerSecond).toMatchObject({ status: 'ok', source: 'nvml' });
+  });
+
+  it('--json: waits for the second sample the per-link NVLink rates need', async () => {
+    const r = await run(['snapshot', '--json', '--simulate', 'h100-sxm-8']);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out);
+    expect(pendingIn(doc)).toEqual([]);
+    for (const d of doc.devices) {
+      for (const l of d.nvlinks) if (l.up) expect(l.txBytesPerSecond !== null && l.rxBytesPerSecond !== null).toBe(true);
+    }
+  });
+
+  it('the table: prints the first sample when nothing in it is pending (DCGM gives its rates at once)', async () => {
+    const r = await run(['snapshot', '--simulate', 'h100-sxm-8']);
+    expect(r.code).toBe(0);
+    expect(r.out).not.toMatch(/pending/);
+    expect(r.out).toMatch(/pcieTxBytesPerSecond\s+[\d.]+ [GMK]?i?B\/s {2}dcgm/);
+  });
+});
+
 describe('gpu-telemetry scenarios', () => {
   it('lists the shipped scenarios', async () => {
     const r = await run(['scenarios', '--json']);

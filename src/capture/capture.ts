@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isMainThread, threadId } from 'node:worker_threads';
-import { context, isSpanContextValid, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { createRequire } from 'node:module';
+import type * as OtelApi from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
 import { closedError, GpuTelemetryError, type GpuTelemetryErrorCode } from '../errors.js';
 import { loadNative } from '../native.js';
 import { setNvtxSink, currentNvtxSink, type NvtxSink } from '../nvtx.js';
@@ -23,6 +25,13 @@ import {
 import { resolveCaptureOptions, type CaptureOptions, type ResolvedCaptureOptions } from './options.js';
 import { JS_NVTX_DOMAIN } from './records.js';
 import { KernelTrace, type CaptureStopReason, type KernelTraceMeta } from './trace.js';
+
+// The OpenTelemetry API is loaded when a capture is first armed, not with this module: telemetry.ts
+// imports this module, and the API's ~40 CommonJS files were ~35 ms of every `gpu-telemetry
+// snapshot` (bench, section 5c). require() gives the CommonJS copy; it shares the global tracer
+// provider and context manager with the ES module copy (one global registry per API version).
+let otelApi: typeof OtelApi | undefined;
+const otel = (): typeof OtelApi => (otelApi ??= createRequire(import.meta.url)('@opentelemetry/api') as typeof OtelApi);
 
 export type CaptureState = 'starting' | 'waiting' | 'capturing' | 'stopping' | 'finished' | 'failed';
 
@@ -537,7 +546,7 @@ export class CaptureHandle {
     this.finalProgress = { ...this.emptyProgress(), state: 'failed' };
     if (this.span) {
       this.span.recordException(e);
-      this.span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
+      this.span.setStatus({ code: otel().SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
       this.span.end();
     }
     this.rejectReady(e);
@@ -545,6 +554,7 @@ export class CaptureHandle {
   }
 
   private startSpan(): void {
+    const { context, isSpanContextValid, trace } = otel();
     const active = trace.getActiveSpan();
     const activeCtx = active?.spanContext();
     const tracer = trace.getTracer('gpu-telemetry');
@@ -707,7 +717,7 @@ export class CaptureHandle {
     if (!this.remote) countEnded('failed');
     if (this.span) {
       this.span.recordException(e);
-      this.span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
+      this.span.setStatus({ code: otel().SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
       this.span.end();
     }
     this.rejectReady(e);
@@ -831,7 +841,7 @@ export class CaptureHandle {
         'gpu.capture.cupti_version': meta.cuptiVersion,
         'gpu.capture.cupti_subscriber': meta.subscriberMode,
       });
-      if (reason === 'error') this.span.setStatus({ code: SpanStatusCode.ERROR, message: 'CUPTI reported an error mid-capture' });
+      if (reason === 'error') this.span.setStatus({ code: otel().SpanStatusCode.ERROR, message: 'CUPTI reported an error mid-capture' });
       if (this.remote) this.span.setAttribute('gpu.capture.process_name', this.remote.processName ?? '');
       this.span.end();
     }

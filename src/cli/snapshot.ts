@@ -9,14 +9,16 @@ export const SNAPSHOT_HELP = `Usage: gpu-telemetry snapshot [options]
 
 Prints one sample of every GPU: each field with its value and unit, its status
 (ok, not_supported, no_permission, gpu_lost, stale, error, pending) and its source.
-Rates (PCIe, NVLink) need two samples, so it waits for the second one (and, up to a
-second more, for values still pending: GPM pairs samples at least 100 ms apart).
+It prints as soon as no field is pending: rates from counters need two samples,
+GPM metrics two GPM samples at least 100 ms apart, a DCGM value an update cycle
+(a field still pending after a second is printed as pending). --json also waits
+for the second sample the per-link NVLink rates need.
 
 Options:
   --json              print JSON (values in base units: Hz, bytes, W, J, °C, ratios 0-1)
   --simulate NAME     use the driver simulator (a scenario name or a .json path);
                       see "gpu-telemetry scenarios"
-  --interval-ms N     sampling interval while waiting (default 250)
+  --interval-ms N     sampling interval while waiting (default 20)
   --nvml PATH         NVML library to load (default libnvidia-ml.so.1)
   -h, --help          show this help
 `;
@@ -33,14 +35,17 @@ export async function snapshotCommand(argv: string[], io: Io): Promise<number> {
     io.out(SNAPSHOT_HELP);
     return 0;
   }
-  const intervalMs = intOption('interval-ms', values['interval-ms'], 250, 10, 60_000);
+  // Sampling fast while waiting costs a few samples' worth of CPU and ends the wait as soon as
+  // the readings exist: a counter rate after 20 ms rather than 250, a GPM pair at the first
+  // sample 100 ms after the first GPM sample (the sampler never pairs two closer together).
+  const intervalMs = intOption('interval-ms', values['interval-ms'], 20, 10, 60_000);
   const gpu = await openGpuTelemetry({
     intervalMs,
     ...(values.simulate !== undefined ? { simulate: values.simulate } : {}),
     ...(values.nvml !== undefined ? { libraries: { nvml: values.nvml } } : {}),
   });
   try {
-    const snap = await secondSample(gpu);
+    const snap = await settledSample(gpu, values.json === true);
     io.out(values.json ? `${JSON.stringify(toJson(gpu, snap), null, 2)}\n` : renderTable(gpu, snap));
   } finally {
     await gpu.close();
@@ -48,22 +53,43 @@ export async function snapshotCommand(argv: string[], io: Io): Promise<number> {
   return 0;
 }
 
+/** How long the command waits at most for values still `pending` (DCGM's first update cycle). */
+const PENDING_WAIT_MS = 1000;
+
 /**
- * The second sample, or a later one while fields are still `pending` (GPM pairs samples at least
- * 100 ms apart, DCGM's first value needs an update cycle), for at most a second more.
+ * The first sample with nothing left to wait for: no field `pending`, the GPU's or a MIG instance's
+ * (a rate's first sample, a GPM pair not yet 100 ms apart, DCGM before its first update), and with `perLinkRates` (JSON prints
+ * them) a second sample when the first has an up link without rates. Often the first sample
+ * itself (DCGM gives rates from its own counters). Never later than PENDING_WAIT_MS: a field that
+ * is still pending then is printed as pending.
  */
-async function secondSample(gpu: GpuTelemetry): Promise<GpuSnapshot> {
+async function settledSample(gpu: GpuTelemetry, perLinkRates: boolean): Promise<GpuSnapshot> {
   const first = gpu.snapshot();
-  if (first.devices.length === 0) return first;
-  let deadline = Infinity;
-  for await (const snap of gpu.samples()) {
-    if (snap.seq < first.seq + 1) continue;
-    const pending = snap.devices.some((d) => Object.values(d.status).includes('pending'));
-    if (!pending) return snap;
-    if (deadline === Infinity) deadline = Date.now() + 1000;
-    if (Date.now() >= deadline) return snap;
+  const settled = (snap: GpuSnapshot) =>
+    !snap.devices.some((d) => {
+      const st = d.status;
+      for (const k in st) if (st[k as keyof typeof st] === 'pending') return true;
+      for (const m of d.migInstances) {
+        for (const k in m.status) if (m.status[k as keyof typeof m.status] === 'pending') return true;
+      }
+      return perLinkRates && snap.seq === first.seq && d.nvlinks.some((l) => l.up && (l.txBytesPerSecond === null || l.rxBytesPerSecond === null));
+    });
+  if (first.devices.length === 0 || settled(first)) return first;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<null>((resolve) => {
+    timer = setTimeout(resolve, PENDING_WAIT_MS, null);
+  });
+  const it = gpu.samples();
+  try {
+    for (;;) {
+      const next = await Promise.race([it.next(), deadline]);
+      if (next === null || next.done) return gpu.snapshot();
+      if (next.value.seq > first.seq && settled(next.value)) return next.value;
+    }
+  } finally {
+    clearTimeout(timer);
+    await it.return?.();
   }
-  return gpu.snapshot();
 }
 
 export function toJson(gpu: GpuTelemetry, snap: GpuSnapshot) {

@@ -101,10 +101,26 @@ interface Scrape {
   kube: KubernetesScrape | null;
   /** Label sets built in this scrape, by entity (a MIG instance's labels are shared by its series). */
   memo: Map<string, Labels>;
+  /** Every device's status and values records (read once per scrape by the value series). */
+  records: { status: DeviceSample['status'][]; fields: DeviceSample['fields'][] } | null;
+}
+
+/** `r => r.<field>`: reads one field of a values or status record through its own inline cache. */
+const FIELD_READERS = new Map<FieldName, (r: object) => unknown>();
+function fieldReader(f: FieldName): (r: object) => unknown {
+  let read = FIELD_READERS.get(f);
+  if (read === undefined) {
+    if (!/^[A-Za-z_$][\w$]*$/.test(f)) throw new Error(`field name ${f} is not an identifier`);
+    read = new Function('r', `return r.${f};`) as (r: object) => unknown;
+    FIELD_READERS.set(f, read);
+  }
+  return read;
 }
 
 /** Outcomes always exported (at 0 until one happens), so rate() and alerts see the series from the start. */
 const CAPTURE_OUTCOMES = ['steps', 'max_bytes', 'max_records', 'timeout', 'cancelled', 'closed', 'error', 'failed'];
+/** Their label objects, kept (renderLabels finds a kept object by identity). */
+const OUTCOME_LABELS: Record<string, Labels> = Object.fromEntries(CAPTURE_OUTCOMES.map((o) => [o, { outcome: o }]));
 
 /**
  * One snapshot per scrape: prom-client asks every metric within the same tick, so the scrape's
@@ -129,13 +145,20 @@ class ScrapeCache {
       }
     }
     const live = snapshot ? gpu : null;
-    this.cached = { gpu: live, snapshot, captures: captureStats(), kube: kubernetesScrape(this.pods, live ? live.devices : null), memo: new Map() };
-    queueMicrotask(() => {
-      this.cached = null;
-    });
+    this.cached = { gpu: live, snapshot, captures: captureStats(), kube: kubernetesScrape(this.pods, live ? live.devices : null), memo: new Map(), records: null };
+    // A promise reaction rather than queueMicrotask: that one goes through Node's C++ and makes an
+    // async resource each time.
+    void RESOLVED.then(this.forget);
     return this.cached;
   }
+
+  private readonly forget = (): void => {
+    this.cached = null;
+  };
 }
+
+const RESOLVED = Promise.resolve();
+const EMPTY_DEVICES: readonly DeviceSample[] = Object.freeze([]);
 
 function packageVersion(): string {
   try {
@@ -221,7 +244,37 @@ export function registerGpuMetrics(
 
   // Devices ever seen: a device that disappears keeps its device_up series (at 0) for as long as
   // the process runs, so an alert on it can fire instead of the series silently vanishing.
-  const seenDevices = new Map<string, Labels>();
+  interface SeenDevice {
+    key: string;
+    labels: Labels;
+    /** Its device_up lines at 1 and at 0. */
+    up: string;
+    down: string;
+    /** The scrape that last saw it, and whether it was usable then. */
+    stamp: number;
+    usable: boolean;
+  }
+  const seenDevices = new Map<string, SeenDevice>();
+  const seenList: SeenDevice[] = []; // the same, in the order seen (no iterator per scrape)
+  const seenByIndex: (SeenDevice | undefined)[] = [];
+  let scrapeStamp = 0;
+  const seeDevice = (d: DeviceSample): SeenDevice => {
+    let seen = seenByIndex[d.index];
+    if (seen === undefined || seen.labels.uuid !== d.uuid || seen.labels.model !== d.name) {
+      const key = `${d.index}/${d.uuid}`;
+      seen = seenDevices.get(key);
+      if (seen === undefined || seen.labels.model !== d.name) {
+        const labels = defaultLabels(d);
+        const prefix = `gpu_telemetry_device_up${renderLabels(labels)} `;
+        seen = { key, labels, up: `${prefix}1\n`, down: `${prefix}0\n`, stamp: 0, usable: false };
+        if (!seenDevices.has(key)) seenList.push(seen);
+        else seenList[seenList.indexOf(seenDevices.get(key)!)] = seen;
+        seenDevices.set(key, seen);
+      }
+      seenByIndex[d.index] = seen;
+    }
+    return seen;
+  };
 
   const defaultLabels = (d: DeviceSample): Labels => ({ gpu: d.index, uuid: d.uuid, model: d.name });
   const dcgmLabels = (gpu: GpuTelemetry, d: DeviceSample): Labels => ({
@@ -252,22 +305,115 @@ export function registerGpuMetrics(
 
   // Metric definitions; each registry gets its own metric objects, because prom-client's
   // OpenMetrics rendering renames counters in place (strips "_total") on the objects it holds.
-  const definitions: { name: string; help: string; type: 'gauge' | 'counter'; read: (s: Scrape) => Sample[] }[] = [];
-  const add = (name: string, help: string, type: 'gauge' | 'counter', read: (s: Scrape) => Sample[]) =>
-    definitions.push({ name, help, type, read });
+  // `render`, where given, returns exactly the text renderText would make of read()'s samples, without
+  // making them: the series of the GPUs are most of a scrape (test/prometheus.test.ts compares both).
+  const definitions: { name: string; help: string; type: 'gauge' | 'counter'; read: (s: Scrape) => Sample[]; render?: (s: Scrape) => string }[] = [];
+  const add = (name: string, help: string, type: 'gauge' | 'counter', read: (s: Scrape) => Sample[], render?: (s: Scrape) => string) =>
+    definitions.push({ name, help, type, read, render });
+
+  // Label sets repeat every scrape (same GPUs, same fields): their rendered form is cached by the
+  // values, bounded so a changing label set (per-process pids) cannot grow it without limit. A
+  // label object kept across scrapes (device_up's) is found by identity first.
+  const labelCache = new Map<string, string>();
+  const labelsSeen = new WeakMap<Labels, string>();
+  const renderLabels = (labels: Labels): string => {
+    let out = labelsSeen.get(labels);
+    if (out !== undefined) return out;
+    let key = '';
+    for (const k in labels) key += `${k}\u0000${labels[k]}\u0001`;
+    out = labelCache.get(key);
+    if (out === undefined) {
+      const parts: string[] = [];
+      for (const k in labels) parts.push(`${k}="${escapeLabelValue(String(labels[k]))}"`);
+      out = parts.length ? `{${parts.join(',')}}` : '';
+      if (labelCache.size >= 100_000) labelCache.clear();
+      labelCache.set(key, out);
+    }
+    return out;
+  };
+
+  /**
+   * One metric's series line per GPU, kept between scrapes: the `name{labels} ` prefix while the
+   * GPU (and the pod holding it) is the same, the whole line while its value is too. A scrape then
+   * makes no label object, sample or label key per series: only the text of the values that
+   * changed (bench/ANALYSIS.md, /metrics).
+   */
+  const deviceLines = (name: string, labelsOf: (gpu: GpuTelemetry, d: DeviceSample) => Labels, kind: string) => {
+    const entries: ({ gpu: GpuTelemetry; uuid: string; pod: string; prefix: string; value: number; line: string } | undefined)[] = [];
+    return (s: Scrape, d: DeviceSample, value: number): string => {
+      const gpu = s.gpu!;
+      const holder = pods ? s.kube?.map?.byUuid.get(d.uuid)?.exclusive : undefined;
+      const pod = holder ? `${holder.namespace}\u0000${holder.pod}\u0000${holder.container}` : '';
+      let e = entries[d.index];
+      if (e === undefined || e.gpu !== gpu || e.uuid !== d.uuid || e.pod !== pod) {
+        const labels = pods ? withPodLabels(labelsOf(gpu, d), d.uuid, s.kube, kind) : labelsOf(gpu, d);
+        e = { gpu, uuid: d.uuid, pod, prefix: `${name}${renderLabels(labels)} `, value: NaN, line: '' };
+        entries[d.index] = e;
+      }
+      if (!Object.is(e.value, value)) {
+        e.value = value;
+        e.line = `${e.prefix}${formatValue(value)}\n`;
+      }
+      return e.line;
+    };
+  };
+
+  // The status and values records of every device of a scrape, read once (they are accessors).
+  const recordsOf = (s: Scrape): { status: DeviceSample['status'][]; fields: DeviceSample['fields'][] } => {
+    if (s.records === null) {
+      const devices = s.snapshot!.devices;
+      const status: DeviceSample['status'][] = [];
+      const fields: DeviceSample['fields'][] = [];
+      for (let k = 0; k < devices.length; k++) {
+        status.push(devices[k].status);
+        fields.push(devices[k].fields);
+      }
+      s.records = { status, fields };
+    }
+    return s.records;
+  };
 
   // Value series of a field: every GPU with a real reading, and every MIG instance of a GPU in MIG
   // mode that has its own reading of it (memory, processes, activity).
   const realValues = (
+    name: string,
     fields: readonly FieldName[],
     scale: number,
     labelsOf: (gpu: GpuTelemetry, d: DeviceSample) => Labels,
     kind: string,
     compute?: (d: DeviceSample) => number,
-  ) => {
+  ): [(s: Scrape) => Sample[], (s: Scrape) => string] => {
     const field = fields[0];
     const perInstance = !compute && fields.length === 1 && isMigField(field);
-    return (s: Scrape): Sample[] => {
+    const line = deviceLines(name, labelsOf, kind);
+    // One reader per field (a property read by its name: each metric's own inline cache), rather
+    // than record[name] at one site for every field (megamorphic).
+    const readers = fields.map(fieldReader);
+    const reader = readers[0];
+    const render = (s: Scrape): string => {
+      if (!s.snapshot || !s.gpu || s.snapshot.stale) return '';
+      const devices = s.snapshot.devices;
+      const { status: statuses, fields: values } = recordsOf(s);
+      let out = '';
+      for (let k = 0; k < devices.length; k++) {
+        const d = devices[k];
+        const status = statuses[k];
+        const v = values[k];
+        let real = true;
+        for (let i = 0; i < readers.length && real; i++) real = readers[i](status) === 'ok' && readers[i](v) !== null;
+        if (real) out += line(s, d, compute ? compute(d) : (reader(v) as number) * scale);
+        if (!perInstance) continue;
+        // (indexed loops here and below: for-of over a frozen array makes an iterator per loop)
+        const instances = d.migInstances;
+        for (let j = 0; j < instances.length; j++) {
+          const m = instances[j];
+          const v = m.fields[field as keyof typeof m.fields];
+          if (v !== null && m.status[field as keyof typeof m.status] === 'ok') out += `${name}${renderLabels(instanceLabels(s, d, m))} ${formatValue(v * scale)}\n`;
+        }
+      }
+      return out;
+    };
+    const read = (s: Scrape): Sample[] => {
       if (!s.snapshot || !s.gpu || s.snapshot.stale) return [];
       const out: Sample[] = [];
       for (const d of s.snapshot.devices) {
@@ -283,16 +429,17 @@ export function registerGpuMetrics(
       }
       return out;
     };
+    return [read, render];
   };
 
   if (names === 'dcgm') {
     for (const spec of DCGM_DEFAULT_METRICS) {
-      add(spec.name, spec.help, spec.type, realValues(spec.fields, spec.scale, dcgmLabels, 'dcgm', spec.value));
+      add(spec.name, spec.help, spec.type, ...realValues(spec.name, spec.fields, spec.scale, dcgmLabels, 'dcgm', spec.value));
     }
   } else {
     for (const field of FIELDS) {
       // clockEventReasons too: the raw NVML bitmask as a gauge, decoded per reason below.
-      add(field.prometheus, helpFor(field), field.kind, realValues([field.name], 1, (_g, d) => defaultLabels(d), 'default'));
+      add(field.prometheus, helpFor(field), field.kind, ...realValues(field.prometheus, [field.name], 1, (_g, d) => defaultLabels(d), 'default'));
     }
     add(
       'gpu_clock_event_reason_active',
@@ -309,6 +456,44 @@ export function registerGpuMetrics(
         }
         return out;
       },
+      // 17 series per GPU: each GPU's lines for every reason at 1 and at 0, kept while the GPU and
+      // its pod are the same, and the whole block while its reason list is the same object (the
+      // decoder hands out one frozen list per mask).
+      (() => {
+        const blocks: ({ gpu: GpuTelemetry; uuid: string; pod: string; up: string[]; down: string[]; reasons: readonly string[] | null; text: string } | undefined)[] = [];
+        return (s: Scrape): string => {
+          if (!s.snapshot || !s.gpu || s.snapshot.stale) return '';
+          let out = '';
+          const devices = s.snapshot.devices;
+          for (let k = 0; k < devices.length; k++) {
+            const d = devices[k];
+            const reasons = d.clockEventReasons;
+            if (!reasons) continue;
+            const holder = pods ? s.kube?.map?.byUuid.get(d.uuid)?.exclusive : undefined;
+            const pod = holder ? `${holder.namespace}\u0000${holder.pod}\u0000${holder.container}` : '';
+            let b = blocks[d.index];
+            if (b === undefined || b.gpu !== s.gpu || b.uuid !== d.uuid || b.pod !== pod) {
+              const up: string[] = [];
+              const down: string[] = [];
+              for (const r of CLOCK_EVENT_REASONS) {
+                const prefix = `gpu_clock_event_reason_active${renderLabels({ ...withPodLabels(defaultLabels(d), d.uuid, s.kube, 'default'), reason: r.name })} `;
+                up.push(`${prefix}1\n`);
+                down.push(`${prefix}0\n`);
+              }
+              b = { gpu: s.gpu, uuid: d.uuid, pod, up, down, reasons: null, text: '' };
+              blocks[d.index] = b;
+            }
+            if (b.reasons !== reasons) {
+              let text = '';
+              for (let i = 0; i < CLOCK_EVENT_REASONS.length; i++) text += reasons.includes(CLOCK_EVENT_REASONS[i].name) ? b.up[i] : b.down[i];
+              b.reasons = reasons;
+              b.text = text;
+            }
+            out += b.text;
+          }
+          return out;
+        };
+      })(),
     );
     if (options.perLink) {
       const linkMetric = (name: string, help: string, pick: (l: DeviceSample['nvlinks'][number]) => number | null) =>
@@ -379,15 +564,31 @@ export function registerGpuMetrics(
       const current = new Map<string, number>();
       if (s.snapshot) {
         for (const d of s.snapshot.devices) {
-          const labels = defaultLabels(d);
-          const key = `${d.index}/${d.uuid}`;
-          seenDevices.set(key, labels);
+          const seen = seeDevice(d);
           // One meaning only: 0 = lost or in error. `stale` overlays an ok device while the sampler
           // waits on a hung call; it has its own series and must not page as a dead GPU.
-          current.set(key, deviceUsable(d) ? 1 : 0);
+          current.set(seen.key, deviceUsable(d) ? 1 : 0);
         }
       }
-      return [...seenDevices].map(([key, labels]) => ({ labels, value: current.get(key) ?? 0 }));
+      return [...seenDevices].map(([key, seen]) => ({ labels: seen.labels, value: current.get(key) ?? 0 }));
+    },
+    (s) => {
+      const stamp = ++scrapeStamp;
+      if (s.snapshot) {
+        const devices = s.snapshot.devices;
+        for (let k = 0; k < devices.length; k++) {
+          const d = devices[k];
+          const seen = seeDevice(d);
+          seen.stamp = stamp;
+          seen.usable = deviceUsable(d);
+        }
+      }
+      let out = '';
+      for (let i = 0; i < seenList.length; i++) {
+        const seen = seenList[i];
+        out += seen.stamp === stamp && seen.usable ? seen.up : seen.down;
+      }
+      return out;
     },
   );
   add('gpu_telemetry_sample_age_seconds', 'Age of the sample this scrape reports (seconds).', 'gauge', (s) =>
@@ -402,49 +603,114 @@ export function registerGpuMetrics(
   // it exports. A lost GPU is said once, by device_up 0 (and its count), not once per field.
   const healthFields = names === 'dcgm' ? DCGM_FIELDS : FIELDS.map((f) => f.name);
   const metricOf = (f: FieldName): string => (names === 'dcgm' ? (DCGM_DEFAULT_METRICS.find((m) => m.fields.includes(f))?.name ?? f) : defaultMetricOf(f));
+  /** The health series of one device (GPU fields, its MIG instances', the MIG listing, process utilisation). */
+  const deviceHealth = (d: DeviceSample, out: { unavailable: Sample[]; counts: Sample[] }): void => {
+    const base = { gpu: d.index, uuid: d.uuid };
+    const unavailable: Sample[] = [];
+    const { readable, unreadable } = fieldHealth(healthFields, d.status, d.source, base, metricOf, unavailable);
+    if (deviceUsable(d)) {
+      out.unavailable.push(...unavailable);
+      for (const m of d.migInstances) {
+        const migFields = healthFields.filter(isMigField);
+        fieldHealth(migFields, m.status, m.source, { ...base, gpu_instance: m.gpuInstanceId }, metricOf, out.unavailable);
+      }
+      if (d.migMode && d.migInstancesReason) {
+        out.unavailable.push({ labels: { ...base, field: 'migInstances', metric: 'gpu_telemetry_mig_device_info', source: 'nvml', status: 'error' }, value: 1 });
+      }
+      const pu = d.processUtilization;
+      // stale here: the utilisation call hangs (its own thread; the GPU's other series go on).
+      if (options.processes && pu.status !== 'ok' && pu.status !== 'off' && pu.status !== 'pending') {
+        out.unavailable.push({ labels: { ...base, field: 'processUtilization', metric: 'gpu_process_sm_utilization_ratio', source: 'nvml', status: pu.status }, value: 1 });
+      }
+    }
+    out.counts.push({ labels: { ...base, state: 'readable' }, value: readable });
+    out.counts.push({ labels: { ...base, state: 'unreadable' }, value: unreadable });
+  };
   const healthOf = (s: Scrape): { unavailable: Sample[]; counts: Sample[] } => {
     const cached = s.memo.get('health') as unknown as { unavailable: Sample[]; counts: Sample[] } | undefined;
     if (cached) return cached;
     const out = { unavailable: [] as Sample[], counts: [] as Sample[] };
-    if (s.snapshot) {
-      for (const d of s.snapshot.devices) {
-        const base = { gpu: d.index, uuid: d.uuid };
-        const usable = deviceUsable(d);
-        const unavailable: Sample[] = [];
-        const { readable, unreadable } = fieldHealth(healthFields, d.status, d.source, base, metricOf, unavailable);
-        if (usable) {
-          out.unavailable.push(...unavailable);
-          for (const m of d.migInstances) {
-            const migFields = healthFields.filter(isMigField);
-            fieldHealth(migFields, m.status, m.source, { ...base, gpu_instance: m.gpuInstanceId }, metricOf, out.unavailable);
-          }
-          if (d.migMode && d.migInstancesReason) {
-            out.unavailable.push({ labels: { ...base, field: 'migInstances', metric: 'gpu_telemetry_mig_device_info', source: 'nvml', status: 'error' }, value: 1 });
-          }
-          const pu = d.processUtilization;
-          // stale here: the utilisation call hangs (its own thread; the GPU's other series go on).
-          if (options.processes && pu.status !== 'ok' && pu.status !== 'off' && pu.status !== 'pending') {
-            out.unavailable.push({ labels: { ...base, field: 'processUtilization', metric: 'gpu_process_sm_utilization_ratio', source: 'nvml', status: pu.status }, value: 1 });
-          }
-        }
-        out.counts.push({ labels: { ...base, state: 'readable' }, value: readable });
-        out.counts.push({ labels: { ...base, state: 'unreadable' }, value: unreadable });
-      }
-    }
+    if (s.snapshot) for (const d of s.snapshot.devices) deviceHealth(d, out);
     s.memo.set('health', out as unknown as Labels);
     return out;
+  };
+  /**
+   * The health lines of a device, kept while what they are made of is the same objects: the
+   * decoder hands out the previous sample's status and source records while no status changed, so
+   * between status changes a scrape renders nothing here. (MIG instances' records are new each
+   * sample: a GPU with instances is rendered each time.)
+   */
+  interface HealthLines {
+    uuid: string;
+    status: object;
+    source: object;
+    state: string;
+    migReason: string | null;
+    pu: string;
+    unavailable: string;
+    counts: string;
+  }
+  const healthLines: (HealthLines | undefined)[] = [];
+  const healthTextOf = (d: DeviceSample): HealthLines => {
+    const status = d.status;
+    const source = d.source;
+    const pu = options.processes ? d.processUtilization.status : '';
+    let h = healthLines[d.index];
+    if (
+      h !== undefined &&
+      h.status === status &&
+      h.source === source &&
+      h.uuid === d.uuid &&
+      h.state === d.state &&
+      h.migReason === d.migInstancesReason &&
+      h.pu === pu &&
+      d.migInstances.length === 0
+    ) {
+      return h;
+    }
+    const samples = { unavailable: [] as Sample[], counts: [] as Sample[] };
+    deviceHealth(d, samples);
+    const text = (name: string, list: Sample[]) => {
+      let t = '';
+      for (const x of list) t += `${name}${renderLabels(x.labels)} ${formatValue(x.value)}\n`;
+      return t;
+    };
+    h = {
+      uuid: d.uuid,
+      status,
+      source,
+      state: d.state,
+      migReason: d.migInstancesReason,
+      pu,
+      unavailable: text('gpu_telemetry_field_unavailable', samples.unavailable),
+      counts: text('gpu_telemetry_fields', samples.counts),
+    };
+    healthLines[d.index] = h;
+    return h;
   };
   add(
     'gpu_telemetry_field_unavailable',
     'A field of a usable GPU (or of a MIG instance: gpu_instance) that has no reading: 1 while it has none (not supported, no permission, error), absent while it reads. metric: the series it would have. Labels: field, metric, source, status.',
     'gauge',
     (s) => healthOf(s).unavailable,
+    (s) => {
+      let out = '';
+      const devices = s.snapshot ? s.snapshot.devices : EMPTY_DEVICES;
+      for (let k = 0; k < devices.length; k++) out += healthTextOf(devices[k]).unavailable;
+      return out;
+    },
   );
   add(
     'gpu_telemetry_fields',
     'Fields of a GPU with a reading (state="readable": ok, pending or stale) and without one (state="unreadable"); dcgm mode counts the fields it exports. Labels: state.',
     'gauge',
     (s) => healthOf(s).counts,
+    (s) => {
+      let out = '';
+      const devices = s.snapshot ? s.snapshot.devices : EMPTY_DEVICES;
+      for (let k = 0; k < devices.length; k++) out += healthTextOf(devices[k]).counts;
+      return out;
+    },
   );
   add(
     'gpu_telemetry_mig_device_info',
@@ -466,6 +732,28 @@ export function registerGpuMetrics(
       return out;
     },
   );
+  // The fields each backend serves on a device and how many answer: counted once per status record
+  // (the decoder reuses a device's records while no status changes).
+  const BACKENDS = ['dcgm', 'gpm'] as const;
+  type BackendCounts = Record<(typeof BACKENDS)[number], { serving: number; answering: number }>;
+  const backendCache: ({ status: object; source: object; counts: BackendCounts } | undefined)[] = [];
+  const backendCounts = (d: DeviceSample): BackendCounts => {
+    const status = d.status as Readonly<Record<string, string>>;
+    const source = d.source as Readonly<Record<string, string>>;
+    const hit = backendCache[d.index];
+    if (hit !== undefined && hit.status === status && hit.source === source) return hit.counts;
+    const counts: BackendCounts = { dcgm: { serving: 0, answering: 0 }, gpm: { serving: 0, answering: 0 } };
+    for (let i = 0; i < FIELDS.length; i++) {
+      const name = FIELDS[i].name;
+      const src = source[name];
+      if (src !== 'dcgm' && src !== 'gpm') continue;
+      counts[src].serving++;
+      const st = status[name];
+      if (st === 'ok' || st === 'pending') counts[src].answering++;
+    }
+    backendCache[d.index] = { status, source, counts };
+    return counts;
+  };
   add(
     'gpu_telemetry_backend_up',
     'Whether an optional backend in use since open (dcgm, gpm) still answers (1) or fails on every field it serves (0, e.g. the DCGM host engine is gone); kubernetes: whether the last kubelet PodResources call answered. Labels: backend.',
@@ -474,18 +762,15 @@ export function registerGpuMetrics(
       const gpu = s.gpu;
       const out: Sample[] = kubernetesBackendSample(s.kube); // the kubelet's health does not depend on the GPUs'
       if (!gpu || !s.snapshot) return out;
-      for (const backend of ['dcgm', 'gpm'] as const) {
+      for (const backend of BACKENDS) {
         if (gpu.backends[backend].state !== 'active') continue;
         let serving = 0;
         let answering = 0;
         for (const d of s.snapshot.devices) {
           if (d.state !== 'ok') continue; // a lost GPU is reported by gpu_telemetry_device_up
-          for (const f of FIELDS) {
-            if (d.source[f.name] !== backend) continue;
-            serving++;
-            const st = d.status[f.name];
-            if (st === 'ok' || st === 'pending') answering++;
-          }
+          const c = backendCounts(d)[backend];
+          serving += c.serving;
+          answering += c.answering;
         }
         out.push({ labels: { backend }, value: serving === 0 || answering > 0 ? 1 : 0 });
       }
@@ -545,8 +830,10 @@ export function registerGpuMetrics(
     'counter',
     (s) => {
       const ended = s.captures.ended;
-      const outcomes = new Set([...CAPTURE_OUTCOMES, ...Object.keys(ended)]);
-      return [...outcomes].map((outcome) => ({ labels: { outcome }, value: ended[outcome] ?? 0 }));
+      const out: Sample[] = [];
+      for (const outcome of CAPTURE_OUTCOMES) out.push({ labels: OUTCOME_LABELS[outcome], value: ended[outcome] ?? 0 });
+      for (const outcome in ended) if (!Object.hasOwn(OUTCOME_LABELS, outcome)) out.push({ labels: { outcome }, value: ended[outcome] });
+      return out;
     },
   );
   add('gpu_telemetry_captures_truncated_total', 'Kernel-trace captures whose trace is truncated (a cap hit, fewer steps than asked, or records dropped).', 'counter', (s) => [
@@ -595,22 +882,6 @@ export function registerGpuMetrics(
       registered.push([r, metric]);
     }
   }
-  // Label sets repeat every scrape (same GPUs, same fields): their rendered form is cached by the
-  // values, bounded so a changing label set (per-process pids) cannot grow it without limit.
-  const labelCache = new Map<string, string>();
-  const renderLabels = (labels: Labels): string => {
-    let key = '';
-    for (const k in labels) key += `${k}\u0000${labels[k]}\u0001`;
-    let out = labelCache.get(key);
-    if (out === undefined) {
-      const parts: string[] = [];
-      for (const k in labels) parts.push(`${k}="${escapeLabelValue(String(labels[k]))}"`);
-      out = parts.length ? `{${parts.join(',')}}` : '';
-      if (labelCache.size >= 100_000) labelCache.clear();
-      labelCache.set(key, out);
-    }
-    return out;
-  };
   const headers = definitions.map((d) => `# HELP ${d.name} ${escapeHelp(d.help)}\n# TYPE ${d.name} ${d.type}\n`);
   const renderText = (): string => {
     const scrape = scrapes.current();
@@ -618,7 +889,8 @@ export function registerGpuMetrics(
     for (let i = 0; i < definitions.length; i++) {
       const def = definitions[i];
       out += headers[i];
-      for (const sample of def.read(scrape)) out += `${def.name}${renderLabels(sample.labels)} ${formatValue(sample.value)}\n`;
+      if (def.render) out += def.render(scrape);
+      else for (const sample of def.read(scrape)) out += `${def.name}${renderLabels(sample.labels)} ${formatValue(sample.value)}\n`;
       if (i < definitions.length - 1) out += '\n'; // a blank line between metrics, as prom-client does
     }
     return out;

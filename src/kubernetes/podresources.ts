@@ -8,11 +8,22 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { createRequire } from 'node:module';
+import type * as grpc from '@grpc/grpc-js';
+import type * as protoLoader from '@grpc/proto-loader';
 import { isNvidiaGpuResource } from './device-ids.js';
 import type { PodResourcesList } from './mapping.js';
 import { decodeListReply } from './wire.js';
+
+// gRPC and its proto loader are required on the first call, not when this module loads: the
+// Prometheus exporter imports it (for the kubernetes option) and so does `serve`, and the two
+// packages are ~190 ms of start-up and ~15 MiB of memory in every process that never asks a
+// kubelet (bench/ANALYSIS.md, serve).
+const requireCjs = createRequire(import.meta.url);
+let grpcModule: typeof grpc | undefined;
+let protoLoaderModule: typeof protoLoader | undefined;
+const grpcLib = (): typeof grpc => (grpcModule ??= requireCjs('@grpc/grpc-js') as typeof grpc);
+const protoLoaderLib = (): typeof protoLoader => (protoLoaderModule ??= requireCjs('@grpc/proto-loader') as typeof protoLoader);
 
 export type PodResourcesErrorCode =
   | 'SOCKET_MISSING' // nothing at the socket path (kubelet not running, hostPath not mounted)
@@ -80,7 +91,7 @@ export function protoPath(): string {
 }
 
 function packageDefinition(): protoLoader.PackageDefinition {
-  definition ??= protoLoader.loadSync(protoPath(), { keepCase: false, longs: Number, enums: String, defaults: true, arrays: true });
+  definition ??= protoLoaderLib().loadSync(protoPath(), { keepCase: false, longs: Number, enums: String, defaults: true, arrays: true });
   return definition;
 }
 
@@ -96,7 +107,7 @@ export function podResourcesServiceDefinition(): grpc.ServiceDefinition {
 function listerConstructor(): ListerConstructor {
   if (lister) return lister;
   const list = podResourcesServiceDefinition().List as grpc.MethodDefinition<object, unknown>;
-  lister = grpc.makeGenericClientConstructor(
+  lister = grpcLib().makeGenericClientConstructor(
     { List: { ...list, responseDeserialize: (bytes: Buffer) => bytes } },
     'PodResourcesLister',
   ) as unknown as ListerConstructor;
@@ -110,22 +121,23 @@ export function classifyCallError(e: { code?: number; details?: string; message?
   if (/EACCES|EPERM/.test(details)) {
     return new PodResourcesError('PERMISSION_DENIED', `permission denied connecting to the socket (${details}); the kubelet's socket is root's`, code);
   }
+  const status = grpcLib().status;
   switch (code) {
-    case grpc.status.DEADLINE_EXCEEDED:
+    case status.DEADLINE_EXCEEDED:
       return new PodResourcesError('TIMEOUT', `no reply within ${timeoutMs} ms`, code);
-    case grpc.status.RESOURCE_EXHAUSTED:
+    case status.RESOURCE_EXHAUSTED:
       return new PodResourcesError('REPLY_TOO_LARGE', `reply larger than ${maxReceiveBytes} bytes (${details})`, code);
-    case grpc.status.UNIMPLEMENTED:
+    case status.UNIMPLEMENTED:
       return new PodResourcesError('UNIMPLEMENTED', `the server does not implement v1.PodResourcesLister/List (${details})`, code);
-    case grpc.status.INTERNAL:
+    case status.INTERNAL:
       return new PodResourcesError('BAD_REPLY', `not a PodResources reply (${details})`, code);
-    case grpc.status.UNAVAILABLE:
+    case status.UNAVAILABLE:
       if (/protocol error|parse error|http2|PROTOCOL_ERROR|Bad HTTP|non-HTTP|Unexpected/i.test(details)) {
         return new PodResourcesError('BAD_REPLY', `the socket does not speak gRPC (${details})`, code);
       }
       return new PodResourcesError('UNAVAILABLE', `connection failed (${details})`, code);
-    case grpc.status.PERMISSION_DENIED:
-    case grpc.status.UNAUTHENTICATED:
+    case status.PERMISSION_DENIED:
+    case status.UNAUTHENTICATED:
       return new PodResourcesError('PERMISSION_DENIED', details || 'permission denied', code);
     default:
       return new PodResourcesError('ERROR', `gRPC status ${code ?? '?'}: ${details}`, code);
@@ -150,7 +162,7 @@ export async function listPodResources(socketPath: string, options: ListOptions)
     throw new PodResourcesError('ERROR', `cannot stat ${socketPath}: ${(e as Error).message}`);
   }
   const Lister = listerConstructor();
-  const client = new Lister(`unix:${socketPath}`, grpc.credentials.createInsecure(), {
+  const client = new Lister(`unix:${socketPath}`, grpcLib().credentials.createInsecure(), {
     'grpc.max_receive_message_length': options.maxReceiveBytes,
     'grpc.max_send_message_length': 1024,
     'grpc.enable_retries': 0,
