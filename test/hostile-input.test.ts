@@ -481,9 +481,16 @@ describe('HTTP endpoints', () => {
       });
       const socket = net.connect(s.port, '127.0.0.1');
       socket.on('error', () => {});
+      // Read what the server sends (a 408, when it answers one before closing): a socket whose
+      // received bytes are never read never emits 'end', so never 'close' — the client would hang,
+      // not the server (that is how this test failed under load: the server had closed at 502 ms).
+      let received = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => (received += chunk));
       await noHang(new Promise((resolve) => socket.on('close', resolve)), 15_000, 'idle connection closed').catch((e: Error) => {
-        throw new Error(`${e.message}; the server saw: ${seen.join('; ') || 'nothing'}`);
+        throw new Error(`${e.message}; the server saw: ${seen.join('; ') || 'nothing'}; the client read ${JSON.stringify(received.slice(0, 80))}`);
       });
+      expect(received === '' || /^HTTP\/1\.1 408/.test(received), received.slice(0, 80)).toBe(true);
     } finally {
       await s.stop();
     }
