@@ -782,8 +782,8 @@ Progress Engine::progress() {
   return p;
 }
 
-Result Engine::result() {
-  std::lock_guard<std::mutex> lock(mutex_);
+// What result() and drain() both report besides the rows: the capture's identity and its counts.
+Result Engine::summaryLocked() const {
   Result r;
   r.baseNs = std::to_string(baseNs_);
   r.cuptiVersion = version_;
@@ -798,6 +798,12 @@ Result Engine::result() {
   r.sharedSubscriber = shared_;
   r.peakBytes = peakBytes_.load();
   r.buffersCompleted = buffersCompleted_.load();
+  return r;
+}
+
+Result Engine::result() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Result r = summaryLocked();
   if (state_ != State::Finished || resultTaken_) {
     r.kernels = std::make_unique<Columns>(kStrideKernel);
     r.memcpys = std::make_unique<Columns>(kStrideMemcpy);
@@ -832,20 +838,7 @@ Result Engine::result() {
 
 Result Engine::drain() {
   std::lock_guard<std::mutex> lock(mutex_);
-  Result r;
-  r.baseNs = std::to_string(baseNs_);
-  r.cuptiVersion = version_;
-  r.layout = cupti::layoutName(layout_);
-  r.libraryPath = libraryPath_;
-  r.simulated = simulated_;
-  r.reason = reason_;
-  r.truncated = truncated_;
-  r.droppedByCupti = droppedByCupti_;
-  r.droppedByUs = droppedByUs_;
-  r.droppedIncomplete = droppedIncomplete_;
-  r.sharedSubscriber = shared_;
-  r.peakBytes = peakBytes_.load();
-  r.buffersCompleted = buffersCompleted_.load();
+  Result r = summaryLocked();
   auto take = [this](std::unique_ptr<Columns>& live, size_t stride) {
     // Counted at their exact size (not the chunks they sat in): a drain every few hundred ms must
     // not charge a whole chunk per column each time.

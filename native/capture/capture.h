@@ -247,6 +247,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   size_t lentCount();
   void releaseLate(uint8_t* buffer);
   uint64_t heldLocked() const;
+  Result summaryLocked() const;  // the header of result() and drain(), no rows (mutex_ held)
   uint64_t recordBytesLocked() const;
   uint64_t poolLimit() const;
   void noteHeldLocked();
