@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { GpuTelemetryError, invalidOption, type GpuTelemetryErrorCode } from '../errors.js';
-import { CaptureHandle } from '../capture/capture.js';
+import { CaptureHandle, type PrewarmResult } from '../capture/capture.js';
 import type {
   CaptureNative,
   CaptureNativeEventListener,
@@ -464,14 +464,11 @@ export function armProcess(pid: number, options?: ProcessCaptureOptions): Captur
   return handle;
 }
 
-export interface ProcessPrewarmResult {
+/** What capture.prewarm() resolves with, for the process `pid`. */
+export interface ProcessPrewarmResult extends PrewarmResult {
   pid: number;
-  libraryPath: string;
-  cuptiVersion: number;
-  layout: string;
   /** How long loading CUPTI, subscribing and the first enable took in the target (ms). */
   startMs: number;
-  subscriberMode: 'shared' | 'exclusive';
   /** Wall time from prewarmProcess() to the answer (ms). */
   elapsedMs: number;
 }
