@@ -10,14 +10,16 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_POD_RESOURCES_SOCKET } from '../src/kubernetes/podresources.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { parseExposition, valuesOf, type Line } from './exposition.js';
+import { valuesOf, type Line } from './exposition.js';
 import { GARBAGE_MESSAGE, startFakeKubelet, tempSocketPath, type FakeKubelet, type ReplyPod } from './fake-kubelet.js';
-import { sleep, waitFor, withTelemetry } from './helpers.js';
+import { killServeChildren, serveChild, type Served } from './serve-child.js';
+import { withTelemetry } from './helpers.js';
 
-const children: ChildProcess[] = [];
 const kubelets: FakeKubelet[] = [];
+const usageChildren: ChildProcess[] = []; // serve runs that should exit at once (usage errors)
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  killServeChildren();
+  for (const c of usageChildren) if (c.exitCode === null) c.kill('SIGKILL');
   await Promise.all(kubelets.map((k) => k.close()));
 });
 
@@ -43,47 +45,7 @@ function fleet(): ReplyPod[] {
   ];
 }
 
-interface Served {
-  child: ChildProcess;
-  output: () => string;
-  scrape: () => Promise<Line[]>;
-  /** Scrapes until `check` holds (bounded); returns the last scrape. */
-  until: (check: (lines: Line[]) => boolean, what: string, timeoutMs?: number) => Promise<Line[]>;
-  stop: () => Promise<number | null>;
-}
-
-async function serve(args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist', 'cli.js'), 'serve', '--simulate', 'h100-sxm-8', '--port', '0', '--interval-ms', '200', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_NAME: 'gpu-node-7' },
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (c) => (out += c));
-  child.stderr!.on('data', (c) => (out += c));
-  const url = await waitFor(() => /serving (http:\/\/\S+\/metrics)/.exec(out)?.[1], 20_000);
-  const scrape = async () => parseExposition(await (await fetch(url)).text()).lines;
-  return {
-    child,
-    output: () => out,
-    scrape,
-    until: async (check, what, timeoutMs = 20_000) => {
-      const deadline = Date.now() + timeoutMs;
-      let lines = await scrape();
-      while (!check(lines)) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; output:\n${out}`);
-        await sleep(100);
-        lines = await scrape();
-      }
-      return lines;
-    },
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-      return child.exitCode;
-    },
-  };
-}
+const serve = (args: string[]): Promise<Served> => serveChild('h100-sxm-8', args, { NODE_NAME: 'gpu-node-7' });
 
 const kubeUp = (lines: Line[]) => valuesOf(lines, 'gpu_telemetry_backend_up', { backend: 'kubernetes' })[0];
 const hasPodLabels = (lines: Line[]) => lines.some((l) => 'pod' in l.labels && l.name !== 'gpu_telemetry_pod_info');
@@ -197,7 +159,7 @@ describe('serve with the kubelet PodResources API', () => {
       ['--pod-resources-refresh-ms', '10'],
     ]) {
       const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist', 'cli.js'), 'serve', '--simulate', 'h100-sxm-8', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      children.push(child);
+      usageChildren.push(child);
       let err = '';
       child.stderr!.on('data', (c) => (err += c));
       const code = await new Promise((r) => child.once('exit', r));

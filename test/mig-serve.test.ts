@@ -5,19 +5,18 @@
  * gives a reason and series without the labels it cannot establish; /metrics keeps answering and the
  * process keeps running.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../src/paths.js';
-import { parseExposition, valuesOf, type Line } from './exposition.js';
+import { valuesOf, type Line } from './exposition.js';
 import { startFakeKubelet, tempSocketPath, type FakeKubelet, type ReplyPod } from './fake-kubelet.js';
-import { sleep, waitFor, withTelemetry, writeScenario } from './helpers.js';
+import { killServeChildren, serveChild, type Served } from './serve-child.js';
+import { waitFor, withTelemetry, writeScenario } from './helpers.js';
 
-const children: ChildProcess[] = [];
 const kubelets: FakeKubelet[] = [];
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  killServeChildren();
   await Promise.all(kubelets.map((k) => k.close()));
 });
 
@@ -37,37 +36,7 @@ const migPods = (): ReplyPod[] => [
   { name: 'b', namespace: 'team-b', containers: [{ name: 'c', devices: [{ resourceName: 'nvidia.com/mig-1g.10gb', deviceIds: [`${migUuids.get(10)!}::1`] }] }] },
 ];
 
-async function serve(simulate: string, args: string[]) {
-  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist', 'cli.js'), 'serve', '--simulate', simulate, '--port', '0', '--interval-ms', '200', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_NAME: 'gpu-node-9' },
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (c) => (out += c));
-  child.stderr!.on('data', (c) => (out += c));
-  const url = await waitFor(() => /serving (http:\/\/\S+\/metrics)/.exec(out)?.[1], 20_000);
-  const scrape = async () => parseExposition(await (await fetch(url)).text()).lines;
-  return {
-    child,
-    output: () => out,
-    until: async (check: (lines: Line[]) => boolean, what: string, timeoutMs = 20_000) => {
-      const deadline = Date.now() + timeoutMs;
-      let lines = await scrape();
-      while (!check(lines)) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; output:\n${out}`);
-        await sleep(100);
-        lines = await scrape();
-      }
-      return lines;
-    },
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-      return child.exitCode;
-    },
-  };
-}
+const serve = (simulate: string, args: string[]): Promise<Served> => serveChild(simulate, args, { NODE_NAME: 'gpu-node-9' });
 
 const of = (lines: Line[], name: string, labels: Record<string, string> = {}) =>
   lines.filter((l) => l.name === name && Object.entries(labels).every(([k, v]) => l.labels[k] === v));
