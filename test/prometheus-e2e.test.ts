@@ -63,6 +63,36 @@ const NVIDIA_DASHBOARD_VARIABLES: [variable: string, metric: string][] = [
   ['gpu', 'DCGM_FI_DEV_GPU_TEMP'],
 ];
 
+/**
+ * A Prometheus on 127.0.0.1:promPort scraping each job's exporter every second, with the shipped
+ * alert rules. No scrape_protocols setting: Prometheus 2.42 asks for OpenMetrics first.
+ */
+function startPrometheus(dir: string, promPort: number, jobs: Record<string, number>): { prometheus: ChildProcess; stderr: () => string } {
+  const config = path.join(dir, 'prometheus.yml');
+  fs.writeFileSync(
+    config,
+    [
+      'global:',
+      '  scrape_interval: 1s',
+      '  evaluation_interval: 1s',
+      'rule_files:',
+      `  - ${path.join(PACKAGE_ROOT, 'prometheus', 'alerts.yml')}`,
+      'scrape_configs:',
+      ...Object.entries(jobs).flatMap(([job, port]) => [`  - job_name: ${job}`, '    static_configs:', `      - targets: ['127.0.0.1:${port}']`]),
+      '',
+    ].join('\n'),
+  );
+  const prometheus = spawn(
+    PROMETHEUS!,
+    [`--config.file=${config}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  children.push(prometheus);
+  let err = '';
+  prometheus.stderr!.on('data', (c) => (err += c));
+  return { prometheus, stderr: () => err };
+}
+
 async function query(promPort: number, q: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
   const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
   const body = (await res.json()) as { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
@@ -97,34 +127,7 @@ describe.skipIf(!PROMETHEUS)('Prometheus scraping gpu-telemetry serve', () => {
     await waitFor(() => exporterOut.includes('serving http://'), 15_000);
     expect(exporterOut).toMatch(/found: driver 550\.90\.07 .* 8 GPUs .* SIMULATED/);
 
-    fs.writeFileSync(
-      path.join(dir, 'prometheus.yml'),
-      [
-        'global:',
-        '  scrape_interval: 1s',
-        '  evaluation_interval: 1s',
-        'rule_files:',
-        `  - ${path.join(PACKAGE_ROOT, 'prometheus', 'alerts.yml')}`,
-        'scrape_configs:',
-        '  - job_name: gpu-telemetry',
-        '    static_configs:',
-        `      - targets: ['127.0.0.1:${exporterPort}']`,
-        '',
-      ].join('\n'),
-    );
-    const prometheus = spawn(
-      PROMETHEUS!,
-      [
-        `--config.file=${path.join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${path.join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${promPort}`,
-        '--log.level=warn',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    children.push(prometheus);
-    let promErr = '';
-    prometheus.stderr!.on('data', (c) => (promErr += c));
+    const { prometheus, stderr: promErr } = startPrometheus(dir, promPort, { 'gpu-telemetry': exporterPort });
 
     // Prometheus comes up and scrapes us.
     let series: Awaited<ReturnType<typeof query>> = [];
@@ -138,7 +141,7 @@ describe.skipIf(!PROMETHEUS)('Prometheus scraping gpu-telemetry serve', () => {
       }
       await sleep(250);
     }
-    expect(prometheus.exitCode, promErr).toBeNull();
+    expect(prometheus.exitCode, promErr()).toBeNull();
     expect(series.map((s) => s.metric.gpu).sort()).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
     expect((await query(promPort, 'up{job="gpu-telemetry"}'))[0].value[1]).toBe('1');
     const clocks = await query(promPort, 'gpu_sm_clock_hertz');
@@ -217,33 +220,7 @@ describe.skipIf(!PROMETHEUS)('Prometheus scraping gpu-telemetry serve', () => {
     const [dcgmPort, defaultPort, promPort] = [await freePort(), await freePort(), await freePort()];
     await serve('dcgm', dcgmPort, []);
     await serve('default', defaultPort, ['--processes']);
-    fs.writeFileSync(
-      path.join(dir, 'prometheus.yml'),
-      [
-        'global:',
-        '  scrape_interval: 1s',
-        '  evaluation_interval: 1s',
-        'rule_files:',
-        `  - ${path.join(PACKAGE_ROOT, 'prometheus', 'alerts.yml')}`,
-        // No scrape_protocols setting: Prometheus 2.42 asks for OpenMetrics first.
-        'scrape_configs:',
-        '  - job_name: dcgm',
-        '    static_configs:',
-        `      - targets: ['127.0.0.1:${dcgmPort}']`,
-        '  - job_name: default',
-        '    static_configs:',
-        `      - targets: ['127.0.0.1:${defaultPort}']`,
-        '',
-      ].join('\n'),
-    );
-    const prometheus = spawn(
-      PROMETHEUS!,
-      [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    children.push(prometheus);
-    let promErr = '';
-    prometheus.stderr!.on('data', (c) => (promErr += c));
+    const { prometheus, stderr: promErr } = startPrometheus(dir, promPort, { dcgm: dcgmPort, default: defaultPort });
 
     // Until both targets are scraped with the MIG instances (per-instance GPM needs a pair) and pods.
     const deadline = Date.now() + 40_000;
@@ -259,7 +236,7 @@ describe.skipIf(!PROMETHEUS)('Prometheus scraping gpu-telemetry serve', () => {
       }
       if (!ready) await sleep(250);
     }
-    expect(prometheus.exitCode, promErr).toBeNull();
+    expect(prometheus.exitCode, promErr()).toBeNull();
     expect(ready).toBe(true);
 
     // dcgm naming: every one of dcgm-exporter's default counters under its exact name, typed as
