@@ -253,6 +253,26 @@ describe('gpu-telemetry serve', () => {
     }
   });
 
+  it('a SIGTERM sent the moment the "serving" line is read stops it cleanly (the handlers are in before the line)', async () => {
+    const { serveCommand } = await import('../src/cli/serve.js');
+    const { EventEmitter } = await import('node:events');
+    let out = '';
+    const signals = new EventEmitter();
+    // The signal arrives inside the write of the line, the earliest a supervisor could send it.
+    // With no handler yet, a real process would die of it: here, nothing would ever stop serve.
+    const io = {
+      out: (t: string) => {
+        out += t;
+        if (t.includes('serving http://')) signals.emit('SIGTERM');
+      },
+      err: (t: string) => (out += t),
+    };
+    const done = serveCommand(['--simulate', 'a100-pcie-2', '--port', '0'], io, signals);
+    const timeout = new Promise<string>((r) => setTimeout(() => r('still serving after 15 s'), 15_000).unref());
+    expect(await Promise.race([done, timeout])).toBe(0);
+    expect(out).toMatch(/serving http:\/\/[\s\S]*SIGTERM: stopping/);
+  });
+
   it('--names dcgm --dcgm-hostname-label hostname: the label dcgm-exporter\'s main uses', async () => {
     const { serveCommand } = await import('../src/cli/serve.js');
     const { EventEmitter } = await import('node:events');

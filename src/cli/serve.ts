@@ -194,6 +194,22 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
     io.err(`cannot listen on ${host}:${port}: ${(e as Error).message}\n`);
     return 1;
   }
+  // The signal handlers go in before the line that says we serve: a supervisor (or a test) may
+  // send SIGTERM as soon as it reads it, and a signal with no handler yet kills the process with
+  // no clean stop (seen under load: the test's SIGTERM came between the line and the handlers).
+  let stopping = false;
+  let stopped!: (code: number) => void;
+  const done = new Promise<number>((resolve) => (stopped = resolve));
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    io.out(`${signal}: stopping\n`);
+    pods?.close();
+    void Promise.all([server.close(), supervisor.close()]).then(() => stopped(0));
+  };
+  signals.once('SIGTERM', () => stop('SIGTERM'));
+  signals.once('SIGINT', () => stop('SIGINT'));
+
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   io.out(
     `gpu-telemetry ${version()} serving http://${shown}:${address.port}/metrics (names: ${names})` +
@@ -202,19 +218,7 @@ export async function serveCommand(argv: string[], io: Io, signals: NodeJS.Event
         : ` · WARNING: listening on ${host}, reachable from the network`) +
       '\n',
   );
-
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      io.out(`${signal}: stopping\n`);
-      pods?.close();
-      void Promise.all([server.close(), supervisor.close()]).then(() => resolve(0));
-    };
-    signals.once('SIGTERM', () => stop('SIGTERM'));
-    signals.once('SIGINT', () => stop('SIGINT'));
-  });
+  return done;
 }
 
 function kubernetesFromArgs(values: {
