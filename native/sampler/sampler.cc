@@ -1,5 +1,6 @@
 #include "sampler.h"
 
+#include <pthread.h>
 #include <time.h>
 
 #include <chrono>
@@ -32,6 +33,14 @@ const char* fieldName(Field f) {
   };
   return kNames[idx(f)];
 }
+
+namespace {
+// A count kept as a double in the device meta, as a number of slots (0 for NaN or negative).
+size_t countIn(double v, size_t most) {
+  if (!(v > 0)) return 0;
+  return v >= static_cast<double>(most) ? most : static_cast<size_t>(v);
+}
+}  // namespace
 
 SnapshotLayout SnapshotLayout::forDevices(size_t devices) {
   SnapshotLayout l;
@@ -85,7 +94,10 @@ Sampler::~Sampler() {
 
 void Sampler::start() {
   running_.store(true);
-  thread_ = std::thread([self = shared_from_this()]() mutable { self->run(self); });
+  thread_ = std::thread([self = shared_from_this()]() mutable {
+    pthread_setname_np(pthread_self(), "gt-sampler");  // what top -H, perf and gdb show
+    self->run(self);
+  });
 }
 
 void Sampler::requestStop() {
@@ -538,18 +550,34 @@ void Sampler::readSnapshot(double knownSeq, uint8_t* dest, size_t destLength, Sn
   auto copy = [&](size_t offset, const auto& vec) {
     std::memcpy(dest + offset, vec.data(), vec.size() * sizeof(vec[0]));
   };
+  // Copies `slots` of device d's part of a per-device section (each device has `perDevice` slots).
+  auto copyUsed = [&](size_t offset, const auto& vec, size_t d, size_t perDevice, size_t slots) {
+    if (slots == 0) return;
+    const size_t first = d * perDevice;
+    std::memcpy(dest + offset + first * sizeof(vec[0]), vec.data() + first, slots * sizeof(vec[0]));
+  };
   copy(layout.valuesOffset, published_.values);
   copy(layout.linksOffset, published_.links);
-  copy(layout.processesOffset, published_.processes);
   copy(layout.deviceMetaOffset, published_.deviceMeta);
   copy(layout.codesOffset, published_.codes);
   copy(layout.statusOffset, published_.status);
   copy(layout.sourceOffset, published_.source);
-  copy(layout.migValuesOffset, published_.migValues);
-  copy(layout.migMetaOffset, published_.migMeta);
-  copy(layout.migCodesOffset, published_.migCodes);
-  copy(layout.migStatusOffset, published_.migStatus);
-  copy(layout.migSourceOffset, published_.migSource);
+  // The process and MIG sections are sized for the most a device can have (64 processes, 8 MIG
+  // devices: 78% of the block for 8 GPUs) and mostly empty. Only the entries the device meta
+  // counts are copied; JS never reads past those counts (snapshot-fleet.ts), so what an earlier
+  // sample left there is never seen. Half the cost of the first snapshot() after a sample was this
+  // copy, mostly of memory the sampler thread had just written on another core (bench/ANALYSIS.md).
+  for (size_t d = 0; d < published_.devices; d++) {
+    const double* meta = &published_.deviceMeta[d * kDevMetaStride];
+    const size_t processes = countIn(meta[kDevProcessCount], kMaxProcesses);
+    copyUsed(layout.processesOffset, published_.processes, d, kMaxProcesses * kProcessStride, processes * kProcessStride);
+    const size_t mig = countIn(meta[kDevMigCount], kMaxMigDevices);
+    copyUsed(layout.migValuesOffset, published_.migValues, d, kMaxMigDevices * kMigFieldCount, mig * kMigFieldCount);
+    copyUsed(layout.migMetaOffset, published_.migMeta, d, kMaxMigDevices * kMigMetaStride, mig * kMigMetaStride);
+    copyUsed(layout.migCodesOffset, published_.migCodes, d, kMaxMigDevices * kMigFieldCount, mig * kMigFieldCount);
+    copyUsed(layout.migStatusOffset, published_.migStatus, d, kMaxMigDevices * kMigFieldCount, mig * kMigFieldCount);
+    copyUsed(layout.migSourceOffset, published_.migSource, d, kMaxMigDevices * kMigFieldCount, mig * kMigFieldCount);
+  }
 }
 
 SamplerStats Sampler::stats() const {

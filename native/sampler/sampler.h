@@ -125,7 +125,9 @@ class Sampler : public std::enable_shared_from_this<Sampler> {
   const std::string& fieldNote(size_t device, Field f) const { return notes_[device][idx(f)]; }
 
   // Copies the latest sample into `dest` (layout from SnapshotLayout::forDevices) unless its
-  // sequence number equals `knownSeq`; always fills `header`. Never calls the driver.
+  // sequence number equals `knownSeq`; always fills `header`. Never calls the driver. Of the
+  // process and MIG sections only each device's counted entries are copied: the rest of `dest`
+  // keeps what an earlier sample left, which readers must not look at.
   void readSnapshot(double knownSeq, uint8_t* dest, size_t destLength, SnapshotHeader& header);
 
   // The UUIDs and profile names of a GPU's MIG devices, in frame slot order (any thread).
