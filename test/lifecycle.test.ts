@@ -70,6 +70,28 @@ describe('close()', () => {
     if (!sanitized) expect(grew, `RSS grew ${(grew / 2 ** 20).toFixed(1)} MiB over the second ${rounds} cycles`).toBeLessThan(12 * 2 ** 20);
   });
 
+  it('its native threads carry names (top -H, perf, gdb), and none is left after close()', async () => {
+    const names = () => fs.readdirSync('/proc/self/task').map((t) => {
+      try {
+        return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim();
+      } catch {
+        return ''; // ended meanwhile
+      }
+    });
+    const ours = () => names().filter((n) => n.startsWith('gt-')).sort();
+    // The XID and utilisation threads end on their own within their last bounded wait.
+    const ended = async () => {
+      for (let i = 0; i < 50 && ours().length > 0; i++) await sleep(50);
+      return ours();
+    };
+    expect(await ended()).toEqual([]); // an earlier test's instance is gone too
+    const gpu = await openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 50, processUtilization: true });
+    await nextSamples(gpu, 1);
+    expect(ours()).toEqual(['gt-procutil', 'gt-sampler', 'gt-xid']);
+    await gpu.close();
+    expect(await ended()).toEqual([]);
+  });
+
   it('two instances with different scenarios run side by side', async () => {
     const a = await openGpuTelemetry({ simulate: 'h100-sxm-8', intervalMs: 50 });
     const b = await openGpuTelemetry({ simulate: 'a100-pcie-2', intervalMs: 50 });

@@ -1,6 +1,7 @@
 #include "capture.h"
 
 #include <cxxabi.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -293,7 +294,10 @@ StartResult Engine::start() {
     accepting_ = true;
   }
   // Never joined: the thread holds the engine until it ends, whatever happens to its owner.
-  std::thread([self = shared_from_this()] { self->threadMain(); }).detach();
+  std::thread([self = shared_from_this()] {
+    pthread_setname_np(pthread_self(), "gt-capture");
+    self->threadMain();
+  }).detach();
   StartResult r;
   r.ok = true;
   return r;

@@ -1,5 +1,7 @@
 #include "process_util.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -49,7 +51,10 @@ void ProcessUtilWatcher::start() {
     for (auto& d : devices_) d->code = kCodeSymbolMissing;
     return;
   }
-  std::thread([self = shared_from_this()] { self->run(); }).detach();
+  std::thread([self = shared_from_this()] {
+    pthread_setname_np(pthread_self(), "gt-procutil");
+    self->run();
+  }).detach();
 }
 
 void ProcessUtilWatcher::requestStop() {

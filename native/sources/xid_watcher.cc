@@ -1,5 +1,7 @@
 #include "xid_watcher.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -83,7 +85,10 @@ void XidWatcher::start(std::function<void()> onEvent) {
   }
   // The thread owns a reference to the watcher (and through it to the NVML session) for as long
   // as it runs: detached, it ends on its own after requestStop, when its current wait returns.
-  std::thread([self = shared_from_this()] { self->run(); }).detach();
+  std::thread([self = shared_from_this()] {
+    pthread_setname_np(pthread_self(), "gt-xid");
+    self->run();
+  }).detach();
 }
 
 void XidWatcher::requestStop() {
