@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -31,6 +32,12 @@ double unit(uint64_t seed, uint64_t a, uint64_t b) {
   return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
+// Serials start at 1: a cache entry that was never written (serial 0) matches no model.
+uint64_t nextSerial() {
+  static std::atomic<uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 }  // namespace
 
 int64_t monoNowNs() {
@@ -43,7 +50,8 @@ int64_t wallNowUs() {
       .count();
 }
 
-Model::Model(Scenario scenario) : scenario_(std::move(scenario)), startNs_(monoNowNs()), startWallUs_(wallNowUs()) {
+Model::Model(Scenario scenario)
+    : scenario_(std::move(scenario)), serial_(nextSerial()), startNs_(monoNowNs()), startWallUs_(wallNowUs()) {
   counters_.resize(scenario_.devices.size());
   for (size_t d = 0; d < counters_.size(); ++d) {
     // Devices have been up a while: counters start at plausible, distinct, non-zero values.
@@ -81,16 +89,44 @@ double Model::rawShape(const LoadShape& s, double ms) const {
 }
 
 double Model::load(size_t d, int64_t k) const {
+  // A pure function of (scenario, d, k) that one sample asks for ~70 times per device (temperature
+  // and fan average the last 30 ticks): remembered per thread, so the simulator's cos/pow do not
+  // weigh in the sampler's CPU per device (bench/ANALYSIS.md). Keyed by the model's serial, never
+  // by its address, which a later model may reuse.
+  struct Entry {
+    uint64_t serial = 0;
+    size_t d = 0;
+    int64_t k = 0;
+    double v = 0;
+  };
+  // 32 consecutive ticks of 32 devices: a 30-tick average never evicts its own entries.
+  thread_local Entry cache[32 * 32];
+  Entry& e = cache[(static_cast<uint64_t>(k) & 31) + 32 * (d & 31)];
+  if (e.serial == serial_ && e.d == d && e.k == k) return e.v;
   const LoadShape& s = scenario_.devices[d].load;
   double v = rawShape(s, static_cast<double>(k) * scenario_.tickMs);
   if (s.noise > 0) v += s.noise * (2 * unit(scenario_.seed, d, static_cast<uint64_t>(k) + 1000) - 1);
-  return std::clamp(v, 0.0, 1.0);
+  v = std::clamp(v, 0.0, 1.0);
+  e = Entry{serial_, d, k, v};
+  return v;
 }
 
 double Model::loadAverage(size_t d, int64_t k, int window) const {
+  // Temperature and fan ask for the same average (remembered per thread, like load()).
+  struct Entry {
+    uint64_t serial = 0;
+    size_t d = 0;
+    int64_t k = 0;
+    int window = 0;
+    double v = 0;
+  };
+  thread_local Entry cache[64];
+  Entry& e = cache[d & 63];
+  if (e.serial == serial_ && e.d == d && e.k == k && e.window == window) return e.v;
   double sum = 0;
   for (int i = 0; i < window; ++i) sum += load(d, k - i);
-  return sum / window;
+  e = Entry{serial_, d, k, window, sum / window};
+  return e.v;
 }
 
 double Model::activity(size_t d, Activity a, int64_t k) const {

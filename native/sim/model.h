@@ -103,6 +103,7 @@ class Model {
   Counters countersFromStart(size_t d, double ms) const;
 
   Scenario scenario_;
+  uint64_t serial_;  // unique per model in this process (load()'s per-thread memo)
   int64_t startNs_;
   int64_t startWallUs_;
   std::vector<Counters> counters_;
