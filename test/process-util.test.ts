@@ -161,4 +161,28 @@ describe('the processes kept per GPU', () => {
       expect(Math.min(...d.processes.map((p) => p.pid))).toBe(106);
     });
   });
+
+  it('a few are listed largest first, equal ones in the driver order, unknown memory last', async () => {
+    // usedMemoryBytes null: the simulated driver answers NVML_VALUE_NOT_AVAILABLE for that process.
+    const mib = 2 ** 20;
+    const processes = [
+      { pid: 201, usedMemoryBytes: null },
+      { pid: 202, usedMemoryBytes: 10 * mib },
+      { pid: 203, usedMemoryBytes: 30 * mib },
+      { pid: 204, usedMemoryBytes: 10 * mib },
+      { pid: 205, usedMemoryBytes: 20 * mib },
+    ];
+    const file = writeScenario(constantScenario({}, { processes }));
+    await withTelemetry({ simulate: file, intervalMs: 100 }, async (gpu) => {
+      const d = (await nextSamples(gpu, 2)).devices[0];
+      expect(d.processes.map((p) => [p.pid, p.usedMemoryBytes])).toEqual([
+        [203, 30 * mib],
+        [205, 20 * mib],
+        [202, 10 * mib],
+        [204, 10 * mib],
+        [201, null],
+      ]);
+      expect(d.processesTruncated).toBe(false);
+    });
+  });
 });

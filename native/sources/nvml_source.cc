@@ -731,16 +731,29 @@ void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, 
 void writeProcesses(DeviceRow& row, std::vector<ListedProcess>& list, bool moreThanListed) {
   // The ones using the most memory first (a process whose memory the driver cannot tell last), so
   // the 64 kept are the 64 that matter; the order is stable for equal figures.
-  std::stable_sort(list.begin(), list.end(), [](const ListedProcess& a, const ListedProcess& b) {
+  const auto before = [](const ListedProcess& a, const ListedProcess& b) {
     const bool an = std::isnan(a.usedMemoryBytes), bn = std::isnan(b.usedMemoryBytes);
     if (an != bn) return bn;
     return !an && a.usedMemoryBytes > b.usedMemoryBytes;
-  });
+  };
+  if (list.size() <= kMaxProcesses) {
+    // The usual handful: an insertion sort (stable) allocates nothing; std::stable_sort takes a
+    // temporary buffer from malloc on every call, i.e. per device per sample.
+    for (size_t i = 1; i < list.size(); ++i) {
+      const ListedProcess p = list[i];
+      size_t j = i;
+      for (; j > 0 && before(p, list[j - 1]); --j) list[j] = list[j - 1];
+      list[j] = p;
+    }
+  } else {
+    std::stable_sort(list.begin(), list.end(), before);
+  }
   const size_t kept = std::min(list.size(), kMaxProcesses);
-  for (size_t i = 0; i < kMaxProcesses; ++i) {
+  // Only the kept slots are written: slots past the count are never read (readSnapshot copies
+  // only the counted entries, and every reader stops at the count).
+  for (size_t i = 0; i < kept; ++i) {
     double* p = row.process(i);
     for (size_t k = 0; k < kProcessStride; ++k) p[k] = kNaN;
-    if (i >= kept) continue;
     p[kProcPid] = list[i].pid;
     p[kProcUsedMemory] = list[i].usedMemoryBytes;
     p[kProcGpuInstance] = list[i].gpuInstance;
