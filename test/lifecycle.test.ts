@@ -25,7 +25,7 @@ describe('close()', () => {
     expect(() => gpu.stats()).toThrow(/closed/);
   });
 
-  it('open → close 200 times: no thread or memory growth', async () => {
+  it('open → close 300 times: no thread or memory growth', async () => {
     const file = writeScenario(constantScenario());
     const cycle = async () => {
       const gpu = await openGpuTelemetry({ simulate: file, intervalMs: 10 });
@@ -55,19 +55,27 @@ describe('close()', () => {
     const rounds = sanitized ? 10 : 100;
     // close() does not wait for the XID thread's last wait (<= 250 ms), and that thread holds its
     // NVML session (and the simulator's private copy) until it ends: at ~2 ms per cycle ~100
-    // sessions linger at once, so the first round raises the allocator's high-water mark by
-    // several MiB that it keeps (not a leak: 6 MiB for the first 100 cycles, 2-4 for the next
-    // 100, run alone). A leak grows round after round: compare the second round with the first.
+    // sessions linger at once, so the first round raises the allocator's high-water mark (thread
+    // arenas, glibc's cache of thread stacks) by several MiB that it keeps: 11-14 MiB for the first
+    // 100 cycles and 0-5 for the next 100, run alone (the JS heap moves < 1.5 MiB of it). How high
+    // that mark goes depends on how many threads overlap, i.e. on the machine's load: once in CI
+    // a later round still added 12.4 MiB. A leak grows in every round; the high-water mark settles.
+    // So the check is on the smaller growth of two later rounds.
     for (let i = 0; i < rounds; i++) await cycle();
     expect(await settled()).toBe(threads);
-    const rss = rssBytes();
-    for (let i = 0; i < rounds; i++) await cycle();
-    expect(await settled()).toBe(threads);
+    const growth: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      const rss = rssBytes();
+      for (let i = 0; i < rounds; i++) await cycle();
+      expect(await settled()).toBe(threads);
+      growth.push(rssBytes() - rss);
+    }
     // Every session ended: no private copy of the simulator is still mapped (one per session).
     const mapped = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('gpu-telemetry-lib-'));
     expect(mapped).toEqual([]);
-    const grew = rssBytes() - rss;
-    if (!sanitized) expect(grew, `RSS grew ${(grew / 2 ** 20).toFixed(1)} MiB over the second ${rounds} cycles`).toBeLessThan(12 * 2 ** 20);
+    const grew = Math.min(...growth);
+    const mib = growth.map((g) => (g / 2 ** 20).toFixed(1)).join(' and ');
+    if (!sanitized) expect(grew, `RSS grew ${mib} MiB over two later rounds of ${rounds} cycles`).toBeLessThan(12 * 2 ** 20);
   });
 
   it('its native threads carry names (top -H, perf, gdb), and none is left after close()', async () => {
