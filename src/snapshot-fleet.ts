@@ -1,7 +1,7 @@
 /**
  * The fleet parts of a snapshot, decoded from their own blocks of the native sample: MIG instances
- * (entities under their GPU) and per-process utilisation. Kept apart from snapshot.ts's device
- * decoding; snapshot.ts calls in.
+ * (entities under their GPU) and per-process utilisation. Kept apart from snapshot-decoder.ts's device
+ * decoding; snapshot-decoder.ts calls in.
  */
 import { nvmlReturnName } from './errors.js';
 import { FIELD_SOURCES, FIELD_STATUSES, type FieldName, type FieldSource, type FieldStatus } from './fields.js';
@@ -131,7 +131,7 @@ export interface MigNames {
   profiles: string[];
 }
 
-/** Views on the MIG blocks of one sample block (snapshot.ts keeps a few blocks: one set per block). */
+/** Views on the MIG blocks of one sample block (snapshot-decoder.ts keeps a few blocks: one set per block). */
 export class MigViews {
   readonly migValues: Float64Array;
   readonly migMeta: Float64Array;
@@ -150,7 +150,7 @@ export class MigViews {
   }
 }
 
-/** Reads the fleet blocks of a native sample (in the sample block snapshot.ts hands it). */
+/** Reads the fleet blocks of a native sample (in the sample block snapshot-decoder.ts hands it). */
 export class FleetDecoder {
   private readonly migFieldCount: number;
   private readonly names = new Map<number, MigNames>();

@@ -13,12 +13,12 @@ import {
   headerAge,
   headerSeq,
   headerTakenAt,
-  SnapshotDecoder,
   staleReasonFor,
   type DeviceInfo,
   type DeviceSample,
   type GpuSnapshot,
 } from './snapshot.js';
+import { SnapshotDecoder } from './snapshot-decoder.js';
 
 export interface DriverInfo {
   /** e.g. "550.90.07"; empty when the driver does not say. */

@@ -7,7 +7,7 @@ import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { FIELD_NAMES, type DeviceSample } from '../src/index.js';
 import { loadNative, type NativeHandle } from '../src/native.js';
-import { SnapshotDecoder } from '../src/snapshot.js';
+import { SnapshotDecoder } from '../src/snapshot-decoder.js';
 import { waitFor, withTelemetry } from './helpers.js';
 
 const KEYS = [

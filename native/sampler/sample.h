@@ -22,7 +22,7 @@ constexpr size_t idx(Field f) { return static_cast<size_t>(f); }
 const char* fieldName(Field f);
 using FieldMask = std::bitset<kFieldCount>;
 
-// Whether a value is real. The numbers are part of the JS contract (src/snapshot.ts).
+// Whether a value is real. The numbers are part of the JS contract (FIELD_STATUSES in src/fields.ts, decoded in src/snapshot-decoder.ts).
 enum class Status : uint8_t {
   Ok = 0,
   NotSupported = 1,
