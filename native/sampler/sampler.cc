@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -39,6 +40,27 @@ namespace {
 size_t countIn(double v, size_t most) {
   if (!(v > 0)) return 0;
   return v >= static_cast<double>(most) ? most : static_cast<size_t>(v);
+}
+
+// The process and MIG sections are sized for the most a device can have (64 processes, 8 MIG
+// devices: 78% of a frame) and mostly empty. Publishing and readSnapshot copy only each device's
+// entries that its meta counts: every reader stops at those counts (snapshot-fleet.ts, the
+// per-process utilisation), so what an earlier sample left past them is never seen. Calls
+// visit(member, offset of the section in a SnapshotLayout, first element, element count).
+template <typename Visit>
+void forCountedEntries(const SampleFrame& frame, const SnapshotLayout& layout, Visit&& visit) {
+  for (size_t d = 0; d < frame.devices; d++) {
+    const double* meta = &frame.deviceMeta[d * kDevMetaStride];
+    const size_t processes = countIn(meta[kDevProcessCount], kMaxProcesses);
+    visit(&SampleFrame::processes, layout.processesOffset, d * kMaxProcesses * kProcessStride, processes * kProcessStride);
+    const size_t mig = countIn(meta[kDevMigCount], kMaxMigDevices);
+    const size_t migFirst = d * kMaxMigDevices;
+    visit(&SampleFrame::migValues, layout.migValuesOffset, migFirst * kMigFieldCount, mig * kMigFieldCount);
+    visit(&SampleFrame::migMeta, layout.migMetaOffset, migFirst * kMigMetaStride, mig * kMigMetaStride);
+    visit(&SampleFrame::migCodes, layout.migCodesOffset, migFirst * kMigFieldCount, mig * kMigFieldCount);
+    visit(&SampleFrame::migStatus, layout.migStatusOffset, migFirst * kMigFieldCount, mig * kMigFieldCount);
+    visit(&SampleFrame::migSource, layout.migSourceOffset, migFirst * kMigFieldCount, mig * kMigFieldCount);
+  }
 }
 }  // namespace
 
@@ -516,13 +538,11 @@ void Sampler::publish(int64_t durationNs) {
     published_.status = working_.status;
     published_.source = working_.source;
     published_.links = working_.links;
-    published_.processes = working_.processes;
     published_.deviceMeta = working_.deviceMeta;
-    published_.migValues = working_.migValues;
-    published_.migCodes = working_.migCodes;
-    published_.migStatus = working_.migStatus;
-    published_.migSource = working_.migSource;
-    published_.migMeta = working_.migMeta;
+    forCountedEntries(working_, SnapshotLayout{}, [&](auto member, size_t, size_t first, size_t count) {
+      const auto& from = working_.*member;
+      std::copy_n(from.begin() + first, count, (published_.*member).begin() + first);
+    });
     ++seq_;
     takenAtWallMs_ = wallNowMs();
     takenAtMonoNs_ = monoNowNs();
@@ -550,34 +570,18 @@ void Sampler::readSnapshot(double knownSeq, uint8_t* dest, size_t destLength, Sn
   auto copy = [&](size_t offset, const auto& vec) {
     std::memcpy(dest + offset, vec.data(), vec.size() * sizeof(vec[0]));
   };
-  // Copies `slots` of device d's part of a per-device section (each device has `perDevice` slots).
-  auto copyUsed = [&](size_t offset, const auto& vec, size_t d, size_t perDevice, size_t slots) {
-    if (slots == 0) return;
-    const size_t first = d * perDevice;
-    std::memcpy(dest + offset + first * sizeof(vec[0]), vec.data() + first, slots * sizeof(vec[0]));
-  };
   copy(layout.valuesOffset, published_.values);
   copy(layout.linksOffset, published_.links);
   copy(layout.deviceMetaOffset, published_.deviceMeta);
   copy(layout.codesOffset, published_.codes);
   copy(layout.statusOffset, published_.status);
   copy(layout.sourceOffset, published_.source);
-  // The process and MIG sections are sized for the most a device can have (64 processes, 8 MIG
-  // devices: 78% of the block for 8 GPUs) and mostly empty. Only the entries the device meta
-  // counts are copied; JS never reads past those counts (snapshot-fleet.ts), so what an earlier
-  // sample left there is never seen. Half the cost of the first snapshot() after a sample was this
-  // copy, mostly of memory the sampler thread had just written on another core (bench/ANALYSIS.md).
-  for (size_t d = 0; d < published_.devices; d++) {
-    const double* meta = &published_.deviceMeta[d * kDevMetaStride];
-    const size_t processes = countIn(meta[kDevProcessCount], kMaxProcesses);
-    copyUsed(layout.processesOffset, published_.processes, d, kMaxProcesses * kProcessStride, processes * kProcessStride);
-    const size_t mig = countIn(meta[kDevMigCount], kMaxMigDevices);
-    copyUsed(layout.migValuesOffset, published_.migValues, d, kMaxMigDevices * kMigFieldCount, mig * kMigFieldCount);
-    copyUsed(layout.migMetaOffset, published_.migMeta, d, kMaxMigDevices * kMigMetaStride, mig * kMigMetaStride);
-    copyUsed(layout.migCodesOffset, published_.migCodes, d, kMaxMigDevices * kMigFieldCount, mig * kMigFieldCount);
-    copyUsed(layout.migStatusOffset, published_.migStatus, d, kMaxMigDevices * kMigFieldCount, mig * kMigFieldCount);
-    copyUsed(layout.migSourceOffset, published_.migSource, d, kMaxMigDevices * kMigFieldCount, mig * kMigFieldCount);
-  }
+  // Half the cost of the first snapshot() after a sample was copying the empty process and MIG
+  // entries, memory the sampler thread had just written (bench/ANALYSIS.md).
+  forCountedEntries(published_, layout, [&](auto member, size_t offset, size_t first, size_t count) {
+    const auto& from = published_.*member;
+    std::memcpy(dest + offset + first * sizeof(from[0]), from.data() + first, count * sizeof(from[0]));
+  });
 }
 
 SamplerStats Sampler::stats() const {
