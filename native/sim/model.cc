@@ -38,6 +38,25 @@ uint64_t nextSerial() {
   return last.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
+// One remembered value of a pure function of (model, device, tick, argument), in a per-thread
+// direct-mapped table. Keyed by the model's serial, never by its address, which a later model
+// may reuse.
+struct TickMemo {
+  uint64_t serial = 0;
+  size_t d = 0;
+  int64_t k = 0;
+  int arg = 0;
+  double value = 0;
+
+  bool holds(uint64_t s, size_t device, int64_t tick, int a) const {
+    return serial == s && d == device && k == tick && arg == a;
+  }
+  double keep(uint64_t s, size_t device, int64_t tick, int a, double v) {
+    *this = TickMemo{s, device, tick, a, v};
+    return v;
+  }
+};
+
 }  // namespace
 
 int64_t monoNowNs() {
@@ -91,42 +110,25 @@ double Model::rawShape(const LoadShape& s, double ms) const {
 double Model::load(size_t d, int64_t k) const {
   // A pure function of (scenario, d, k) that one sample asks for ~70 times per device (temperature
   // and fan average the last 30 ticks): remembered per thread, so the simulator's cos/pow do not
-  // weigh in the sampler's CPU per device (bench/ANALYSIS.md). Keyed by the model's serial, never
-  // by its address, which a later model may reuse.
-  struct Entry {
-    uint64_t serial = 0;
-    size_t d = 0;
-    int64_t k = 0;
-    double v = 0;
-  };
+  // weigh in the sampler's CPU per device (bench/ANALYSIS.md).
   // 32 consecutive ticks of 32 devices: a 30-tick average never evicts its own entries.
-  thread_local Entry cache[32 * 32];
-  Entry& e = cache[(static_cast<uint64_t>(k) & 31) + 32 * (d & 31)];
-  if (e.serial == serial_ && e.d == d && e.k == k) return e.v;
+  thread_local TickMemo cache[32 * 32];
+  TickMemo& e = cache[(static_cast<uint64_t>(k) & 31) + 32 * (d & 31)];
+  if (e.holds(serial_, d, k, 0)) return e.value;
   const LoadShape& s = scenario_.devices[d].load;
   double v = rawShape(s, static_cast<double>(k) * scenario_.tickMs);
   if (s.noise > 0) v += s.noise * (2 * unit(scenario_.seed, d, static_cast<uint64_t>(k) + 1000) - 1);
-  v = std::clamp(v, 0.0, 1.0);
-  e = Entry{serial_, d, k, v};
-  return v;
+  return e.keep(serial_, d, k, 0, std::clamp(v, 0.0, 1.0));
 }
 
 double Model::loadAverage(size_t d, int64_t k, int window) const {
   // Temperature and fan ask for the same average (remembered per thread, like load()).
-  struct Entry {
-    uint64_t serial = 0;
-    size_t d = 0;
-    int64_t k = 0;
-    int window = 0;
-    double v = 0;
-  };
-  thread_local Entry cache[64];
-  Entry& e = cache[d & 63];
-  if (e.serial == serial_ && e.d == d && e.k == k && e.window == window) return e.v;
+  thread_local TickMemo cache[64];
+  TickMemo& e = cache[d & 63];
+  if (e.holds(serial_, d, k, window)) return e.value;
   double sum = 0;
   for (int i = 0; i < window; ++i) sum += load(d, k - i);
-  e = Entry{serial_, d, k, window, sum / window};
-  return e.v;
+  return e.keep(serial_, d, k, window, sum / window);
 }
 
 double Model::activity(size_t d, Activity a, int64_t k) const {
