@@ -45,7 +45,7 @@ function fleet(): ReplyPod[] {
   ];
 }
 
-const serve = (args: string[]): Promise<Served> => serveChild('h100-sxm-8', args, { NODE_NAME: 'gpu-node-7' });
+const serve = (args: string[]): Promise<Served> => serveChild('h100-sxm-8', args, { env: { NODE_NAME: 'gpu-node-7' } });
 
 const kubeUp = (lines: Line[]) => valuesOf(lines, 'gpu_telemetry_backend_up', { backend: 'kubernetes' })[0];
 const hasPodLabels = (lines: Line[]) => lines.some((l) => 'pod' in l.labels && l.name !== 'gpu_telemetry_pod_info');

@@ -36,7 +36,7 @@ const migPods = (): ReplyPod[] => [
   { name: 'b', namespace: 'team-b', containers: [{ name: 'c', devices: [{ resourceName: 'nvidia.com/mig-1g.10gb', deviceIds: [`${migUuids.get(10)!}::1`] }] }] },
 ];
 
-const serve = (simulate: string, args: string[]): Promise<Served> => serveChild(simulate, args, { NODE_NAME: 'gpu-node-9' });
+const serve = (simulate: string, args: string[]): Promise<Served> => serveChild(simulate, args, { env: { NODE_NAME: 'gpu-node-9' } });
 
 const of = (lines: Line[], name: string, labels: Record<string, string> = {}) =>
   lines.filter((l) => l.name === name && Object.entries(labels).every(([k, v]) => l.labels[k] === v));

@@ -21,9 +21,20 @@ export function killServeChildren(): void {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
 }
 
-/** Starts `serve --simulate <simulate> --port 0 --interval-ms 200 <args>` and waits for its URL. */
-export async function serveChild(simulate: string, args: string[], env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist', 'cli.js'), 'serve', '--simulate', simulate, '--port', '0', '--interval-ms', '200', ...args], {
+export interface ServeChildOptions {
+  /** Added to the child's environment. */
+  env?: Record<string, string>;
+  /** --interval-ms (default 200). */
+  intervalMs?: number;
+  /** How long to wait for the "serving" line (default 20 s). */
+  startTimeoutMs?: number;
+}
+
+/** Starts `serve --simulate <simulate> --port 0 --interval-ms <intervalMs> <args>` and waits for its URL. */
+export async function serveChild(simulate: string, args: string[], options: ServeChildOptions = {}): Promise<Served> {
+  const { env = {}, intervalMs = 200, startTimeoutMs = 20_000 } = options;
+  const cli = path.join(PACKAGE_ROOT, 'dist', 'cli.js');
+  const child = spawn(process.execPath, [cli, 'serve', '--simulate', simulate, '--port', '0', '--interval-ms', String(intervalMs), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -31,7 +42,7 @@ export async function serveChild(simulate: string, args: string[], env: Record<s
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));
-  const url = await waitFor(() => /serving (http:\/\/\S+\/metrics)/.exec(out)?.[1], 20_000);
+  const url = await waitFor(() => /serving (http:\/\/\S+\/metrics)/.exec(out)?.[1], startTimeoutMs);
   const scrape = async () => parseExposition(await (await fetch(url)).text()).lines;
   return {
     child,
