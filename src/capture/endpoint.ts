@@ -17,7 +17,7 @@ import fsp from 'node:fs/promises';
 import type http from 'node:http';
 import { GpuTelemetryError, invalidOption } from '../errors.js';
 import type { TelemetryProvider } from '../exporters/source.js';
-import type { CaptureHandle, CaptureProgress, CaptureState } from './capture.js';
+import type { CaptureHandle, CaptureProgress, CaptureState } from './capture-handle.js';
 import type { CaptureOptions } from './options.js';
 import { armProcess, type ProcessCaptureOptions } from '../inject/remote.js';
 import { resolveStoreOptions, type SavedCapture } from './store.js';

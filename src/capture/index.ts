@@ -51,8 +51,9 @@ export function createKernelCapture(options: KernelCaptureOptions = {}): KernelC
   });
 }
 
-export { KernelCapture, CaptureHandle, captureStats } from './capture.js';
-export type { CaptureState, CaptureProgress, CaptureStats, PrewarmResult } from './capture.js';
+export { KernelCapture, type PrewarmResult } from './capture.js';
+export { CaptureHandle, type CaptureState, type CaptureProgress } from './capture-handle.js';
+export { captureStats, type CaptureStats } from './capture-registry.js';
 export { CAPTURE_LIMITS } from './options.js';
 export type { CaptureOptions, CaptureKinds } from './options.js';
 export { KernelTrace } from './trace.js';

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { once } from 'node:events';
-import type { CaptureHandle, CaptureProgress } from '../capture/capture.js';
+import type { CaptureHandle, CaptureProgress } from '../capture/capture-handle.js';
 import { armProcess, injectLibraryPath, listInjectedProcesses, prewarmProcess, type ProcessCaptureOptions } from '../inject/index.js';
 import { describeError, intOption, parse, UsageError, type Io } from './common.js';
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import { createRequire } from 'node:module';
 import { Registry } from 'prom-client';
 import { invalidOption } from '../errors.js';
-import { captureStats, type CaptureStats } from '../capture/capture.js';
+import { captureStats, type CaptureStats } from '../capture/capture-registry.js';
 import { CLOCK_EVENT_REASONS, FIELDS, type FieldName, type FieldSpec } from '../fields.js';
 import type { DeviceSample, GpuSnapshot } from '../snapshot.js';
 import type { GpuTelemetry } from '../telemetry.js';

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { GpuTelemetryError, invalidOption, type GpuTelemetryErrorCode } from '../errors.js';
-import { CaptureHandle, type PrewarmResult } from '../capture/capture.js';
+import type { PrewarmResult } from '../capture/capture.js';
+import { CaptureHandle } from '../capture/capture-handle.js';
 import type {
   CaptureNative,
   CaptureNativeEventListener,
