@@ -186,6 +186,40 @@ describe('NVLink', () => {
     });
   });
 
+  /** Driver calls per sample of a one-GPU scenario, averaged over `samples` samples. */
+  async function callsPerSample(device: Record<string, unknown>, samples = 8): Promise<number> {
+    const file = writeScenario(constantScenario({}, { gpm: false, ...device }));
+    return withTelemetry({ simulate: file, intervalMs: 50 }, async (gpu) => {
+      await nextSamples(gpu, 2);
+      const s0 = gpu.stats();
+      await nextSamples(gpu, samples);
+      const s1 = gpu.stats();
+      return (s1.vendorCalls - s0.vendorCalls) / (s1.samples - s0.samples);
+    });
+  }
+
+  it('link states come with the counters, in the one nvmlDeviceGetFieldValues call (NVML_FI_DEV_NVLINK_GET_STATE = 165), not a call per link', async () => {
+    // A call into the driver is an ioctl: 18 links × 8 GPUs was 144 of ~350 calls per sample.
+    const without = await callsPerSample({ nvlink: null });
+    const with18 = await callsPerSample({ nvlink: { links: 18, down: [3] } });
+    expect(with18 - without).toBeLessThan(2);
+  });
+
+  it('a driver that does not answer field 165 gets each link state asked on its own (nvmlDeviceGetNvLinkState), with the same result', async () => {
+    // NCCL reads the field only from Hopper on (SM 9.0, CUDA 11.8) and asks per link before.
+    const without = await callsPerSample({ nvlink: null });
+    const perLink = await callsPerSample({ nvlink: { links: 18, down: [3], stateField: false } });
+    expect(perLink - without).toBeGreaterThan(16);
+    const file = writeScenario(constantScenario({}, { gpm: false, nvlink: { links: 18, down: [3], stateField: false } }));
+    await withTelemetry({ simulate: file, intervalMs: 100 }, async (gpu) => {
+      const d = (await nextSamples(gpu, 3)).devices[0];
+      expect(d.fields.nvlinkActiveLinks).toBe(17);
+      expect(d.fields.nvlinkTxBytesPerSecond! / (17 * 25e9 * 0.6 * 0.5)).toBeCloseTo(1, 2);
+      expect(d.nvlinks.find((l) => l.link === 3)).toEqual({ link: 3, up: false, txBytesPerSecond: null, rxBytesPerSecond: null });
+      expect(d.nvlinks.filter((l) => l.up === true)).toHaveLength(17);
+    });
+  });
+
   it('a GPU that NVML says has no NVLink reports the NVLink rates not_supported, whatever DCGM says', async () => {
     // DCGM answers its NVLink profiling fields on a PCIe card too (with 0 on real machines).
     const file = writeScenario(constantScenario({ dcgm: {} }, { nvlink: null }));

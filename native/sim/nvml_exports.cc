@@ -667,7 +667,7 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetFieldValues(simNvmlDevice_t device, int va
         }
         break;
       case 165:  // NVLink state, per link
-        if (spec.nvlinks == 0 || v.scopeId >= spec.nvlinks) {
+        if (spec.nvlinks == 0 || v.scopeId >= spec.nvlinks || !spec.nvlinkStateField) {
           v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
         } else {
           v.valueType = 1;

@@ -373,7 +373,8 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
   if (const Json* n = j.find("nvlink")) {
     if (!n->isNull()) {
       const std::string p = path + ".nvlink";
-      if (!r.onlyKeys(*n, p, {"links", "maxBytesPerSecondPerLink", "down", "failing"}) ||
+      if (!r.onlyKeys(*n, p, {"links", "maxBytesPerSecondPerLink", "down", "failing", "stateField"}) ||
+          !r.boolean(*n, p, "stateField", d.nvlinkStateField) ||
           !r.integer(*n, p, "links", d.nvlinks, 0, 36, true) ||
           !r.number(*n, p, "maxBytesPerSecondPerLink", d.nvlinkMaxBytesPerSecondPerLink, 0, 1e12) ||
           !intList(r, *n, p, "down", d.nvlinkDown, 0, static_cast<double>(d.nvlinks) - 1) ||

@@ -53,7 +53,7 @@ bool CounterRate::update(uint64_t raw, unsigned bits, int64_t atNs, double* rate
   const int64_t prevAt = atNs_;
   has_ = true;
   last_ = raw;
-  bits_ = bits;
+  bits_ = static_cast<uint8_t>(bits);
   atNs_ = atNs;
   if (!had || atNs <= prevAt) return false;
   // Modulo the counter's width: a wrap between the two readings is still the bytes moved.
@@ -136,8 +136,7 @@ void NvmlSource::putFieldValue(DeviceRow& row, Field f, const nvml::FieldValue& 
 void NvmlSource::resetCounters(Device& d) {
   d.pcieTx.reset();
   d.pcieRx.reset();
-  for (auto& c : d.nvlinkTx) c.reset();
-  for (auto& c : d.nvlinkRx) c.reset();
+  for (auto& link : d.nvlink) link.tx.reset(), link.rx.reset();
 }
 
 // MIG mode can be switched at run time (nvidia-smi -mig 1 and a GPU reset): read it every sample
@@ -523,7 +522,8 @@ void NvmlSource::sampleEcc(Device& d, DeviceRow& row, const FieldMask& want) {
 
 void NvmlSource::sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs) {
   // One driver call answers memory temperature, the PCIe counters, page-retirement and row-remap
-  // state, and every link's NVLink counters (those last, from kFirstLinkValue on).
+  // state, and every link's state and NVLink counters (those last, from kFirstLinkValue on,
+  // kValuesPerLink per link): a driver call is an ioctl, and a call per link was 18 per GPU.
   enum : size_t {
     kMemTemp = 0, kPcieTx, kPcieRx, kReplay, kPendingSbe, kPendingDbe, kRemapCor, kRemapUnc, kRemapPending,
     kRemapFailure
@@ -547,6 +547,7 @@ void NvmlSource::sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& w
   request(nvml::kFiRemappedPending, 0);
   request(nvml::kFiRemappedFailure, 0);
   for (unsigned int link : d.links) {
+    request(nvml::kFiNvlinkGetState, link);
     request(nvml::kFiNvlinkThroughputDataTx, link);
     request(nvml::kFiNvlinkThroughputDataRx, link);
   }
@@ -638,6 +639,21 @@ void NvmlSource::samplePcie(Device& d, DeviceRow& row, const FieldMask& want, in
   if (wantRx) put(row, Field::PcieRxBytesPerSecond, d.pcieThroughputCode, d.pcieRxBps);
 }
 
+nvml::Return NvmlSource::nvlinkState(Device& d, unsigned int link, const nvml::FieldValue& fv, int* state) {
+  // From the field-values answer when the driver gave it (NVML_FI_DEV_NVLINK_GET_STATE: 1 enabled,
+  // 0 disabled). NCCL reads the field only from Hopper on: a driver or GPU that does not answer
+  // it (or failed on this link) is asked with the per-link call, as before the field existed.
+  double value = 0;
+  int32_t code = fv.nvmlReturn;
+  if (code == nvml::kSuccess && fieldValueNumber(fv, &value, &code)) {
+    *state = value == nvml::kFeatureEnabled ? nvml::kFeatureEnabled : 0;
+    return nvml::kSuccess;
+  }
+  if (d.lostThisSample || code == nvml::kErrorGpuIsLost) return nvml::kErrorGpuIsLost;
+  TrackedCall tracked(tracker_, "nvmlDeviceGetNvLinkState", d.index);
+  return api_.deviceGetNvLinkState(d.handle, link, state);
+}
+
 void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs,
                               const std::vector<nvml::FieldValue>& values) {
   for (size_t l = 0; l < kMaxLinks; ++l) {
@@ -689,28 +705,23 @@ void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, 
   for (size_t i = 0; i < d.links.size(); ++i) {
     const unsigned int l = d.links[i];
     double* link = row.link(l);
+    const nvml::FieldValue* entries = &values[kFirstLinkValue + kValuesPerLink * i];
     int state = 0;
-    nvml::Return r;
-    if (d.lostThisSample) {
-      r = nvml::kErrorGpuIsLost;
-    } else {
-      TrackedCall tracked(tracker_, "nvmlDeviceGetNvLinkState", d.index);
-      r = api_.deviceGetNvLinkState(d.handle, l, &state);
-    }
+    const nvml::Return r = nvlinkState(d, l, entries[0], &state);
     if (r == nvml::kErrorGpuIsLost) d.lostThisSample = true, d.lostCode = r;
     if (r == nvml::kSuccess) {
       link[0] = state == nvml::kFeatureEnabled ? 1.0 : 0.0;
       if (state != nvml::kFeatureEnabled) {
-        d.nvlinkTx[l].reset();  // when it comes back up its counters start a new measurement
-        d.nvlinkRx[l].reset();
+        d.nvlink[l].tx.reset();  // when it comes back up its counters start a new measurement
+        d.nvlink[l].rx.reset();
         continue;
       }
       ++active;
     } else {
       stateCode = r;
     }
-    addRate(tx, values[kFirstLinkValue + 2 * i], d.nvlinkTx[l], l, &link[1]);
-    addRate(rx, values[kFirstLinkValue + 2 * i + 1], d.nvlinkRx[l], l, &link[2]);
+    addRate(tx, entries[1], d.nvlink[l].tx, l, &link[1]);
+    addRate(rx, entries[2], d.nvlink[l].rx, l, &link[2]);
   }
   put(row, Field::NvlinkActiveLinks, stateCode, active);
   const int failedLink = tx.failedLink >= 0 ? tx.failedLink : rx.failedLink;

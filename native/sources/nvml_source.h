@@ -30,12 +30,16 @@ class CounterRate {
   void reset() { has_ = false; }
 
  private:
-  double maxPerSecond_ = 1e13;
-  bool has_ = false;
+  // 32 bytes (was 40 in declaration order): the sampler reads 2 per NVLink link per sample, after
+  // sleeping a whole interval with cold caches, so the bytes per link are what it costs.
   uint64_t last_ = 0;
-  unsigned bits_ = 64;
   int64_t atNs_ = 0;
+  double maxPerSecond_ = 1e13;
+  uint8_t bits_ = 64;
+  bool has_ = false;
 };
+
+static_assert(sizeof(CounterRate) == 32, "two counters per 64-byte line (NvmlSource::Device::LinkRates)");
 
 // The number in a field value, whatever type the driver answered with. False (and *code says why:
 // unknownValueTypeCode(type)) for a type this build does not know.
@@ -59,8 +63,10 @@ void writeProcesses(DeviceRow& row, std::vector<ListedProcess>& list, bool moreT
 
 class NvmlSource {
  public:
-  // Index of the first per-link entry in the field-values request.
+  // Index of the first per-link entry in the field-values request, and entries per link (its
+  // state, TX bytes, RX bytes).
   static constexpr size_t kFirstLinkValue = 10;
+  static constexpr size_t kValuesPerLink = 3;
 
   struct Options {
     int64_t lostRetryNs = 5'000'000'000;      // how often a lost GPU is probed again
@@ -110,7 +116,11 @@ class NvmlSource {
     std::vector<unsigned int> links;  // link indices that exist
     // Plausibility caps: no PCIe link moves 1 TB/s, no NVLink link 1 TB/s (NVLink 5: 100 GB/s).
     CounterRate pcieTx{1e12}, pcieRx{1e12};
-    std::array<CounterRate, kMaxLinks> nvlinkTx, nvlinkRx;
+    // A link's two counters side by side: one 64-byte line per link, read together every sample.
+    struct alignas(64) LinkRates {
+      CounterRate tx, rx;
+    };
+    std::array<LinkRates, kMaxLinks> nvlink;
     // Last answer of the slow PCIe throughput call, re-published between calls.
     int64_t pcieThroughputAtNs = 0;
     nvml::Return pcieThroughputCode = nvml::kErrorNotSupported;
@@ -131,6 +141,7 @@ class NvmlSource {
   void sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs);
   void sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs,
                     const std::vector<nvml::FieldValue>& values);
+  nvml::Return nvlinkState(Device& d, unsigned int link, const nvml::FieldValue& fv, int* state);
   void sampleProcesses(Device& d, DeviceRow& row, const FieldMask& want);
   void sampleMigMode(Device& d, DeviceRow& row);
   void resetCounters(Device& d);
