@@ -122,13 +122,26 @@ double Model::load(size_t d, int64_t k) const {
 }
 
 double Model::loadAverage(size_t d, int64_t k, int window) const {
-  // Temperature and fan ask for the same average (remembered per thread, like load()).
+  // Temperature and fan ask for the average of the last `window` ticks, and each sample asks one
+  // tick or so later than the one before: a running sum per thread and device, moved on by the
+  // ticks that entered and left the window, not 30 loads read again (cold memory, per sample).
+  // The loads are summed in fixed point (steps of 2^-32; sums stay far below 2^53, exact in a
+  // double), so a running sum is exactly the sum from scratch, whichever thread or path made it.
+  constexpr double kOne = 4294967296.0;
+  const auto fixed = [&](int64_t tick) { return std::round(load(d, tick) * kOne); };
   thread_local TickMemo cache[64];
   TickMemo& e = cache[d & 63];
-  if (e.holds(serial_, d, k, window)) return e.value;
-  double sum = 0;
-  for (int i = 0; i < window; ++i) sum += load(d, k - i);
-  return e.keep(serial_, d, k, window, sum / window);
+  if (!e.holds(serial_, d, k, window)) {
+    double sum = 0;
+    if (e.holds(serial_, d, e.k, window) && e.k < k && k - e.k < window) {
+      sum = e.value;
+      for (int64_t t = e.k + 1; t <= k; ++t) sum += fixed(t) - fixed(t - window);
+    } else {
+      for (int i = 0; i < window; ++i) sum += fixed(k - i);
+    }
+    e.keep(serial_, d, k, window, sum);
+  }
+  return e.value / (window * kOne);
 }
 
 double Model::activity(size_t d, Activity a, int64_t k) const {
@@ -159,8 +172,13 @@ unsigned int Model::memoryUtilPercent(size_t d, int64_t k) const {
 }
 
 double Model::powerWatts(size_t d, int64_t k) const {
+  // Asked by the power reading and by the energy counter (the tick it completes and the current
+  // one): remembered per thread for two ticks, so std::pow runs once per tick, not per call.
+  thread_local TickMemo cache[2 * 32];
+  TickMemo& e = cache[(static_cast<uint64_t>(k) & 1) + 2 * (d & 31)];
+  if (e.holds(serial_, d, k, 0)) return e.value;
   const DeviceSpec& s = scenario_.devices[d];
-  return s.idleWatts + (s.limitWatts - s.idleWatts) * 0.97 * std::pow(load(d, k), 1.3);
+  return e.keep(serial_, d, k, 0, s.idleWatts + (s.limitWatts - s.idleWatts) * 0.97 * std::pow(load(d, k), 1.3));
 }
 
 unsigned int Model::powerMilliwatts(size_t d, int64_t k) const {
