@@ -238,10 +238,12 @@ nvml::Return NvmlSource::discover(std::vector<DeviceInfo>& infos, SystemInfo& sy
       if (api_.deviceGetAddressingMode(d.handle, &mode) == nvml::kSuccess) info.addressingMode = static_cast<int>(mode.value);
     }
     if (api_.deviceGetNvLinkState) {
+      std::vector<int> states;
       for (unsigned int l = 0; l < kMaxLinks; ++l) {
         int state = 0;
-        if (api_.deviceGetNvLinkState(d.handle, l, &state) == nvml::kSuccess) d.links.push_back(l);
+        if (api_.deviceGetNvLinkState(d.handle, l, &state) == nvml::kSuccess) d.links.push_back(l), states.push_back(state);
       }
+      d.nvlinkStateField = stateFieldAgrees(d, states);
     }
     info.nvlinkCount = static_cast<unsigned int>(d.links.size());
   }
@@ -522,8 +524,9 @@ void NvmlSource::sampleEcc(Device& d, DeviceRow& row, const FieldMask& want) {
 
 void NvmlSource::sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs) {
   // One driver call answers memory temperature, the PCIe counters, page-retirement and row-remap
-  // state, and every link's state and NVLink counters (those last, from kFirstLinkValue on,
-  // kValuesPerLink per link): a driver call is an ioctl, and a call per link was 18 per GPU.
+  // state, and every link's NVLink counters and (where the driver answers it, stateFieldAgrees) its
+  // state: those last, from kFirstLinkValue on. A driver call is an ioctl: a call per link's state
+  // was 18 per GPU per sample.
   enum : size_t {
     kMemTemp = 0, kPcieTx, kPcieRx, kReplay, kPendingSbe, kPendingDbe, kRemapCor, kRemapUnc, kRemapPending,
     kRemapFailure
@@ -547,7 +550,7 @@ void NvmlSource::sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& w
   request(nvml::kFiRemappedPending, 0);
   request(nvml::kFiRemappedFailure, 0);
   for (unsigned int link : d.links) {
-    request(nvml::kFiNvlinkGetState, link);
+    if (d.nvlinkStateField) request(nvml::kFiNvlinkGetState, link);
     request(nvml::kFiNvlinkThroughputDataTx, link);
     request(nvml::kFiNvlinkThroughputDataRx, link);
   }
@@ -639,13 +642,32 @@ void NvmlSource::samplePcie(Device& d, DeviceRow& row, const FieldMask& want, in
   if (wantRx) put(row, Field::PcieRxBytesPerSecond, d.pcieThroughputCode, d.pcieRxBps);
 }
 
-nvml::Return NvmlSource::nvlinkState(Device& d, unsigned int link, const nvml::FieldValue& fv, int* state) {
-  // From the field-values answer when the driver gave it (NVML_FI_DEV_NVLINK_GET_STATE: 1 enabled,
-  // 0 disabled). NCCL reads the field only from Hopper on: a driver or GPU that does not answer
-  // it (or failed on this link) is asked with the per-link call, as before the field existed.
+bool NvmlSource::stateFieldAgrees(const Device& d, const std::vector<int>& states) {
+  // The field is read in place of the per-link call only where it gives the same answer for every
+  // link at open: a driver that does not know it, answers it for no link, or in another value
+  // type or meaning (NCCL trusts it only from Hopper on) keeps the per-link calls.
+  if (d.links.empty() || api_.deviceGetFieldValues == nullptr) return false;
+  std::vector<nvml::FieldValue> asked(d.links.size());
+  for (size_t i = 0; i < d.links.size(); ++i) {
+    asked[i].fieldId = nvml::kFiNvlinkGetState;
+    asked[i].scopeId = d.links[i];
+  }
+  if (api_.deviceGetFieldValues(d.handle, static_cast<int>(asked.size()), asked.data()) != nvml::kSuccess) return false;
+  for (size_t i = 0; i < asked.size(); ++i) {
+    double value = 0;
+    int32_t code = asked[i].nvmlReturn;
+    if (code != nvml::kSuccess || !fieldValueNumber(asked[i], &value, &code)) return false;
+    if ((value == nvml::kFeatureEnabled) != (states[i] == nvml::kFeatureEnabled)) return false;
+  }
+  return true;
+}
+
+nvml::Return NvmlSource::nvlinkState(Device& d, unsigned int link, const nvml::FieldValue* fv, int* state) {
+  // From the field-values answer when it is read (NVML_FI_DEV_NVLINK_GET_STATE: 1 enabled, 0
+  // disabled); when it is not, or failed on this link this time, the per-link call.
   double value = 0;
-  int32_t code = fv.nvmlReturn;
-  if (code == nvml::kSuccess && fieldValueNumber(fv, &value, &code)) {
+  int32_t code = fv != nullptr ? fv->nvmlReturn : nvml::kErrorNotSupported;
+  if (code == nvml::kSuccess && fieldValueNumber(*fv, &value, &code)) {
     *state = value == nvml::kFeatureEnabled ? nvml::kFeatureEnabled : 0;
     return nvml::kSuccess;
   }
@@ -705,9 +727,11 @@ void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, 
   for (size_t i = 0; i < d.links.size(); ++i) {
     const unsigned int l = d.links[i];
     double* link = row.link(l);
-    const nvml::FieldValue* entries = &values[kFirstLinkValue + kValuesPerLink * i];
+    // Per link: [state,] TX, RX (the state only when the field is read, see sampleFieldValues).
+    const size_t stride = d.nvlinkStateField ? 3 : 2;
+    const nvml::FieldValue* entries = &values[kFirstLinkValue + stride * i + stride - 2];
     int state = 0;
-    const nvml::Return r = nvlinkState(d, l, entries[0], &state);
+    const nvml::Return r = nvlinkState(d, l, d.nvlinkStateField ? &entries[-1] : nullptr, &state);
     if (r == nvml::kErrorGpuIsLost) d.lostThisSample = true, d.lostCode = r;
     if (r == nvml::kSuccess) {
       link[0] = state == nvml::kFeatureEnabled ? 1.0 : 0.0;
@@ -720,8 +744,8 @@ void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, 
     } else {
       stateCode = r;
     }
-    addRate(tx, entries[1], d.nvlink[l].tx, l, &link[1]);
-    addRate(rx, entries[2], d.nvlink[l].rx, l, &link[2]);
+    addRate(tx, entries[0], d.nvlink[l].tx, l, &link[1]);
+    addRate(rx, entries[1], d.nvlink[l].rx, l, &link[2]);
   }
   put(row, Field::NvlinkActiveLinks, stateCode, active);
   const int failedLink = tx.failedLink >= 0 ? tx.failedLink : rx.failedLink;

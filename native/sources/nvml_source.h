@@ -63,10 +63,8 @@ void writeProcesses(DeviceRow& row, std::vector<ListedProcess>& list, bool moreT
 
 class NvmlSource {
  public:
-  // Index of the first per-link entry in the field-values request, and entries per link (its
-  // state, TX bytes, RX bytes).
+  // Index of the first per-link entry in the field-values request.
   static constexpr size_t kFirstLinkValue = 10;
-  static constexpr size_t kValuesPerLink = 3;
 
   struct Options {
     int64_t lostRetryNs = 5'000'000'000;      // how often a lost GPU is probed again
@@ -114,6 +112,9 @@ class NvmlSource {
     std::bitset<kCallCount> unsupported;
     int migMode = -1;  // -1 unknown / no MIG, 0 disabled, 1 enabled
     std::vector<unsigned int> links;  // link indices that exist
+    // Link states are read from the field-values call (NVML_FI_DEV_NVLINK_GET_STATE) rather than a
+    // call per link: set at open where the field agreed with nvmlDeviceGetNvLinkState on every link.
+    bool nvlinkStateField = false;
     // Plausibility caps: no PCIe link moves 1 TB/s, no NVLink link 1 TB/s (NVLink 5: 100 GB/s).
     CounterRate pcieTx{1e12}, pcieRx{1e12};
     // A link's two counters side by side: one 64-byte line per link, read together every sample.
@@ -141,7 +142,8 @@ class NvmlSource {
   void sampleFieldValues(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs);
   void sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, int64_t nowNs,
                     const std::vector<nvml::FieldValue>& values);
-  nvml::Return nvlinkState(Device& d, unsigned int link, const nvml::FieldValue& fv, int* state);
+  bool stateFieldAgrees(const Device& d, const std::vector<int>& states);
+  nvml::Return nvlinkState(Device& d, unsigned int link, const nvml::FieldValue* fv, int* state);
   void sampleProcesses(Device& d, DeviceRow& row, const FieldMask& want);
   void sampleMigMode(Device& d, DeviceRow& row);
   void resetCounters(Device& d);
