@@ -667,8 +667,11 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetFieldValues(simNvmlDevice_t device, int va
         }
         break;
       case 165:  // NVLink state, per link
-        if (spec.nvlinks == 0 || v.scopeId >= spec.nvlinks || !spec.nvlinkStateField) {
+        if (spec.nvlinks == 0 || v.scopeId >= spec.nvlinks || spec.nvlinkStateField == "not_supported") {
           v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
+        } else if (spec.nvlinkStateField == "zero") {
+          v.valueType = 1;
+          v.value.uiVal = 0;
         } else {
           v.valueType = 1;
           v.value.uiVal = linkListed(spec.nvlinkDown, v.scopeId) ? 0 : 1;

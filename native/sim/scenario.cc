@@ -374,7 +374,7 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
     if (!n->isNull()) {
       const std::string p = path + ".nvlink";
       if (!r.onlyKeys(*n, p, {"links", "maxBytesPerSecondPerLink", "down", "failing", "stateField"}) ||
-          !r.boolean(*n, p, "stateField", d.nvlinkStateField) ||
+          !r.oneOf(*n, p, "stateField", d.nvlinkStateField, {"ok", "not_supported", "zero"}) ||
           !r.integer(*n, p, "links", d.nvlinks, 0, 36, true) ||
           !r.number(*n, p, "maxBytesPerSecondPerLink", d.nvlinkMaxBytesPerSecondPerLink, 0, 1e12) ||
           !intList(r, *n, p, "down", d.nvlinkDown, 0, static_cast<double>(d.nvlinks) - 1) ||

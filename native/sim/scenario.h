@@ -86,9 +86,11 @@ struct DeviceSpec {
   double nvlinkMaxBytesPerSecondPerLink = 25e9;
   std::vector<int> nvlinkDown;     // links that exist but are inactive: their counters answer NOT_SUPPORTED
   std::vector<int> nvlinkFailing;  // active links whose counters answer NVML_ERROR_UNKNOWN
-  // Whether nvmlDeviceGetFieldValues answers NVML_FI_DEV_NVLINK_GET_STATE (165); false plays a
-  // driver that does not (NCCL reads it only from Hopper on), leaving nvmlDeviceGetNvLinkState.
-  bool nvlinkStateField = true;
+  // How nvmlDeviceGetFieldValues answers NVML_FI_DEV_NVLINK_GET_STATE (165): "ok" (the link's
+  // state), "not_supported" (a driver without the field: NCCL reads it only from Hopper on), or
+  // "zero" (success and 0 for every link, whatever its state: a stand-in that fills in ids it does
+  // not know).
+  std::string nvlinkStateField = "ok";
   // MIG mode (Ampere and later data-centre parts). While it is on, whole-device utilisation is not
   // supported and memory / process queries need privileges (nvml.h notes on those calls).
   bool migCapable = false;
