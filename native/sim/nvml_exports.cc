@@ -667,9 +667,9 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetFieldValues(simNvmlDevice_t device, int va
         }
         break;
       case 165:  // NVLink state, per link
-        if (spec.nvlinks == 0 || v.scopeId >= spec.nvlinks || spec.nvlinkStateField == "not_supported") {
+        if (spec.nvlinks == 0 || v.scopeId >= spec.nvlinks || spec.nvlinkStateField == gtsim::DeviceSpec::LinkStateField::NotSupported) {
           v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
-        } else if (spec.nvlinkStateField == "zero") {
+        } else if (spec.nvlinkStateField == gtsim::DeviceSpec::LinkStateField::Zero) {
           v.valueType = 1;
           v.value.uiVal = 0;
         } else {

@@ -373,14 +373,18 @@ bool parseDevice(Reader& r, const Json& j, const std::string& path, DeviceSpec& 
   if (const Json* n = j.find("nvlink")) {
     if (!n->isNull()) {
       const std::string p = path + ".nvlink";
+      std::string stateField = "ok";
       if (!r.onlyKeys(*n, p, {"links", "maxBytesPerSecondPerLink", "down", "failing", "stateField"}) ||
-          !r.oneOf(*n, p, "stateField", d.nvlinkStateField, {"ok", "not_supported", "zero"}) ||
+          !r.oneOf(*n, p, "stateField", stateField, {"ok", "not_supported", "zero"}) ||
           !r.integer(*n, p, "links", d.nvlinks, 0, 36, true) ||
           !r.number(*n, p, "maxBytesPerSecondPerLink", d.nvlinkMaxBytesPerSecondPerLink, 0, 1e12) ||
           !intList(r, *n, p, "down", d.nvlinkDown, 0, static_cast<double>(d.nvlinks) - 1) ||
           !intList(r, *n, p, "failing", d.nvlinkFailing, 0, static_cast<double>(d.nvlinks) - 1)) {
         return false;
       }
+      d.nvlinkStateField = stateField == "zero"            ? DeviceSpec::LinkStateField::Zero
+                           : stateField == "not_supported" ? DeviceSpec::LinkStateField::NotSupported
+                                                           : DeviceSpec::LinkStateField::Ok;
     }
   }
   std::string addressing = "none";

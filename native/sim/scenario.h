@@ -90,7 +90,7 @@ struct DeviceSpec {
   // state), "not_supported" (a driver without the field: NCCL reads it only from Hopper on), or
   // "zero" (success and 0 for every link, whatever its state: a stand-in that fills in ids it does
   // not know).
-  std::string nvlinkStateField = "ok";
+  enum class LinkStateField { Ok, NotSupported, Zero } nvlinkStateField = LinkStateField::Ok;
   // MIG mode (Ampere and later data-centre parts). While it is on, whole-device utilisation is not
   // supported and memory / process queries need privileges (nvml.h notes on those calls).
   bool migCapable = false;
