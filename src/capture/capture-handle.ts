@@ -239,6 +239,11 @@ export class CaptureHandle {
     this.settled = 'failed';
     this.starting = false;
     this.finalProgress = { ...this.emptyProgress(), state: 'failed' };
+    this.rejectWith(e);
+  }
+
+  /** Ends the capture's span (if any) with the error, and rejects `ready` and `done` with it. */
+  private rejectWith(e: GpuTelemetryError): void {
     if (this.span) {
       this.span.recordException(e);
       this.span.setStatus({ code: otel().SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
@@ -410,13 +415,7 @@ export class CaptureHandle {
     this.settled = 'failed';
     this.finalProgress = { ...(last ?? this.emptyProgress()), state: 'failed' };
     if (!this.remote) countEnded('failed');
-    if (this.span) {
-      this.span.recordException(e);
-      this.span.setStatus({ code: otel().SpanStatusCode.ERROR, message: `${e.code}: ${e.message}` });
-      this.span.end();
-    }
-    this.rejectReady(e);
-    this.rejectDone(e);
+    this.rejectWith(e);
   }
 
   private safeProgress(): CaptureProgress | null {
