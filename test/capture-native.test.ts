@@ -18,6 +18,7 @@ import {
 } from '../src/native.js';
 import { PACKAGE_ROOT, SCENARIO_DIR, simulatorLibraryPath } from '../src/paths.js';
 import { rssBytes, sleep, waitFor } from './helpers.js';
+import { compileAndRun } from './native-build.js';
 import { skipReason } from './system-packages.js';
 
 const native = loadNative();
@@ -781,5 +782,14 @@ describe.skipIf(!REAL_CUPTI)("NVIDIA's real libcupti without a driver", () => {
     expect(state.libraryPath).toBe(REAL_CUPTI);
     expect(state.enabledKinds).toEqual([]);
     expect(state.subscribed).toBe(false);
+  });
+});
+
+describe('the simulated application', () => {
+  it('does not start its work over when a second activity kind is enabled in the same session (a flood of 3000 launches 3000)', () => {
+    // It did whenever its producer ran a batch between two enables (4024 launches: the golden
+    // summary's count under the sanitizers); test/native/sim_cupti_session_check.cc forces that.
+    const out = compileAndRun('test/native/sim_cupti_session_check.cc', [], [], [simulatorLibraryPath()]);
+    expect(out).toMatch(/sim cupti session: 3000 kernels launched, once/);
   });
 });

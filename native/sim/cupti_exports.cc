@@ -537,14 +537,19 @@ void produce() {
   }
 }
 
-// Starts the producer, or has the running one (perhaps still completing the last session's
-// records) take the current spec afresh.
-void startProducer() {
+// Starts the producer, or, for the first kind a session enables (`newSession`), has the running
+// one (still completing the last session's records) take the current spec afresh. A later kind of
+// the same session leaves the workload running: a real application does not start its work over
+// because a profiler enabled one more activity kind (restarting it here re-ran a flood's first
+// batches whenever the producer ticked between two enables: more records than the scenario says).
+void startProducer(bool newSession) {
   CuptiSim& s = sim();
   std::lock_guard<std::mutex> lock(s.threadMutex);
   if (s.producerRunning) {
-    s.producerRestart = true;
-    s.threadCv.notify_all();
+    if (newSession) {
+      s.producerRestart = true;
+      s.threadCv.notify_all();
+    }
     return;
   }
   if (s.producer.joinable()) s.producer.join();  // it has ended (producerRunning is false)
@@ -720,11 +725,12 @@ simCuptiResult enableKind(int kind) {
     std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(stallMs * 1000)));
     s.enableStalledMs.fetch_add(static_cast<uint64_t>(stallMs));
   }
+  uint64_t before = 0;
   {
     std::lock_guard<std::mutex> lock(s.configMutex);
-    s.enabledMask.fetch_or(uint64_t{1} << kind);
+    before = s.enabledMask.fetch_or(uint64_t{1} << kind);
   }
-  startProducer();
+  startProducer(before == 0);
   return SIM_CUPTI_SUCCESS;
 }
 
