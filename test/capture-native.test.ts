@@ -789,7 +789,9 @@ describe('the simulated application', () => {
   it('does not start its work over when a second activity kind is enabled in the same session (a flood of 3000 launches 3000)', () => {
     // It did whenever its producer ran a batch between two enables (4024 launches: the golden
     // summary's count under the sanitizers); test/native/sim_cupti_session_check.cc forces that.
-    const out = compileAndRun('test/native/sim_cupti_session_check.cc', [], [], [simulatorLibraryPath()]);
+    const lib = simulatorLibraryPath();
+    expect(lib, 'the simulator is built (npm run build:native)').not.toBeNull();
+    const out = compileAndRun('test/native/sim_cupti_session_check.cc', [], [], [lib!]);
     expect(out).toMatch(/sim cupti session: 3000 kernels launched, once/);
   });
 });
