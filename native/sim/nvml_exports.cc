@@ -669,12 +669,11 @@ SIM_EXPORT simNvmlReturn nvmlDeviceGetFieldValues(simNvmlDevice_t device, int va
       case 165:  // NVLink state, per link
         if (spec.nvlinks == 0 || v.scopeId >= spec.nvlinks || spec.nvlinkStateField == gtsim::DeviceSpec::LinkStateField::NotSupported) {
           v.nvmlReturn = SIM_NVML_ERROR_NOT_SUPPORTED;
-        } else if (spec.nvlinkStateField == gtsim::DeviceSpec::LinkStateField::Zero) {
-          v.valueType = 1;
-          v.value.uiVal = 0;
         } else {
+          // "zero": a stand-in's 0 for every link, up or down.
+          const bool down = spec.nvlinkStateField == gtsim::DeviceSpec::LinkStateField::Zero || linkListed(spec.nvlinkDown, v.scopeId);
           v.valueType = 1;
-          v.value.uiVal = linkListed(spec.nvlinkDown, v.scopeId) ? 0 : 1;
+          v.value.uiVal = down ? 0 : 1;
         }
         break;
 #ifndef GTSIM_LEGACY_DRIVER

@@ -642,6 +642,18 @@ void NvmlSource::samplePcie(Device& d, DeviceRow& row, const FieldMask& want, in
   if (wantRx) put(row, Field::PcieRxBytesPerSecond, d.pcieThroughputCode, d.pcieRxBps);
 }
 
+namespace {
+// A link's state from an NVML_FI_DEV_NVLINK_GET_STATE answer (1 enabled, 0 disabled): false, with
+// *code saying why, when the answer is a failure or not a number this build can read.
+bool linkStateFrom(const nvml::FieldValue& fv, bool* enabled, int32_t* code) {
+  double value = 0;
+  *code = fv.nvmlReturn;
+  if (*code != nvml::kSuccess || !fieldValueNumber(fv, &value, code)) return false;
+  *enabled = value == nvml::kFeatureEnabled;
+  return true;
+}
+}  // namespace
+
 bool NvmlSource::stateFieldAgrees(const Device& d, const std::vector<int>& states) {
   // The field is read in place of the per-link call only where it gives the same answer for every
   // link at open: a driver that does not know it, answers it for no link, or in another value
@@ -654,10 +666,9 @@ bool NvmlSource::stateFieldAgrees(const Device& d, const std::vector<int>& state
   }
   if (api_.deviceGetFieldValues(d.handle, static_cast<int>(asked.size()), asked.data()) != nvml::kSuccess) return false;
   for (size_t i = 0; i < asked.size(); ++i) {
-    double value = 0;
-    int32_t code = asked[i].nvmlReturn;
-    if (code != nvml::kSuccess || !fieldValueNumber(asked[i], &value, &code)) return false;
-    if ((value == nvml::kFeatureEnabled) != (states[i] == nvml::kFeatureEnabled)) return false;
+    bool enabled = false;
+    int32_t code = 0;
+    if (!linkStateFrom(asked[i], &enabled, &code) || enabled != (states[i] == nvml::kFeatureEnabled)) return false;
   }
   return true;
 }
@@ -665,10 +676,10 @@ bool NvmlSource::stateFieldAgrees(const Device& d, const std::vector<int>& state
 nvml::Return NvmlSource::nvlinkState(Device& d, unsigned int link, const nvml::FieldValue* fv, int* state) {
   // From the field-values answer when it is read (NVML_FI_DEV_NVLINK_GET_STATE: 1 enabled, 0
   // disabled); when it is not, or failed on this link this time, the per-link call.
-  double value = 0;
-  int32_t code = fv != nullptr ? fv->nvmlReturn : nvml::kErrorNotSupported;
-  if (code == nvml::kSuccess && fieldValueNumber(*fv, &value, &code)) {
-    *state = value == nvml::kFeatureEnabled ? nvml::kFeatureEnabled : 0;
+  bool enabled = false;
+  int32_t code = nvml::kErrorNotSupported;
+  if (fv != nullptr && linkStateFrom(*fv, &enabled, &code)) {
+    *state = enabled ? nvml::kFeatureEnabled : 0;
     return nvml::kSuccess;
   }
   if (d.lostThisSample || code == nvml::kErrorGpuIsLost) return nvml::kErrorGpuIsLost;
@@ -724,14 +735,16 @@ void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, 
       total.pending = true;
     }
   };
+  // Per link in `values`: [state,] TX, RX (the state only when the field is read, see sampleFieldValues).
+  const size_t stride = d.nvlinkStateField ? 3 : 2;
   for (size_t i = 0; i < d.links.size(); ++i) {
     const unsigned int l = d.links[i];
     double* link = row.link(l);
-    // Per link: [state,] TX, RX (the state only when the field is read, see sampleFieldValues).
-    const size_t stride = d.nvlinkStateField ? 3 : 2;
-    const nvml::FieldValue* entries = &values[kFirstLinkValue + stride * i + stride - 2];
+    const size_t first = kFirstLinkValue + stride * i;
+    const nvml::FieldValue& txEntry = values[first + stride - 2];
+    const nvml::FieldValue& rxEntry = values[first + stride - 1];
     int state = 0;
-    const nvml::Return r = nvlinkState(d, l, d.nvlinkStateField ? &entries[-1] : nullptr, &state);
+    const nvml::Return r = nvlinkState(d, l, d.nvlinkStateField ? &values[first] : nullptr, &state);
     if (r == nvml::kErrorGpuIsLost) d.lostThisSample = true, d.lostCode = r;
     if (r == nvml::kSuccess) {
       link[0] = state == nvml::kFeatureEnabled ? 1.0 : 0.0;
@@ -744,8 +757,8 @@ void NvmlSource::sampleNvlink(Device& d, DeviceRow& row, const FieldMask& want, 
     } else {
       stateCode = r;
     }
-    addRate(tx, entries[0], d.nvlink[l].tx, l, &link[1]);
-    addRate(rx, entries[1], d.nvlink[l].rx, l, &link[2]);
+    addRate(tx, txEntry, d.nvlink[l].tx, l, &link[1]);
+    addRate(rx, rxEntry, d.nvlink[l].rx, l, &link[2]);
   }
   put(row, Field::NvlinkActiveLinks, stateCode, active);
   const int failedLink = tx.failedLink >= 0 ? tx.failedLink : rx.failedLink;
