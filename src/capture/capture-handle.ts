@@ -24,7 +24,7 @@ import { JS_NVTX_DOMAIN } from './records.js';
 import { KernelTrace, type CaptureStopReason, type KernelTraceMeta } from './trace.js';
 
 // The OpenTelemetry API is loaded when a capture is first armed, not with this module: telemetry.ts
-// imports this module, and the API's ~40 CommonJS files were ~35 ms of every `gpu-telemetry
+// imports it (through capture.ts), and the API's ~40 CommonJS files were ~35 ms of every `gpu-telemetry
 // snapshot` (bench, section 5c). require() gives the CommonJS copy; it shares the global tracer
 // provider and context manager with the ES module copy (one global registry per API version).
 let otelApi: typeof OtelApi | undefined;

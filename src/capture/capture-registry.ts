@@ -45,6 +45,7 @@ export interface CaptureStats {
 /** The live capture of this process (armed by any GpuTelemetry, or remotely), or null. */
 export const liveCapture: { handle: CaptureHandle | null } = { handle: null };
 
+/** Counters of the captures armed in this process (a remote capture's are its target's). */
 export const totals = {
   armed: 0,
   ended: new Map<string, number>(),
